@@ -1,0 +1,234 @@
+"""The schema. Every table here comes from an Alembic revision in migrations/versions.
+
+Rows are the source of truth for the whole flow: buttons, the scheduler and a
+restarted process all re-read state from here, never from memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names so migrations agree on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in and out, also on SQLite (which stores no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use the injected clock")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime, int: Integer}
+
+
+class RequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"  # nobody decided within the pending TTL
+    CANCELLED = "cancelled"
+
+
+class RequestKind(enum.StrEnum):
+    NEW = "new"
+    EXTENSION = "extension"
+    BREAKGLASS = "breakglass"
+
+
+class GrantStatus(enum.StrEnum):
+    APPROVED = "approved"  # decided, not yet applied in Discord
+    ACTIVE = "active"  # exists in Discord
+    REMOVING = "removing"  # ended in Warden; removal from Discord due (retried until done)
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    FAILED = "failed"  # could not be applied; nothing exists in Discord
+
+
+ENDED_GRANT_STATUSES = (GrantStatus.EXPIRED, GrantStatus.REVOKED, GrantStatus.FAILED)
+
+
+class AccessRequest(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    scope_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16), default=RequestKind.NEW)
+    requester_id: Mapped[int] = mapped_column(BigInteger)
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    subject_is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.PENDING)
+    approvals_required: Mapped[int] = mapped_column(Integer, default=1)
+    # The grant an extension request would lengthen.
+    extends_grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime]
+    pending_until: Mapped[dt.datetime]
+    approvers_reminded_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Which policy setting decided an automatic outcome (auto-approve rule, TTL ...).
+    decision_rule: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    card_channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    votes: Mapped[list[Vote]] = relationship(
+        back_populates="request", order_by="Vote.id", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index("ix_requests_status_pending_until", "status", "pending_until"),
+        Index("ix_requests_guild_requester", "guild_id", "requester_id", "created_at"),
+    )
+
+
+class Vote(Base):
+    __tablename__ = "votes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    approver_id: Mapped[int] = mapped_column(BigInteger)
+    approve: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime]
+
+    request: Mapped[AccessRequest] = relationship(back_populates="votes")
+
+    # One vote per approver per request, enforced by the database (double clicks, races).
+    __table_args__ = (UniqueConstraint("request_id", "approver_id", name="uq_votes_request_approver"),)
+
+
+class Grant(Base):
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    scope_id: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), nullable=True)
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    subject_is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(16))  # role | channel
+    target_id: Mapped[int] = mapped_column(BigInteger)  # role id or channel id
+    allow_bits: Mapped[int] = mapped_column(BigInteger, default=0)
+    deny_bits: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=GrantStatus.APPROVED)
+    breakglass: Mapped[bool] = mapped_column(Boolean, default=False)
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime]
+    # The clock starts when the grant is applied, not when it was requested.
+    applied_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    ended_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # While REMOVING: the status the grant takes once Discord confirms removal.
+    final_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    # A worker's claim on this row; another process may take over once it lapses.
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stuck_reported_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    review_acknowledged_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    review_acknowledged_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    review_channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    review_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (
+        Index("ix_grants_status_expires_at", "status", "expires_at"),
+        Index("ix_grants_guild_subject", "guild_id", "subject_id", "status"),
+    )
+
+
+class LedgerEntry(Base):
+    """One decision. Append-only: each hash covers the previous one and is signed."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[dt.datetime]
+    outcome: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    proof: Mapped[dict[str, Any]] = mapped_column(JSON)
+    controls: Mapped[list[str]] = mapped_column(JSON)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    request_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    signature: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(32))
+
+
+class LedgerHead(Base):
+    """Single row naming the chain's tip; locked while appending so two processes never fork it."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class NarrativeOutbox(Base):
+    """Narratives still to post to the governance channel (written in the decision's transaction)."""
+
+    __tablename__ = "narrative_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), unique=True)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[dt.datetime]
+    posted_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_narrative_outbox_posted_at", "posted_at", "next_attempt_at"),)
