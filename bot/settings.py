@@ -1,0 +1,195 @@
+"""Process settings from the environment (``WARDEN_*``), separate from the policy.
+
+Secrets live here, never in ``config.toml``: the bot token comes from
+``WARDEN_TOKEN`` or from the file named by ``WARDEN_TOKEN_FILE``. The token is a
+:class:`~pydantic.SecretStr`; it never appears in ``repr``, ``str``, logs or error
+messages.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from bot.policy import Policy
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_SIGNING_KEY",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "redact_url",
+]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///warden.db"
+DEFAULT_SIGNING_KEY = Path("warden-signing.key")
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+class SettingsError(Exception):
+    """A setting that cannot be used; the message names the variable and never holds a secret."""
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a URL (``user:***@host``, ``?password=***``) for logs."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)$", url, re.DOTALL)
+    if match:
+        scheme, netloc, rest = match.groups()
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":***"
+            netloc = f"{userinfo}@{host}"
+        url = scheme + netloc + rest
+    return re.sub(r"(?i)([?&](?:password|pass|pwd)=)[^&#]*", r"\1***", url)
+
+
+def _normalise_database_url(url: str, where: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise SettingsError(
+            f"{where}: '{redact_url(url)}' is not a database URL; use e.g. "
+            f'"{DEFAULT_DATABASE_URL}" or "postgresql+asyncpg://warden@db/warden"'
+        )
+    driver = _DRIVERS.get(scheme.lower())
+    if driver is None:
+        raise SettingsError(
+            f"{where}: database '{scheme}' is not supported; use sqlite+aiosqlite:// or postgresql+asyncpg://"
+        )
+    return f"{driver}://{rest}"
+
+
+class Settings(BaseSettings):
+    """Environment settings; every field is read from ``WARDEN_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="WARDEN_", env_ignore_empty=True, extra="ignore")
+
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    config: Path = Path("config.toml")
+    database_url: str | None = None
+    discord_api_url: str | None = None
+    discord_gateway_url: str | None = None
+    signing_key: Path | None = None
+    log_level: str = "INFO"
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "database_url" and isinstance(value, str) else value)
+
+    @field_validator("discord_api_url")
+    @classmethod
+    def _api_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        url = v.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"'{v}' must be an http(s) URL, e.g. http://127.0.0.1:8080/api/v10")
+        if re.search(r"/api/v\d+$", parts.path):
+            if not parts.path.endswith("/api/v10"):
+                raise ValueError(f"'{v}' must end with /api/v10 (Warden speaks API v10)")
+            return url
+        if parts.path.endswith("/api"):
+            return url + "/v10"
+        return url + "/api/v10"
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _gateway_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        url = v.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.netloc:
+            raise ValueError(f"'{v}' must be a ws(s) URL, e.g. ws://127.0.0.1:8080/")
+        return url
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().upper() in _LEVELS:
+            return v.strip().upper()
+        raise ValueError(f"'{v}' is not a log level; use one of: {', '.join(_LEVELS)}")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> Settings:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set only one of WARDEN_TOKEN and WARDEN_TOKEN_FILE, not both")
+        return self
+
+    def bot_token(self) -> str:
+        """The bot token, from ``WARDEN_TOKEN`` or the file in ``WARDEN_TOKEN_FILE`` (stripped)."""
+        if self.token is not None:
+            value = self.token.get_secret_value().strip()
+            if value:
+                return value
+        elif self.token_file is not None:
+            try:
+                value = self.token_file.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                raise SettingsError(f"WARDEN_TOKEN_FILE: {self.token_file} does not exist") from None
+            except (OSError, UnicodeDecodeError) as e:
+                reason = getattr(e, "strerror", None) or type(e).__name__
+                raise SettingsError(
+                    f"WARDEN_TOKEN_FILE: {self.token_file} cannot be read ({reason})"
+                ) from None
+            if value:
+                return value
+            raise SettingsError(f"WARDEN_TOKEN_FILE: {self.token_file} is empty")
+        raise SettingsError("no bot token: set WARDEN_TOKEN or WARDEN_TOKEN_FILE")
+
+    def resolved_database_url(self, policy: Policy | None) -> str:
+        """``WARDEN_DATABASE_URL``, else ``[warden].database_url``, else the SQLite default.
+
+        ``sqlite://`` and ``postgresql://`` are given their async drivers.
+        """
+        if self.database_url:
+            return _normalise_database_url(self.database_url, "WARDEN_DATABASE_URL")
+        if policy is not None and policy.runtime.database_url:
+            return _normalise_database_url(policy.runtime.database_url, "warden.database_url")
+        return DEFAULT_DATABASE_URL
+
+    def resolved_signing_key(self, policy: Policy | None) -> Path:
+        """``WARDEN_SIGNING_KEY``, else ``[warden].signing_key_path``, else ``warden-signing.key``."""
+        if self.signing_key is not None:
+            return self.signing_key
+        if policy is not None and policy.runtime.signing_key_path is not None:
+            return policy.runtime.signing_key_path
+        return DEFAULT_SIGNING_KEY
+
+    def resolved_log_level(self, policy: Policy | None) -> str:
+        """``WARDEN_LOG_LEVEL`` if set, else ``[warden].log_level``, else INFO."""
+        if "log_level" in self.model_fields_set or policy is None:
+            return self.log_level
+        return policy.runtime.log_level
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment; raise :class:`SettingsError` with one readable line per problem."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors(include_url=False):
+            field = str(err["loc"][0]) if err["loc"] else ""
+            name = f"WARDEN_{field.upper()}" if field else "settings"
+            message = str((err.get("ctx") or {}).get("error", err["msg"]))
+            if field == "token":  # never echo anything derived from the token
+                message = "is not valid"
+            lines.append(f"{name}: {message}")
+        raise SettingsError("\n".join(lines)) from None
