@@ -1,0 +1,624 @@
+"""Plain-data model of the sandbox's Discord world and its JSON payloads.
+
+Everything here is deliberately simple: dataclasses the tests can read, plus
+``*_payload`` functions that render them exactly as Discord's API does (the
+shapes discord.py's parsers expect).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+DISCORD_EPOCH_MS = 1420070400000
+
+# ---------------------------------------------------------------- permissions
+
+ALL_PERMISSIONS = discord.Permissions.all().value
+ADMINISTRATOR = discord.Permissions(administrator=True).value
+MANAGE_ROLES = discord.Permissions(manage_roles=True).value
+MANAGE_CHANNELS = discord.Permissions(manage_channels=True).value
+MANAGE_WEBHOOKS = discord.Permissions(manage_webhooks=True).value
+MANAGE_GUILD = discord.Permissions(manage_guild=True).value
+VIEW_CHANNEL = discord.Permissions(view_channel=True).value
+SEND_MESSAGES = discord.Permissions(send_messages=True).value
+VIEW_AUDIT_LOG = discord.Permissions(view_audit_log=True).value
+MANAGE_MESSAGES = discord.Permissions(manage_messages=True).value
+
+DEFAULT_BOT_PERMISSIONS = [
+    "manage_roles",
+    "view_audit_log",
+    "manage_channels",
+    "manage_webhooks",
+    "manage_guild",
+    "send_messages",
+    "embed_links",
+    "view_channel",
+    "read_message_history",
+    "use_application_commands",
+]
+EVERYONE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    read_message_history=True,
+    use_application_commands=True,
+    embed_links=True,
+    attach_files=True,
+    add_reactions=True,
+    connect=True,
+    speak=True,
+).value
+
+
+def permission_value(perms: Iterable[str] | int | str | discord.Permissions | None) -> int:
+    """``["manage_roles", ...]`` / int / Permissions → the integer bit set."""
+    if perms is None:
+        return 0
+    if isinstance(perms, discord.Permissions):
+        return perms.value
+    if isinstance(perms, int):
+        return perms
+    if isinstance(perms, str):
+        if perms.isdigit():
+            return int(perms)
+        perms = [perms]
+    value = 0
+    for name in perms:
+        try:
+            value |= discord.Permissions(**{name: True}).value
+        except TypeError:
+            raise ValueError(f"unknown permission name {name!r}") from None
+    return value
+
+
+def permission_names(value: int) -> list[str]:
+    return [name for name, on in discord.Permissions(value) if on]
+
+
+# ---------------------------------------------------------------- snowflakes
+
+
+class SnowflakeGen:
+    """Increasing, timestamp-based ids (so discord.py's ``created_at`` follows the sandbox clock)."""
+
+    def __init__(self, clock: Any) -> None:
+        self._clock = clock
+        self._last = 0
+        self._counter = itertools.count()
+
+    def __call__(self) -> int:
+        ms = int(self._clock.now().timestamp() * 1000) - DISCORD_EPOCH_MS
+        candidate = (max(ms, 0) << 22) | (next(self._counter) & 0xFFF)
+        if candidate <= self._last:
+            candidate = self._last + 1
+        self._last = candidate
+        return candidate
+
+
+def iso(when: dt.datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+# ---------------------------------------------------------------- dataclasses
+
+
+@dataclass(eq=False)
+class SUser:
+    id: int
+    name: str
+    bot: bool = False
+    dms_open: bool = True
+    global_name: str | None = None
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+
+@dataclass(eq=False)
+class SRole:
+    id: int
+    guild_id: int
+    name: str
+    permissions: int = 0
+    position: int = 0
+    managed: bool = False
+    color: int = 0
+    hoist: bool = False
+    mentionable: bool = False
+    bot_id: int | None = None  # tags.bot_id for a bot's managed role
+    integration_id: int | None = None
+
+    @property
+    def is_everyone(self) -> bool:
+        return self.id == self.guild_id
+
+    @property
+    def mention(self) -> str:
+        return f"<@&{self.id}>"
+
+
+@dataclass(eq=False)
+class SMember:
+    user: SUser
+    guild_id: int
+    roles: list[SRole] = field(default_factory=list)
+    nick: str | None = None
+    joined_at: dt.datetime | None = None
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    @property
+    def bot(self) -> bool:
+        return self.user.bot
+
+    @property
+    def dms_open(self) -> bool:
+        return self.user.dms_open
+
+    @dms_open.setter
+    def dms_open(self, value: bool) -> None:
+        self.user.dms_open = value
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+    def role_names(self) -> list[str]:
+        return [r.name for r in self.roles]
+
+    def has_role(self, role: SRole | str) -> bool:
+        return any(r is role or r.name == role for r in self.roles)
+
+
+@dataclass(eq=False)
+class SOverwrite:
+    id: int
+    type: int  # 0 role, 1 member
+    allow: int = 0
+    deny: int = 0
+
+
+CHANNEL_KINDS = {"text": 0, "dm": 1, "voice": 2, "category": 4, "announcement": 5, "news": 5, "forum": 15}
+
+
+@dataclass(eq=False)
+class SChannel:
+    id: int
+    name: str
+    type: int = 0
+    guild_id: int | None = None
+    position: int = 0
+    overwrites: list[SOverwrite] = field(default_factory=list)
+    parent_id: int | None = None
+    topic: str | None = None
+    recipient: SUser | None = None  # DM channels
+    last_message_id: int | None = None
+
+    @property
+    def mention(self) -> str:
+        return f"<#{self.id}>"
+
+    def overwrite_for(self, target_id: int) -> SOverwrite | None:
+        for ow in self.overwrites:
+            if ow.id == target_id:
+                return ow
+        return None
+
+
+@dataclass(eq=False)
+class SMessage:
+    id: int
+    channel_id: int
+    author: SUser
+    content: str = ""
+    embeds: list[dict] = field(default_factory=list)
+    components: list[dict] = field(default_factory=list)
+    flags: int = 0
+    guild_id: int | None = None
+    created_at: dt.datetime | None = None
+    edited_at: dt.datetime | None = None
+    type: int = 0
+    webhook_id: int | None = None
+    application_id: int | None = None
+    interaction: dict | None = None  # interaction_metadata
+    attachments: list[dict] = field(default_factory=list)
+    deleted: bool = False
+    revision: int = 0  # bumped on every edit
+
+    @property
+    def edited(self) -> bool:
+        return self.edited_at is not None
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & 64)
+
+    @property
+    def text(self) -> str:
+        return render_text(self.content, self.embeds, self.components)
+
+    def buttons(self) -> list[dict]:
+        return [c for c in walk_components(self.components) if c.get("type") == 2]
+
+
+@dataclass(eq=False)
+class SWebhook:
+    id: int
+    guild_id: int
+    channel_id: int
+    name: str
+    token: str
+    creator: SUser | None = None
+    type: int = 1
+    application_id: int | None = None
+
+
+@dataclass(eq=False)
+class SIntegration:
+    id: int
+    guild_id: int
+    name: str
+    type: str = "discord"
+    account: SUser | None = None
+    application_id: int | None = None
+    bot: SUser | None = None
+    user: SUser | None = None  # who added it
+    role_id: int | None = None
+    scopes: list[str] = field(default_factory=lambda: ["bot", "applications.commands"])
+
+
+@dataclass(eq=False)
+class SGuild:
+    id: int
+    name: str
+    owner: SMember | None = None
+    roles: list[SRole] = field(default_factory=list)
+    members: list[SMember] = field(default_factory=list)
+    channels: list[SChannel] = field(default_factory=list)
+    webhooks: list[SWebhook] = field(default_factory=list)
+    integrations: list[SIntegration] = field(default_factory=list)
+    audit_entries: list[dict] = field(default_factory=list)
+    _sandbox: Any = field(default=None, repr=False)
+
+    # ----- lookups
+    @property
+    def everyone(self) -> SRole:
+        return self.get_role(self.id)  # type: ignore[return-value]
+
+    def get_role(self, key: int | str) -> SRole | None:
+        for r in self.roles:
+            if r.id == key or r.name == key or str(r.id) == str(key):
+                return r
+        return None
+
+    def get_member(self, key: int | str) -> SMember | None:
+        for m in self.members:
+            if m.id == key or m.user.name == key or str(m.id) == str(key):
+                return m
+        return None
+
+    def get_channel(self, key: int | str) -> SChannel | None:
+        for c in self.channels:
+            if c.id == key or c.name == key or str(c.id) == str(key):
+                return c
+        return None
+
+    def role(self, key: int | str) -> SRole:
+        found = self.get_role(key)
+        if found is None:
+            raise KeyError(f"guild {self.name!r} has no role {key!r}")
+        return found
+
+    def member(self, key: int | str) -> SMember:
+        found = self.get_member(key)
+        if found is None:
+            raise KeyError(f"guild {self.name!r} has no member {key!r}")
+        return found
+
+    def channel(self, key: int | str) -> SChannel:
+        found = self.get_channel(key)
+        if found is None:
+            raise KeyError(f"guild {self.name!r} has no channel {key!r}")
+        return found
+
+    def text_channels(self) -> list[SChannel]:
+        return [c for c in self.channels if c.type in (0, 5)]
+
+    # ----- builders (delegate to the sandbox so gateway events go out)
+    def create_role(
+        self,
+        name: str,
+        permissions: Iterable[str] | int | None = None,
+        position: int | None = None,
+        managed: bool = False,
+        color: int = 0,
+        *,
+        hoist: bool = False,
+    ) -> SRole:
+        return self._sandbox._create_role(
+            self, name, permissions, position=position, managed=managed, color=color, hoist=hoist
+        )
+
+    def add_member(
+        self,
+        name: str,
+        roles: Iterable[SRole | str] = (),
+        bot: bool = False,
+        dms_open: bool = True,
+        *,
+        user: SUser | None = None,
+    ) -> SMember:
+        return self._sandbox._add_member(self, name, roles=roles, bot=bot, dms_open=dms_open, user=user)
+
+    def create_channel(
+        self,
+        name: str,
+        kind: str = "text",
+        overwrites: dict | list | None = None,
+        *,
+        topic: str | None = None,
+        parent: SChannel | None = None,
+    ) -> SChannel:
+        return self._sandbox._create_channel(self, name, kind=kind, overwrites=overwrites, topic=topic,
+                                             parent=parent)
+
+    # ----- permission maths (Discord's algorithm)
+    def top_role(self, member: SMember) -> SRole:
+        return max([self.everyone, *member.roles], key=lambda r: (r.position, -r.id))
+
+    def base_permissions(self, member: SMember) -> int:
+        if self.owner is not None and member.id == self.owner.id:
+            return ALL_PERMISSIONS
+        perms = self.everyone.permissions
+        for r in member.roles:
+            perms |= r.permissions
+        if perms & ADMINISTRATOR:
+            return ALL_PERMISSIONS
+        return perms
+
+    def channel_permissions(self, member: SMember, channel: SChannel) -> int:
+        perms = self.base_permissions(member)
+        if perms & ADMINISTRATOR or (self.owner is not None and member.id == self.owner.id):
+            return ALL_PERMISSIONS
+        ow = channel.overwrite_for(self.id)
+        if ow:
+            perms = (perms & ~ow.deny) | ow.allow
+        allow = deny = 0
+        role_ids = {r.id for r in member.roles}
+        for ow in channel.overwrites:
+            if ow.type == 0 and ow.id in role_ids:
+                allow |= ow.allow
+                deny |= ow.deny
+        perms = (perms & ~deny) | allow
+        ow = channel.overwrite_for(member.id)
+        if ow and ow.type == 1:
+            perms = (perms & ~ow.deny) | ow.allow
+        return perms
+
+
+# ---------------------------------------------------------------- payloads
+
+
+def user_payload(u: SUser) -> dict[str, Any]:
+    return {
+        "id": str(u.id),
+        "username": u.name,
+        "discriminator": "0",
+        "global_name": u.global_name,
+        "avatar": None,
+        "bot": u.bot,
+        "system": False,
+        "public_flags": 0,
+        "flags": 0,
+        "banner": None,
+        "accent_color": None,
+        "avatar_decoration_data": None,
+        "primary_guild": None,
+        "collectibles": None,
+    }
+
+
+def role_payload(r: SRole) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(r.id),
+        "name": r.name,
+        "color": r.color,
+        "colors": {"primary_color": r.color, "secondary_color": None, "tertiary_color": None},
+        "hoist": r.hoist,
+        "icon": None,
+        "unicode_emoji": None,
+        "position": r.position,
+        "permissions": str(r.permissions),
+        "managed": r.managed,
+        "mentionable": r.mentionable,
+        "flags": 0,
+    }
+    tags: dict[str, Any] = {}
+    if r.bot_id is not None:
+        tags["bot_id"] = str(r.bot_id)
+    if r.integration_id is not None:
+        tags["integration_id"] = str(r.integration_id)
+    if tags:
+        data["tags"] = tags
+    return data
+
+
+def member_payload(m: SMember, *, with_user: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "nick": m.nick,
+        "avatar": None,
+        "banner": None,
+        "roles": [str(r.id) for r in m.roles],
+        "joined_at": iso(m.joined_at),
+        "premium_since": None,
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "pending": False,
+        "communication_disabled_until": None,
+    }
+    if with_user:
+        data["user"] = user_payload(m.user)
+    return data
+
+
+def overwrite_payload(ow: SOverwrite) -> dict[str, Any]:
+    return {"id": str(ow.id), "type": ow.type, "allow": str(ow.allow), "deny": str(ow.deny)}
+
+
+def channel_payload(c: SChannel, bot_user: SUser | None = None) -> dict[str, Any]:
+    if c.type == 1:
+        recipients = [user_payload(c.recipient)] if c.recipient else []
+        return {
+            "id": str(c.id),
+            "type": 1,
+            "last_message_id": str(c.last_message_id) if c.last_message_id else None,
+            "recipients": recipients,
+            "flags": 0,
+        }
+    data: dict[str, Any] = {
+        "id": str(c.id),
+        "type": c.type,
+        "guild_id": str(c.guild_id),
+        "name": c.name,
+        "position": c.position,
+        "permission_overwrites": [overwrite_payload(o) for o in c.overwrites],
+        "parent_id": str(c.parent_id) if c.parent_id else None,
+        "nsfw": False,
+        "flags": 0,
+    }
+    if c.type in (0, 5):
+        data.update(
+            topic=c.topic,
+            last_message_id=str(c.last_message_id) if c.last_message_id else None,
+            rate_limit_per_user=0,
+        )
+    if c.type == 2:
+        data.update(bitrate=64000, user_limit=0, rtc_region=None)
+    return data
+
+
+def message_payload(msg: SMessage) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(msg.id),
+        "type": msg.type,
+        "channel_id": str(msg.channel_id),
+        "author": user_payload(msg.author),
+        "content": msg.content,
+        "timestamp": iso(msg.created_at),
+        "edited_timestamp": iso(msg.edited_at),
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": msg.attachments,
+        "embeds": msg.embeds,
+        "pinned": False,
+        "flags": msg.flags,
+        "components": msg.components,
+    }
+    if msg.guild_id is not None:
+        data["guild_id"] = str(msg.guild_id)
+    if msg.webhook_id is not None:
+        data["webhook_id"] = str(msg.webhook_id)
+    if msg.application_id is not None:
+        data["application_id"] = str(msg.application_id)
+    if msg.interaction is not None:
+        data["interaction_metadata"] = msg.interaction
+    return data
+
+
+def webhook_payload(w: SWebhook) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(w.id),
+        "type": w.type,
+        "guild_id": str(w.guild_id),
+        "channel_id": str(w.channel_id),
+        "name": w.name,
+        "avatar": None,
+        "application_id": str(w.application_id) if w.application_id else None,
+        "token": w.token,
+    }
+    if w.creator is not None:
+        data["user"] = user_payload(w.creator)
+    return data
+
+
+def integration_payload(i: SIntegration) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(i.id),
+        "name": i.name,
+        "type": i.type,
+        "enabled": True,
+        "account": {"id": str(i.account.id if i.account else i.id), "name": i.account.name if i.account else i.name},
+        "scopes": i.scopes,
+    }
+    if i.user is not None:
+        data["user"] = user_payload(i.user)
+    if i.type != "discord":  # stream integrations (twitch/youtube) carry sync state
+        data.update(syncing=False, role_id=str(i.role_id) if i.role_id else None, enable_emoticons=False,
+                    expire_behavior=0, expire_grace_period=1, synced_at=None, subscriber_count=0,
+                    revoked=False)
+    if i.application_id is not None:
+        app: dict[str, Any] = {
+            "id": str(i.application_id),
+            "name": i.name,
+            "icon": None,
+            "description": "",
+            "summary": "",
+        }
+        if i.bot is not None:
+            app["bot"] = user_payload(i.bot)
+        data["application"] = app
+    return data
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def walk_components(components: Iterable[dict]) -> Iterable[dict]:
+    for comp in components or ():
+        yield comp
+        for key in ("components", "items"):
+            inner = comp.get(key)
+            if isinstance(inner, list):
+                yield from walk_components(inner)
+        for key in ("component", "accessory"):
+            inner = comp.get(key)
+            if isinstance(inner, dict):
+                yield from walk_components([inner])
+
+
+def render_text(content: str | None, embeds: Iterable[dict], components: Iterable[dict] = ()) -> str:
+    parts: list[str] = []
+    if content:
+        parts.append(content)
+    for e in embeds or ():
+        for key in ("title", "description"):
+            if e.get(key):
+                parts.append(str(e[key]))
+        author = e.get("author") or {}
+        if author.get("name"):
+            parts.append(str(author["name"]))
+        for f in e.get("fields") or ():
+            parts.append(str(f.get("name", "")))
+            parts.append(str(f.get("value", "")))
+        footer = e.get("footer") or {}
+        if footer.get("text"):
+            parts.append(str(footer["text"]))
+    for comp in walk_components(components):
+        if comp.get("type") == 10 and comp.get("content"):  # text display (components v2)
+            parts.append(str(comp["content"]))
+    return "\n".join(parts)
