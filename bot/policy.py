@@ -176,6 +176,24 @@ def _permission_names(value: Any) -> frozenset[str]:
     return frozenset(names)
 
 
+def _canonical_flags() -> dict[str, int]:
+    from discord.flags import alias_flag_value
+
+    return {
+        name: value
+        for name, value in discord.Permissions.VALID_FLAGS.items()
+        if not isinstance(discord.Permissions.__dict__.get(name), alias_flag_value)
+    }
+
+
+CANONICAL_PERMISSIONS = _canonical_flags()
+
+
+def permission_names(bits: int) -> list[str]:
+    """Permission bits → names, one per bit (``view_channel``, never its alias ``read_messages``)."""
+    return [name for name, value in CANONICAL_PERMISSIONS.items() if bits & value]
+
+
 def permissions_from_names(names: Iterable[str]) -> discord.Permissions:
     """``{"send_messages", "view_channel"}`` → a :class:`discord.Permissions` with those bits."""
     return discord.Permissions(**dict.fromkeys(names, True))

@@ -1,0 +1,183 @@
+"""The `warden` command: run · migrate · check-config · sandbox · audit verify/export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+from bot.logs import configure_logging
+from bot.policy import Policy, PolicyError, load_policy
+from bot.settings import Settings, SettingsError, load_settings, redact_url
+
+log = logging.getLogger("warden")
+
+DEFAULT_SIGNING_KEY = Path("warden-signing.key")
+
+
+class StartupError(Exception):
+    """A problem an operator must fix before Warden can start; printed once, exit 2."""
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def _policy(path: Path) -> Policy:
+    if not path.exists():
+        raise StartupError(
+            f"config file {path} not found: copy config.example.toml to {path} and edit it, "
+            "or point WARDEN_CONFIG / --config at yours"
+        )
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def _signing_key_path(settings: Settings, policy: Policy | None) -> Path:
+    return settings.resolved_signing_key(policy) or DEFAULT_SIGNING_KEY
+
+
+async def _migrate(url: str) -> None:
+    from bot.db.migrate import upgrade_to_head
+    from bot.db.session import create_engine
+
+    engine = create_engine(url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+
+
+def point_at_discord(settings: Settings) -> None:
+    """WARDEN_DISCORD_API_URL / _GATEWAY_URL: a REST proxy or the local sandbox. Nothing else differs."""
+    if settings.discord_api_url or settings.discord_gateway_url:
+        from bot.sandbox.endpoints import point_discord_at
+
+        point_discord_at(
+            settings.discord_api_url or "https://discord.com/api/v10",
+            settings.discord_gateway_url or "wss://gateway.discord.gg/",
+        )
+
+
+async def _run(settings: Settings, policy: Policy) -> None:
+    from bot.client import WardenBot
+    from bot.clock import SystemClock
+    from bot.db.migrate import upgrade_to_head
+    from bot.db.session import create_engine, create_session_factory
+    from bot.ledger import Signer
+
+    token = settings.bot_token()
+    url = settings.resolved_database_url(policy)
+    point_at_discord(settings)
+    engine = create_engine(url)
+    try:
+        log.info("database %s: migrating to head", redact_url(url))
+        await upgrade_to_head(engine)
+        signer = Signer.from_file(_signing_key_path(settings, policy), create=True)
+        bot = WardenBot(
+            policy=policy, clock=SystemClock(), session_factory=create_session_factory(engine), signer=signer
+        )
+        async with bot:
+            await bot.start(token)
+    finally:
+        await engine.dispose()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings()
+    policy = _policy(Path(args.config) if args.config else settings.config)
+    configure_logging(settings.resolved_log_level(policy))
+    try:
+        settings.bot_token()
+    except SettingsError as exc:
+        raise StartupError(str(exc)) from None
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(settings, policy))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    cfg = Path(args.config) if args.config else settings.config
+    policy = _policy(cfg) if cfg.exists() else None
+    url = settings.resolved_database_url(policy)
+    configure_logging("INFO")
+    asyncio.run(_migrate(url))
+    print(f"database {redact_url(url)} is at the newest schema")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else _settings().config
+    policy = _policy(path)
+    scopes = ", ".join(s.id for s in policy.scopes) or "none"
+    print(
+        f"{path}: OK — {len(policy.guilds)} guild(s), {len(policy.scopes)} scope(s) ({scopes}), "
+        f"{len(policy.rules)} rule(s)"
+    )
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox.walkthrough import main as sandbox_main
+
+    return sandbox_main(args)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from bot.audit_cli import run_audit
+
+    return run_audit(args, _settings())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="warden", description="Just-in-time access and attestations for Discord"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run the bot (migrates the database first)")
+    p.add_argument("--config", help="policy file (default: $WARDEN_CONFIG or config.toml)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("migrate", help="bring the database to the newest schema")
+    p.add_argument("--config", help="policy file, for [warden].database_url")
+    p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("check-config", help="validate a policy file and exit")
+    p.add_argument("path", nargs="?", help="policy file (default: $WARDEN_CONFIG or config.toml)")
+    p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("sandbox", help="run the real bot against a local Discord (no token, no server)")
+    p.add_argument("--scenario", action="append", help="scenario TOML file to run (repeatable)")
+    p.add_argument("--config", help="policy for the walkthrough (default: config.example.toml)")
+    p.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    p.set_defaults(func=cmd_sandbox)
+    p = sub.add_parser("audit", help="verify the signed ledger or export evidence")
+    asub = p.add_subparsers(dest="audit_command", required=True)
+    v = asub.add_parser("verify", help="verify the hash chain and signatures")
+    v.add_argument("--public-key", help="PEM public key (default: derived from the signing key)")
+    v.add_argument("--export", help="verify an exported evidence directory instead of the database")
+    v.add_argument("--config", help="policy file, for [warden] settings")
+    e = asub.add_parser("export", help="write signed evidence for an auditor")
+    e.add_argument("out", help="directory to write")
+    e.add_argument("--config", help="policy file, for [warden] settings")
+    p.set_defaults(func=cmd_audit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except StartupError as exc:
+        print(f"warden: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

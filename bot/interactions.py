@@ -1,0 +1,67 @@
+"""The one error path for slash commands, buttons and modals.
+
+Expected refusals (WardenError) are shown to the person, ephemerally, as written by the
+service. Anything else is logged with context and answered with a short apology, so
+nobody ever sees a bare "interaction failed".
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from bot.services.errors import WardenError
+
+log = logging.getLogger(__name__)
+
+APOLOGY = (
+    "Something went wrong on Warden's side; it has been logged. "
+    "Check `/jit mine` before trying again, or tell a server admin."
+)
+
+
+def unwrap(error: BaseException) -> BaseException:
+    while (
+        isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError) and error.__cause__
+    ):
+        error = error.__cause__
+    original = getattr(error, "original", None)
+    return original if isinstance(original, BaseException) else error
+
+
+async def reply(interaction: discord.Interaction, text: str) -> None:
+    """Answer ephemerally, whether or not the interaction was already acknowledged."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+        else:
+            await interaction.response.send_message(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+    except discord.HTTPException as exc:
+        log.warning("could not answer interaction %s: %s", interaction.id, exc.status)
+
+
+async def answer_error(interaction: discord.Interaction, error: BaseException) -> None:
+    error = unwrap(error)
+    if isinstance(error, WardenError):
+        await reply(interaction, error.message)
+        return
+    if isinstance(error, app_commands.CheckFailure):
+        await reply(interaction, "You don't have permission to use this command here.")
+        return
+    log.error(
+        "unhandled error in interaction",
+        exc_info=error,
+        extra={
+            "guild_id": interaction.guild_id,
+            "user_id": interaction.user.id if interaction.user else None,
+            "command": interaction.command.qualified_name if interaction.command else None,
+            "custom_id": (interaction.data or {}).get("custom_id"),
+        },
+    )
+    await reply(interaction, APOLOGY)

@@ -1,0 +1,121 @@
+"""The scheduler and the database sweeps.
+
+APScheduler only decides *when* to look; the database decides *what* is due. So a
+grant never outlives its expiry because the process was down or its clock jumped:
+the sweep runs at start-up and every few seconds, and acts on everything overdue.
+Every step claims rows atomically, so two processes sharing a database never act twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.services.grants import GrantService
+from bot.services.requests import RequestService
+
+log = logging.getLogger(__name__)
+
+# Expiry is checked at least this often, so removal happens within 30 s of expiry.
+SWEEP_SECONDS = 10.0
+NARRATIVE_SECONDS = 2.0
+
+
+@dataclass
+class DueReport:
+    expired: int = 0
+    removed: int = 0
+    still_due: int = 0
+    reminded: int = 0
+    requests_expired: int = 0
+    approvers_reminded: int = 0
+    narratives: int = 0
+    failures: int = 0
+
+
+class Jobs:
+    def __init__(
+        self,
+        *,
+        grants: GrantService,
+        requests: RequestService,
+        poster: object,
+        sweep_seconds: float = SWEEP_SECONDS,
+        narrative_seconds: float = NARRATIVE_SECONDS,
+    ) -> None:
+        self._grants = grants
+        self._requests = requests
+        self._poster = poster
+        self._sweep_seconds = sweep_seconds
+        self._narrative_seconds = narrative_seconds
+        self._lock = asyncio.Lock()
+        self._narrative_lock = asyncio.Lock()
+        self._scheduler: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        if self._scheduler is not None:
+            return
+        self._scheduler = AsyncIOScheduler()
+        self._scheduler.add_job(
+            self.run_due,
+            "interval",
+            seconds=self._sweep_seconds,
+            id="warden-sweep",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.add_job(
+            self.deliver_narratives,
+            "interval",
+            seconds=self._narrative_seconds,
+            id="warden-narratives",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+
+    async def _step(self, report: DueReport, name: str, coro: object) -> object:
+        try:
+            return await coro  # type: ignore[misc]
+        except Exception:
+            report.failures += 1
+            log.exception("sweep step %s failed; it runs again on the next sweep", name)
+            return None
+
+    async def run_due(self) -> DueReport:
+        """Act on everything overdue. Idempotent; safe to call at any time, from any process."""
+        report = DueReport()
+        async with self._lock:
+            await self._step(report, "reapply", self._grants.reapply_stale())
+            sweep = await self._step(report, "expire", self._grants.expire_due())
+            if sweep is not None:
+                report.expired, report.removed, report.still_due = (
+                    sweep.expired,
+                    sweep.removed,
+                    sweep.still_due,
+                )
+            report.reminded = await self._step(report, "remind", self._grants.remind_due()) or 0
+            expired = await self._step(report, "pending-ttl", self._requests.expire_pending())
+            report.requests_expired = len(expired or [])
+            reminded = await self._step(report, "approver-reminders", self._requests.remind_approvers())
+            report.approvers_reminded = len(reminded or [])
+        report.narratives = await self.deliver_narratives()
+        return report
+
+    async def deliver_narratives(self) -> int:
+        async with self._narrative_lock:
+            total = 0
+            try:
+                while (n := await self._poster.deliver_due()) > 0:  # type: ignore[attr-defined]
+                    total += n
+            except Exception:
+                log.exception("posting narratives failed; they stay due")
+            return total

@@ -1,0 +1,445 @@
+"""Grants: applying access in Discord, ending it, and never letting it outlive its expiry.
+
+The database is the source of truth. A grant is claimed with a conditional UPDATE
+before Warden touches Discord, so when two processes share one database each grant
+is applied and removed exactly once. A removal that fails stays due (with backoff)
+until it succeeds; after a few failures a person is told in the governance channel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import discord
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.db.models import AccessRequest, Grant, GrantStatus
+from bot.durations import format_duration
+from bot.policy import Policy, permission_names
+from bot.services.base import transaction
+from bot.services.decisions import Decision, DecisionService, Outcome
+from bot.services.discord_ops import GrantTarget, describe_error
+from bot.services.eligibility import describe_refs, may_approve
+from bot.services.errors import AlreadyDecided, NotAllowed, NotFound
+
+log = logging.getLogger(__name__)
+
+CLAIM_FOR = dt.timedelta(seconds=90)  # longer than one removal with all its retries
+STUCK_AFTER_ATTEMPTS = 3
+MAX_BACKOFF = dt.timedelta(minutes=10)
+# A grant still "approved" this long after it was decided was interrupted mid-apply.
+STALE_APPROVED = dt.timedelta(minutes=2)
+
+
+def target_of(grant: Grant) -> GrantTarget:
+    return GrantTarget(
+        guild_id=grant.guild_id,
+        subject_id=grant.subject_id,
+        kind=grant.kind,
+        target_id=grant.target_id,
+        allow_bits=grant.allow_bits,
+        deny_bits=grant.deny_bits,
+    )
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    return min(dt.timedelta(seconds=5 * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    applied: int = 0
+    expired: int = 0
+    removed: int = 0
+    reminded: int = 0
+    still_due: int = 0
+
+
+class GrantService:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        session_factory: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        decisions: DecisionService,
+        ops: OpsLike,
+        notifier: GrantNotifierLike,
+    ) -> None:
+        self.policy = policy
+        self._sessions = session_factory
+        self._clock = clock
+        self._decisions = decisions
+        self._ops = ops
+        self._notifier = notifier
+
+    def _audit_reason(self, grant: Grant, what: str, reason: str | None = None) -> str:
+        base = f"Warden grant #{grant.id} (request #{grant.request_id}, scope {grant.scope_id}) {what}"
+        return f"{base}: {reason}" if reason else base
+
+    # ---- applying ---------------------------------------------------------------------------
+
+    async def apply(self, grant_id: int) -> Grant:
+        """Apply an approved grant in Discord; the clock starts now, when it exists."""
+        async with transaction(self._sessions) as session:
+            grant = await session.get(Grant, grant_id)
+            if grant is None:
+                raise NotFound(f"There is no grant #{grant_id}.")
+            if grant.status != GrantStatus.APPROVED:
+                return grant
+            req = await session.get(AccessRequest, grant.request_id) if grant.request_id else None
+        reason = req.reason if req else None
+        try:
+            await self._ops.apply(target_of(grant), self._audit_reason(grant, "applied", reason))
+        except (discord.HTTPException, TimeoutError, ConnectionError) as exc:
+            return await self._fail(grant, exc)
+        now = self._clock.now()
+        async with transaction(self._sessions) as session:
+            done = await session.execute(
+                update(Grant)
+                .where(Grant.id == grant.id, Grant.status == GrantStatus.APPROVED)
+                .values(
+                    status=GrantStatus.ACTIVE,
+                    applied_at=now,
+                    expires_at=now + dt.timedelta(seconds=grant.duration_seconds),
+                )
+            )
+            grant = await session.get(Grant, grant.id, populate_existing=True)
+            assert grant is not None
+            if done.rowcount == 1:
+                await self._decisions.record(
+                    session,
+                    Decision(
+                        outcome=Outcome.APPLIED,
+                        rule=f"scope.{grant.scope_id}",
+                        reason=f"Warden applied grant #{grant.id} for "
+                        f"{format_duration(dt.timedelta(seconds=grant.duration_seconds))}; "
+                        "the clock started when the access existed in Discord.",
+                        guild_id=grant.guild_id,
+                        request_id=grant.request_id,
+                        grant_id=grant.id,
+                        actor_id=grant.subject_id,
+                        proof=self._grant_proof(grant),
+                    ),
+                )
+        if done.rowcount == 1:
+            await self._notifier.grant_applied(grant)
+        return grant
+
+    async def _fail(self, grant: Grant, exc: BaseException) -> Grant:
+        why = describe_error(exc)
+        log.warning(
+            "grant apply failed", extra={"grant_id": grant.id, "guild_id": grant.guild_id, "error": why}
+        )
+        now = self._clock.now()
+        async with transaction(self._sessions) as session:
+            done = await session.execute(
+                update(Grant)
+                .where(Grant.id == grant.id, Grant.status == GrantStatus.APPROVED)
+                .values(status=GrantStatus.FAILED, ended_at=now, last_error=why, end_reason=why)
+            )
+            grant = await session.get(Grant, grant.id, populate_existing=True)
+            assert grant is not None
+            if done.rowcount == 1:
+                await self._decisions.record(
+                    session,
+                    Decision(
+                        outcome=Outcome.FAILED,
+                        rule=f"scope.{grant.scope_id}",
+                        reason=f"Warden could not apply grant #{grant.id}, so no access was given. {why}.",
+                        guild_id=grant.guild_id,
+                        request_id=grant.request_id,
+                        grant_id=grant.id,
+                        proof=self._grant_proof(grant) | {"error": why},
+                    ),
+                )
+        if done.rowcount == 1:
+            await self._notifier.grant_failed(grant)
+        return grant
+
+    def _grant_proof(self, grant: Grant) -> dict[str, object]:
+        proof: dict[str, object] = {
+            "grant": grant.id,
+            "request": grant.request_id,
+            "scope": grant.scope_id,
+            "subject": grant.subject_id,
+            "subject_is_bot": grant.subject_is_bot,
+            "kind": grant.kind,
+            "role" if grant.kind == "role" else "channel": grant.target_id,
+            "applied_at": grant.applied_at,
+            "expires_at": grant.expires_at,
+        }
+        if grant.kind == "channel":
+            proof["allow"] = permission_names(grant.allow_bits)
+            proof["deny"] = permission_names(grant.deny_bits)
+        if grant.breakglass:
+            proof["breakglass"] = True
+        return proof
+
+    # ---- ending -----------------------------------------------------------------------------
+
+    async def revoke(self, member: discord.Member, grant_id: int, reason: str | None) -> Grant:
+        """End a grant early: its holder, or an approver of its scope."""
+        guild = member.guild
+        now = self._clock.now()
+        note = (reason or "").strip()[:400] or None
+        async with transaction(self._sessions) as session:
+            grant = await session.get(Grant, grant_id, with_for_update=True, populate_existing=True)
+            if grant is None or grant.guild_id != guild.id:
+                raise NotFound(
+                    f"There is no grant #{grant_id} in this server. Check the id with `/jit mine`."
+                )
+            gp = self.policy.guild_policy(guild.id, guild.name)
+            scope = self.policy.scope(gp, grant.scope_id) if gp else None
+            is_approver = scope is not None and may_approve(scope, member)
+            if member.id != grant.subject_id and not is_approver:
+                who = describe_refs(guild, scope.approvers) if scope else "its approvers"
+                raise NotAllowed(f"Only the holder of grant #{grant.id} or {who} can revoke it.")
+            if grant.status not in (GrantStatus.ACTIVE, GrantStatus.APPROVED):
+                raise AlreadyDecided(f"Grant #{grant.id} is already {grant.status}; nothing to revoke.")
+            grant.status = GrantStatus.REMOVING
+            grant.final_status = GrantStatus.REVOKED
+            grant.ended_at = now
+            grant.ended_by = member.id
+            grant.end_reason = note or "revoked"
+            grant.claimed_until = now + CLAIM_FOR
+            await self._decisions.record(
+                session,
+                Decision(
+                    outcome=Outcome.REVOKED,
+                    rule=f"scope.{grant.scope_id}" + (".approvers" if member.id != grant.subject_id else ""),
+                    reason=f"{member} revoked grant #{grant.id}" + (f": {note}" if note else "."),
+                    guild_id=guild.id,
+                    actor_id=member.id,
+                    request_id=grant.request_id,
+                    grant_id=grant.id,
+                    proof=self._grant_proof(grant) | {"revoked_by": member.id, "reason": note},
+                ),
+            )
+        await self._remove_claimed(grant)
+        return await self.get(grant.id) or grant
+
+    async def _claim_expiring(self, grant_id: int, now: dt.datetime) -> Grant | None:
+        async with transaction(self._sessions) as session:
+            claimed = await session.execute(
+                update(Grant)
+                .where(Grant.id == grant_id, Grant.status == GrantStatus.ACTIVE, Grant.expires_at <= now)
+                .values(
+                    status=GrantStatus.REMOVING,
+                    final_status=GrantStatus.EXPIRED,
+                    ended_at=now,
+                    end_reason="expired",
+                    claimed_until=now + CLAIM_FOR,
+                )
+            )
+            if claimed.rowcount != 1:
+                return None
+            grant = await session.get(Grant, grant_id, populate_existing=True)
+            assert grant is not None
+            await self._decisions.record(
+                session,
+                Decision(
+                    outcome=Outcome.EXPIRED,
+                    rule=f"scope.{grant.scope_id}.max_duration",
+                    reason=f"Grant #{grant.id} reached the end of its approved time, so Warden removed it.",
+                    guild_id=grant.guild_id,
+                    request_id=grant.request_id,
+                    grant_id=grant.id,
+                    actor_id=grant.subject_id,
+                    proof=self._grant_proof(grant) | {"ended_at": now},
+                ),
+            )
+            return grant
+
+    async def _claim_retry(self, grant_id: int, now: dt.datetime) -> Grant | None:
+        async with transaction(self._sessions) as session:
+            claimed = await session.execute(
+                update(Grant)
+                .where(
+                    Grant.id == grant_id,
+                    Grant.status == GrantStatus.REMOVING,
+                    or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now),
+                )
+                .values(claimed_until=now + CLAIM_FOR)
+            )
+            if claimed.rowcount != 1:
+                return None
+            return await session.get(Grant, grant_id, populate_existing=True)
+
+    async def _remove_claimed(self, grant: Grant) -> bool:
+        """Remove a claimed grant from Discord; on failure it stays due with backoff."""
+        verb = "expired" if grant.final_status == GrantStatus.EXPIRED else "revoked"
+        try:
+            await self._ops.remove(target_of(grant), self._audit_reason(grant, verb, None))
+        except (discord.HTTPException, TimeoutError, ConnectionError) as exc:
+            await self._removal_failed(grant, exc)
+            return False
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(Grant)
+                .where(Grant.id == grant.id, Grant.status == GrantStatus.REMOVING)
+                .values(status=grant.final_status, claimed_until=None, next_attempt_at=None, last_error=None)
+            )
+            grant = await session.get(Grant, grant.id, populate_existing=True)
+        assert grant is not None
+        await self._notifier.grant_ended(grant)
+        return True
+
+    async def _removal_failed(self, grant: Grant, exc: BaseException) -> None:
+        why = describe_error(exc)
+        now = self._clock.now()
+        attempts = grant.attempts + 1
+        log.warning(
+            "grant removal failed; it stays due",
+            extra={"grant_id": grant.id, "guild_id": grant.guild_id, "attempts": attempts, "error": why},
+        )
+        tell = attempts >= STUCK_AFTER_ATTEMPTS and grant.stuck_reported_at is None
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(Grant)
+                .where(Grant.id == grant.id)
+                .values(
+                    attempts=attempts,
+                    next_attempt_at=now + backoff(attempts),
+                    claimed_until=None,
+                    last_error=why,
+                    **({"stuck_reported_at": now} if tell else {}),
+                )
+            )
+            if tell:
+                await self._decisions.record(
+                    session,
+                    Decision(
+                        outcome=Outcome.REMOVAL_STUCK,
+                        rule=f"scope.{grant.scope_id}",
+                        reason=f"Warden has failed {attempts} times to remove grant #{grant.id}; the access still "
+                        "exists in Discord. Warden keeps retrying; a server admin should check its permissions "
+                        "or remove it by hand.",
+                        guild_id=grant.guild_id,
+                        request_id=grant.request_id,
+                        grant_id=grant.id,
+                        proof=self._grant_proof(grant) | {"attempts": attempts, "error": why},
+                    ),
+                )
+
+    # ---- sweeps: run at start-up and periodically; idempotent ---------------------------------
+
+    async def expire_due(self, limit: int = 200) -> SweepReport:
+        """End every grant past its expiry and retry every removal that is due."""
+        now = self._clock.now()
+        async with transaction(self._sessions) as session:
+            expiring = (
+                await session.scalars(
+                    select(Grant.id)
+                    .where(Grant.status == GrantStatus.ACTIVE, Grant.expires_at <= now)
+                    .order_by(Grant.expires_at)
+                    .limit(limit)
+                )
+            ).all()
+            retrying = (
+                await session.scalars(
+                    select(Grant.id)
+                    .where(
+                        Grant.status == GrantStatus.REMOVING,
+                        or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now),
+                        or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now),
+                    )
+                    .order_by(Grant.id)
+                    .limit(limit)
+                )
+            ).all()
+        expired = removed = failed = 0
+        for gid in expiring:
+            grant = await self._claim_expiring(gid, now)
+            if grant is None:
+                continue
+            expired += 1
+            if await self._remove_claimed(grant):
+                removed += 1
+            else:
+                failed += 1
+        for gid in retrying:
+            grant = await self._claim_retry(gid, now)
+            if grant is None:
+                continue
+            if await self._remove_claimed(grant):
+                removed += 1
+            else:
+                failed += 1
+        return SweepReport(expired=expired, removed=removed, still_due=failed)
+
+    async def remind_due(self, limit: int = 200) -> int:
+        """DM holders once, the policy's lead time before their grant ends."""
+        now = self._clock.now()
+        lead_by_guild: dict[int, dt.timedelta] = {}
+        async with transaction(self._sessions) as session:
+            rows = (
+                await session.scalars(
+                    select(Grant)
+                    .where(
+                        Grant.status == GrantStatus.ACTIVE,
+                        Grant.reminded_at.is_(None),
+                        Grant.expires_at > now,
+                    )
+                    .order_by(Grant.expires_at)
+                    .limit(limit)
+                )
+            ).all()
+        sent = 0
+        for grant in rows:
+            lead = lead_by_guild.get(grant.guild_id)
+            if lead is None:
+                lead = self._notifier.reminder_lead(grant.guild_id)
+                lead_by_guild[grant.guild_id] = lead
+            assert grant.expires_at is not None
+            if grant.expires_at - lead > now:
+                continue
+            async with transaction(self._sessions) as session:
+                claimed = await session.execute(
+                    update(Grant)
+                    .where(
+                        Grant.id == grant.id, Grant.reminded_at.is_(None), Grant.status == GrantStatus.ACTIVE
+                    )
+                    .values(reminded_at=now)
+                )
+            if claimed.rowcount == 1:
+                sent += 1
+                await self._notifier.grant_expiring(grant)
+        return sent
+
+    async def reapply_stale(self) -> int:
+        """Grants decided but never marked applied (the process died mid-apply): apply again.
+
+        Adding a role or overwrite twice is harmless in Discord, so this is safe to repeat.
+        """
+        cutoff = self._clock.now() - STALE_APPROVED
+        async with transaction(self._sessions) as session:
+            ids = (
+                await session.scalars(
+                    select(Grant.id).where(Grant.status == GrantStatus.APPROVED, Grant.created_at <= cutoff)
+                )
+            ).all()
+        for gid in ids:
+            await self.apply(gid)
+        return len(ids)
+
+    async def get(self, grant_id: int) -> Grant | None:
+        async with transaction(self._sessions) as session:
+            return await session.get(Grant, grant_id)
+
+
+class OpsLike:
+    async def apply(self, target: GrantTarget, reason: str) -> None: ...
+    async def remove(self, target: GrantTarget, reason: str) -> None: ...
+
+
+class GrantNotifierLike:
+    def reminder_lead(self, guild_id: int) -> dt.timedelta: ...
+    async def grant_applied(self, grant: Grant) -> None: ...
+    async def grant_failed(self, grant: Grant) -> None: ...
+    async def grant_ended(self, grant: Grant) -> None: ...
+    async def grant_expiring(self, grant: Grant) -> None: ...

@@ -1,0 +1,295 @@
+"""Telling people: approval cards, DMs and reminders, after the database has committed.
+
+Nothing here decides anything and nothing here raises: a Discord failure while
+telling someone is logged with context and never undoes a decision. (Narratives in
+the governance channel go through the ledger's outbox, which retries on its own.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
+from bot.narrative import NO_PINGS
+from bot.policy import GuildPolicy, Policy, Scope
+from bot.services.base import transaction
+from bot.services.discord_ops import describe_error
+from bot.services.eligibility import describe_refs, resolve_channel, resolve_role
+from bot.ui import grant_applied_dm, grant_target_text, request_card, review_card, ts
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(
+        self,
+        client: discord.Client,
+        policy: Policy,
+        session_factory: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self._client = client
+        self._policy = policy
+        self._sessions = session_factory
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _guild(self, guild_id: int) -> tuple[discord.Guild | None, GuildPolicy | None]:
+        guild = self._client.get_guild(guild_id)
+        if guild is None:
+            return None, None
+        return guild, self._policy.guild_policy(guild.id, guild.name)
+
+    def reminder_lead(self, guild_id: int) -> dt.timedelta:
+        _, gp = self._guild(guild_id)
+        return gp.expiry_reminder if gp else dt.timedelta(minutes=15)
+
+    async def _safely(self, what: str, coro: Awaitable[Any], **ctx: Any) -> Any:
+        try:
+            return await coro
+        except (discord.HTTPException, TimeoutError, ConnectionError) as exc:
+            log.warning("could not %s: %s", what, describe_error(exc), extra=ctx)
+        except Exception:
+            log.exception("could not %s", what, extra=ctx)
+        return None
+
+    async def dm(self, user_id: int, text: str, **ctx: Any) -> discord.Message | None:
+        async def send() -> discord.Message:
+            channel = await self._client.create_dm(discord.Object(user_id))  # type: ignore[arg-type]
+            return await channel.send(text, allowed_mentions=NO_PINGS)
+
+        return await self._safely("send a DM", send(), user_id=user_id, **ctx)
+
+    def _approvers_text(self, guild: discord.Guild, scope: Scope) -> str:
+        return describe_refs(guild, scope.approvers)
+
+    async def _load(self, request_id: int) -> tuple[AccessRequest | None, Grant | None]:
+        async with transaction(self._sessions) as session:
+            req = await session.get(AccessRequest, request_id, populate_existing=True)
+            grant = None
+            if req is not None:
+                gid = req.extends_grant_id if req.kind == RequestKind.EXTENSION else None
+                if gid:
+                    grant = await session.get(Grant, gid)
+                else:
+                    grant = await session.scalar(select(Grant).where(Grant.request_id == req.id))
+            return req, grant
+
+    # ---- approval cards ----------------------------------------------------------------------
+
+    async def request_created(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None:
+        gp = self._policy.guild_policy(guild.id, guild.name)
+        if gp is None:
+            return
+        channel = resolve_channel(guild, gp.approvals_channel)
+        if not isinstance(channel, discord.abc.Messageable):
+            log.error("approvals channel %r not found", gp.approvals_channel, extra={"guild_id": guild.id})
+            return
+        embed, view = request_card(req, scope, self._approvers_text(guild, scope))
+        ping_role = resolve_role(guild, gp.ping_role) if gp.ping_role else None
+        content = f"{ping_role.mention}: a new request needs a decision." if ping_role else None
+        mentions = (
+            discord.AllowedMentions(everyone=False, users=False, roles=[ping_role]) if ping_role else NO_PINGS
+        )
+        msg = await self._safely(
+            "post the approval card",
+            channel.send(content=content, embed=embed, view=view, allowed_mentions=mentions),
+            guild_id=guild.id,
+            request_id=req.id,
+        )
+        if msg is not None:
+            async with transaction(self._sessions) as session:
+                row = await session.get(AccessRequest, req.id)
+                if row is not None:
+                    row.card_channel_id, row.card_message_id = msg.channel.id, msg.id
+            req.card_channel_id, req.card_message_id = msg.channel.id, msg.id
+
+    async def refresh_card(self, request_id: int) -> None:
+        req, grant = await self._load(request_id)
+        if req is None or req.card_message_id is None or req.card_channel_id is None:
+            return
+        guild, gp = self._guild(req.guild_id)
+        if guild is None or gp is None:
+            return
+        scope = self._policy.scope(gp, req.scope_id)
+        if scope is None:
+            return
+        channel = guild.get_channel(req.card_channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            return
+        embed, view = request_card(req, scope, self._approvers_text(guild, scope), grant)
+        await self._safely(
+            "update the approval card",
+            channel.get_partial_message(req.card_message_id).edit(
+                embed=embed, view=view, allowed_mentions=NO_PINGS
+            ),
+            guild_id=req.guild_id,
+            request_id=req.id,
+        )
+
+    async def request_updated(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None:
+        await self.refresh_card(req.id)
+
+    async def request_decided(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None:
+        await self.refresh_card(req.id)
+        if req.status == RequestStatus.DENIED:
+            await self.dm(
+                req.requester_id,
+                f"Your request #{req.id} for **{scope.id}** in **{guild.name}** was denied by "
+                f"<@{req.decided_by}>: {req.decision_note}",
+                request_id=req.id,
+            )
+
+    async def request_expired(self, req: AccessRequest) -> None:
+        await self.refresh_card(req.id)
+        guild, _ = self._guild(req.guild_id)
+        await self.dm(
+            req.requester_id,
+            f"Nobody decided your request #{req.id} for **{req.scope_id}**"
+            + (f" in **{guild.name}**" if guild else "")
+            + " in time, so it expired. You can ask again with `/jit request`.",
+            request_id=req.id,
+        )
+
+    async def remind_approvers(self, req: AccessRequest) -> None:
+        guild, gp = self._guild(req.guild_id)
+        if guild is None or gp is None or req.card_channel_id is None:
+            return
+        channel = guild.get_channel(req.card_channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            return
+        approvals = sum(1 for v in req.votes if v.approve)
+        missing = max(req.approvals_required - approvals, 1)
+        text = (
+            f"Reminder: request #{req.id} (`{req.scope_id}` for <@{req.subject_id}>) still needs {missing} "
+            f"approval{'s' if missing != 1 else ''}; it expires {ts(req.pending_until, 'R')}."
+        )
+        reference = (
+            channel.get_partial_message(req.card_message_id).to_reference(fail_if_not_exists=False)
+            if req.card_message_id
+            else None
+        )
+        await self._safely(
+            "remind approvers",
+            channel.send(text, reference=reference, allowed_mentions=NO_PINGS),  # type: ignore[arg-type]
+            guild_id=req.guild_id,
+            request_id=req.id,
+        )
+
+    # ---- grants -------------------------------------------------------------------------------
+
+    async def grant_applied(self, grant: Grant) -> None:
+        guild, gp = self._guild(grant.guild_id)
+        req = None
+        if grant.request_id:
+            req, _ = await self._load(grant.request_id)
+            await self.refresh_card(grant.request_id)
+        approvers = [v.approver_id for v in req.votes if v.approve] if req else []
+        text = grant_applied_dm(grant, guild.name if guild else str(grant.guild_id), approvers)
+        await self.dm(grant.subject_id, text, grant_id=grant.id)
+        if req is not None and req.requester_id != grant.subject_id:
+            await self.dm(req.requester_id, f"Granted for <@{grant.subject_id}>: {text}", grant_id=grant.id)
+        if grant.breakglass and guild is not None and gp is not None:
+            await self._post_review(guild, gp, grant, req.reason if req else "")
+
+    async def _post_review(self, guild: discord.Guild, gp: GuildPolicy, grant: Grant, reason: str) -> None:
+        scope = self._policy.scope(gp, grant.scope_id)
+        channel = resolve_channel(guild, gp.approvals_channel)
+        if scope is None or not isinstance(channel, discord.abc.Messageable):
+            return
+        embed, view = review_card(grant, reason, self._approvers_text(guild, scope))
+        msg = await self._safely(
+            "post the break-glass review card",
+            channel.send(embed=embed, view=view, allowed_mentions=NO_PINGS),
+            guild_id=guild.id,
+            grant_id=grant.id,
+        )
+        if msg is not None:
+            async with transaction(self._sessions) as session:
+                row = await session.get(Grant, grant.id)
+                if row is not None:
+                    row.review_channel_id, row.review_message_id = msg.channel.id, msg.id
+
+    async def refresh_review(self, grant_id: int) -> None:
+        async with transaction(self._sessions) as session:
+            grant = await session.get(Grant, grant_id)
+            req = await session.get(AccessRequest, grant.request_id) if grant and grant.request_id else None
+        if grant is None or grant.review_message_id is None or grant.review_channel_id is None:
+            return
+        guild, gp = self._guild(grant.guild_id)
+        scope = self._policy.scope(gp, grant.scope_id) if gp else None
+        if guild is None or scope is None:
+            return
+        channel = guild.get_channel(grant.review_channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            return
+        embed, view = review_card(grant, req.reason if req else "", self._approvers_text(guild, scope))
+        await self._safely(
+            "update the review card",
+            channel.get_partial_message(grant.review_message_id).edit(embed=embed, view=view),
+            grant_id=grant.id,
+        )
+
+    async def grant_failed(self, grant: Grant) -> None:
+        if grant.request_id:
+            await self.refresh_card(grant.request_id)
+            req, _ = await self._load(grant.request_id)
+            if req is not None:
+                await self.dm(
+                    req.requester_id,
+                    f"Your request #{req.id} for **{grant.scope_id}** was approved, but Warden could not apply "
+                    f"it, so you have no new access: {grant.last_error}. A server admin has been told in the "
+                    "governance channel.",
+                    grant_id=grant.id,
+                )
+
+    async def grant_ended(self, grant: Grant) -> None:
+        if grant.request_id:
+            await self.refresh_card(grant.request_id)
+        if grant.status == GrantStatus.EXPIRED:
+            text = f"Your access **{grant.scope_id}** ({grant_target_text(grant)}) has ended. Grant #{grant.id} expired."
+        else:
+            by = f" by <@{grant.ended_by}>" if grant.ended_by and grant.ended_by != grant.subject_id else ""
+            text = f"Your access **{grant.scope_id}** ({grant_target_text(grant)}) was revoked{by}. Grant #{grant.id}."
+        await self.dm(grant.subject_id, text, grant_id=grant.id)
+
+    async def grant_expiring(self, grant: Grant) -> None:
+        await self.dm(
+            grant.subject_id,
+            f"Reminder: your access **{grant.scope_id}** (grant #{grant.id}) ends {ts(grant.expires_at, 'R')}, at "
+            f"{ts(grant.expires_at)}. Need longer? `/jit extend grant:{grant.id}`.",
+            grant_id=grant.id,
+        )
+
+    async def grant_extended(self, guild: discord.Guild, grant: Grant, req: AccessRequest) -> None:
+        await self.refresh_card(req.id)
+        if grant.request_id:
+            await self.refresh_card(grant.request_id)
+        await self.dm(
+            grant.subject_id,
+            f"Grant #{grant.id} (**{grant.scope_id}**) was extended; it now ends {ts(grant.expires_at)}.",
+            grant_id=grant.id,
+        )
+
+
+ChannelResolver = Callable[[int], Awaitable[discord.abc.Messageable | None]]
+
+
+def governance_resolver(client: discord.Client, policy: Policy) -> ChannelResolver:
+    """Where a guild's narratives go (used by the ledger's narrative poster)."""
+
+    async def resolve(guild_id: int) -> discord.abc.Messageable | None:
+        guild = client.get_guild(guild_id)
+        if guild is None:
+            return None
+        gp = policy.guild_policy(guild.id, guild.name)
+        channel = resolve_channel(guild, gp.governance_channel) if gp else None
+        return channel if isinstance(channel, discord.abc.Messageable) else None
+
+    return resolve

@@ -1,0 +1,204 @@
+"""What people see: approval cards, review cards, DMs and listings.
+
+Buttons carry only a kind and a record id in their custom id; the handlers in
+cogs/approvals.py match them with DynamicItem templates and re-read the database, so
+a card keeps working after a restart. Views built here are never stored by
+discord.py (they are stopped before sending) — the templates do the dispatch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import discord
+
+from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
+from bot.durations import format_duration
+from bot.policy import Scope
+
+VOTE_ID = "warden:vote:{request_id}:{choice}"
+VOTE_TEMPLATE = r"warden:vote:(?P<request_id>[0-9]{1,18}):(?P<choice>approve|deny)"
+REVIEW_ID = "warden:review:{grant_id}"
+REVIEW_TEMPLATE = r"warden:review:(?P<grant_id>[0-9]{1,18})"
+DENY_MODAL_ID = "warden:deny:{request_id}"
+DENY_MODAL_PREFIX = "warden:deny:"
+
+BLUE = discord.Colour.blurple()
+GREEN = discord.Colour.green()
+RED = discord.Colour.red()
+GREY = discord.Colour.light_grey()
+ORANGE = discord.Colour.orange()
+
+
+def ts(when: dt.datetime | None, style: str = "f") -> str:
+    return f"<t:{int(when.timestamp())}:{style}>" if when else "—"
+
+
+def _status_line(req: AccessRequest, grant: Grant | None) -> tuple[str, discord.Colour]:
+    if req.status == RequestStatus.PENDING:
+        return f"Waiting for approval — expires {ts(req.pending_until, 'R')}", BLUE
+    if req.status == RequestStatus.DENIED:
+        return f"Denied by <@{req.decided_by}>: {req.decision_note or 'no reason given'}", RED
+    if req.status == RequestStatus.EXPIRED:
+        return "Expired — nobody decided in time", GREY
+    if req.status == RequestStatus.CANCELLED:
+        return "Withdrawn" + (f" ({req.decision_note})" if req.decision_note else ""), GREY
+    # approved
+    if req.kind == RequestKind.EXTENSION:
+        return "Approved — the grant was extended", GREEN
+    if grant is None:
+        return "Approved", GREEN
+    return {
+        GrantStatus.APPROVED: ("Approved — applying in Discord…", GREEN),
+        GrantStatus.ACTIVE: (f"Granted until {ts(grant.expires_at)} ({ts(grant.expires_at, 'R')})", GREEN),
+        GrantStatus.REMOVING: ("Ending — removal from Discord in progress", ORANGE),
+        GrantStatus.EXPIRED: (f"Expired {ts(grant.ended_at)} — access removed", GREY),
+        GrantStatus.REVOKED: (f"Revoked by <@{grant.ended_by}> {ts(grant.ended_at)}", GREY),
+        GrantStatus.FAILED: (f"Failed — nothing was granted: {grant.last_error or 'Discord refused'}", RED),
+    }.get(GrantStatus(grant.status), ("Approved", GREEN))
+
+
+def request_card(
+    req: AccessRequest, scope: Scope, approvers_text: str, grant: Grant | None = None
+) -> tuple[discord.Embed, discord.ui.View]:
+    status, colour = _status_line(req, grant)
+    title = {
+        RequestKind.EXTENSION: f"Extension request #{req.id} — {scope.id}",
+        RequestKind.BREAKGLASS: f"Break-glass #{req.id} — {scope.id}",
+    }.get(RequestKind(req.kind), f"Access request #{req.id} — {scope.id}")
+    embed = discord.Embed(title=title, colour=colour, description=scope.description or None)
+    embed.add_field(name="Requester", value=f"<@{req.requester_id}>")
+    subject = f"<@{req.subject_id}>" + (" (bot)" if req.subject_is_bot else "")
+    embed.add_field(name="Subject", value=subject)
+    embed.add_field(name="Duration", value=format_duration(dt.timedelta(seconds=req.duration_seconds)))
+    if req.extends_grant_id:
+        embed.add_field(name="Extends", value=f"grant #{req.extends_grant_id}")
+    embed.add_field(name="Reason", value=req.reason or "—", inline=False)
+    approvals = sum(1 for v in req.votes if v.approve)
+    embed.add_field(name="Who may approve", value=approvers_text)
+    embed.add_field(name="Approvals", value=f"{approvals} of {req.approvals_required} needed")
+    if req.votes:
+        lines = [
+            f"{'✅ approved' if v.approve else '❌ denied'} by <@{v.approver_id}> {ts(v.created_at)}"
+            + (f" — {v.reason}" if v.reason else "")
+            for v in req.votes
+        ]
+        embed.add_field(name="Votes", value="\n".join(lines)[:1024], inline=False)
+    embed.add_field(name="Status", value=status, inline=False)
+    embed.set_footer(text=f"request #{req.id}" + (f" · grant #{grant.id}" if grant else ""))
+    pending = req.status == RequestStatus.PENDING
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        discord.ui.Button(
+            label="Approve",
+            style=discord.ButtonStyle.success,
+            disabled=not pending,
+            custom_id=VOTE_ID.format(request_id=req.id, choice="approve"),
+        )
+    )
+    view.add_item(
+        discord.ui.Button(
+            label="Deny",
+            style=discord.ButtonStyle.danger,
+            disabled=not pending,
+            custom_id=VOTE_ID.format(request_id=req.id, choice="deny"),
+        )
+    )
+    view.stop()  # dispatch goes through the DynamicItem templates, not this instance
+    return embed, view
+
+
+def review_card(grant: Grant, reason: str, approvers_text: str) -> tuple[discord.Embed, discord.ui.View]:
+    done = grant.review_acknowledged_at is not None
+    embed = discord.Embed(
+        title=f"Break-glass review — grant #{grant.id} ({grant.scope_id})",
+        colour=GREY if done else ORANGE,
+        description=(
+            f"<@{grant.subject_id}> took `{grant.scope_id}` without approval. "
+            "An approver must review this use."
+        ),
+    )
+    embed.add_field(name="Reason", value=reason or "—", inline=False)
+    embed.add_field(name="Until", value=ts(grant.expires_at))
+    embed.add_field(name="Reviewers", value=approvers_text)
+    embed.add_field(
+        name="Review",
+        value=f"Reviewed by <@{grant.review_acknowledged_by}> {ts(grant.review_acknowledged_at)}"
+        if done
+        else "Not yet reviewed",
+        inline=False,
+    )
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        discord.ui.Button(
+            label="Acknowledge review",
+            style=discord.ButtonStyle.primary,
+            disabled=done,
+            custom_id=REVIEW_ID.format(grant_id=grant.id),
+        )
+    )
+    view.stop()
+    return embed, view
+
+
+class DenyReasonModal(discord.ui.Modal):
+    """Asks an approver why. The submit is handled by cogs/approvals.py from its custom id,
+    so a modal opened before a restart still works after it."""
+
+    reason: discord.ui.TextInput[DenyReasonModal] = discord.ui.TextInput(
+        label="Reason for denying",
+        style=discord.TextStyle.paragraph,
+        custom_id="reason",
+        min_length=1,
+        max_length=400,
+        placeholder="Tell the requester what is missing or what to do instead",
+    )
+
+    def __init__(self, request_id: int) -> None:
+        super().__init__(
+            title=f"Deny request #{request_id}",
+            custom_id=DENY_MODAL_ID.format(request_id=request_id),
+            timeout=900,
+        )
+
+
+def grant_target_text(grant: Grant) -> str:
+    return f"<@&{grant.target_id}>" if grant.kind == "role" else f"<#{grant.target_id}>"
+
+
+def grant_applied_dm(grant: Grant, guild_name: str, approvers: list[int]) -> str:
+    who = ", ".join(f"<@{a}>" for a in approvers) or (
+        "break-glass (no approval)" if grant.breakglass else "automatic approval"
+    )
+    return (
+        f"**{grant.scope_id}** is yours in **{guild_name}** ({grant_target_text(grant)}) until "
+        f"{ts(grant.expires_at)} ({ts(grant.expires_at, 'R')}). Approved by {who}. Grant #{grant.id}."
+    )
+
+
+def mine_embed(pending: list[AccessRequest], active: list[Grant]) -> discord.Embed:
+    embed = discord.Embed(title="Your access", colour=BLUE)
+    if pending:
+        embed.add_field(
+            name="Pending requests",
+            value="\n".join(
+                f"#{r.id} `{r.scope_id}` for {format_duration(dt.timedelta(seconds=r.duration_seconds))} — "
+                f"expires {ts(r.pending_until, 'R')}"
+                for r in pending
+            )[:1024],
+            inline=False,
+        )
+    if active:
+        embed.add_field(
+            name="Active grants",
+            value="\n".join(
+                f"grant #{g.id} `{g.scope_id}` — until {ts(g.expires_at)} ({ts(g.expires_at, 'R')})"
+                if g.status == GrantStatus.ACTIVE
+                else f"grant #{g.id} `{g.scope_id}` — {g.status}"
+                for g in active
+            )[:1024],
+            inline=False,
+        )
+    if not pending and not active:
+        embed.description = "You have no pending requests and no active grants. Ask with `/jit request`."
+    return embed

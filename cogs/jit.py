@@ -1,0 +1,150 @@
+"""/jit — request, list, extend, cancel, revoke and break-glass. Thin: parse, call a service, render."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.durations import format_duration
+from bot.services.errors import BadInput
+from bot.ui import mine_embed, ts
+
+if TYPE_CHECKING:
+    from bot.client import WardenBot
+
+
+def _member(interaction: discord.Interaction) -> discord.Member:
+    if interaction.guild is None or not isinstance(interaction.user, discord.Member):
+        raise BadInput("Use Warden's commands in a server, not in DMs.")
+    return interaction.user
+
+
+class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time access"):
+    def __init__(self, bot: WardenBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def scope_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        if not isinstance(interaction.user, discord.Member):
+            return []
+        scopes = self.bot.requests.requestable_scopes(interaction.user)
+        needle = current.casefold()
+        return [
+            app_commands.Choice(
+                name=(f"{s.id} — {s.description}" if s.description else s.id)[:100], value=s.id
+            )
+            for s in scopes
+            if needle in s.id.casefold() or needle in s.description.casefold()
+        ][:25]
+
+    @app_commands.command(name="request", description="Ask for a scope for a limited time")
+    @app_commands.describe(
+        scope="What you need access to",
+        duration="How long, e.g. 30m, 2h, 1d (default: the scope's default)",
+        reason="Why you need it (shown to approvers and in the audit log)",
+        for_="Ask on behalf of another member or a bot",
+    )
+    @app_commands.rename(for_="for")
+    @app_commands.autocomplete(scope=scope_autocomplete)
+    async def request(
+        self,
+        interaction: discord.Interaction,
+        scope: str,
+        duration: str | None = None,
+        reason: str | None = None,
+        for_: discord.Member | None = None,
+    ) -> None:
+        member = _member(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        out = await self.bot.requests.create(member, scope, duration, reason, for_)
+        req = out.request
+        length = format_duration(dt.timedelta(seconds=req.duration_seconds))
+        if out.grant is not None:
+            if out.grant.status == "active":
+                text = (
+                    f"Request #{req.id} was approved automatically ({out.auto_rule}) and applied: "
+                    f"`{out.scope.id}` until {ts(out.grant.expires_at)}."
+                )
+            else:
+                text = (
+                    f"Request #{req.id} was approved automatically, but Warden could not apply it: "
+                    f"{out.grant.last_error}. Nothing was granted; a server admin has been told."
+                )
+        else:
+            text = (
+                f"Request #{req.id} for `{out.scope.id}` ({length}) is waiting for approval: "
+                f"{req.approvals_required} approval{'s' if req.approvals_required != 1 else ''} needed, "
+                f"deadline {ts(req.pending_until, 'R')}. You'll get a DM when it is decided."
+            )
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="mine", description="Your pending requests and active grants")
+    async def mine(self, interaction: discord.Interaction) -> None:
+        member = _member(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        out = await self.bot.requests.mine(member)
+        await interaction.followup.send(embed=mine_embed(out.pending, out.active), ephemeral=True)
+
+    @app_commands.command(name="revoke", description="End a grant now (its holder or an approver)")
+    @app_commands.describe(grant="The grant id (see /jit mine)", reason="Why it ends early")
+    async def revoke(self, interaction: discord.Interaction, grant: int, reason: str | None = None) -> None:
+        member = _member(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        out = await self.bot.grants.revoke(member, grant, reason)
+        text = f"Grant #{out.id} (`{out.scope_id}`) is revoked" + (
+            " and removed." if out.status == "revoked" else "; removal from Discord is being retried."
+        )
+        await interaction.followup.send(text, ephemeral=True)
+
+    @app_commands.command(name="extend", description="Ask to keep a grant longer (needs approval again)")
+    @app_commands.describe(
+        grant="The grant id (see /jit mine)", duration="How much longer, e.g. 30m", reason="Why"
+    )
+    async def extend(
+        self, interaction: discord.Interaction, grant: int, duration: str, reason: str | None = None
+    ) -> None:
+        member = _member(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        out = await self.bot.requests.extend(member, grant, duration, reason)
+        await interaction.followup.send(
+            f"Extension request #{out.request.id} for grant #{grant} is waiting for approval.", ephemeral=True
+        )
+
+    @app_commands.command(name="cancel", description="Withdraw one of your pending requests")
+    @app_commands.describe(request="The request id (see /jit mine)")
+    async def cancel(self, interaction: discord.Interaction, request: int) -> None:
+        member = _member(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        req = await self.bot.requests.cancel(member, request)
+        await interaction.followup.send(f"Request #{req.id} is withdrawn.", ephemeral=True)
+
+    @app_commands.command(
+        name="breakglass", description="Emergency access now, reviewed by approvers afterwards"
+    )
+    @app_commands.describe(
+        scope="A scope that allows break-glass", reason="The emergency (approvers will review)"
+    )
+    @app_commands.autocomplete(scope=scope_autocomplete)
+    async def breakglass(self, interaction: discord.Interaction, scope: str, reason: str) -> None:
+        member = _member(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        out = await self.bot.requests.breakglass(member, scope, reason)
+        grant = out.grant
+        if grant is not None and grant.status == "active":
+            text = (
+                f"Break-glass: `{out.scope.id}` is yours until {ts(grant.expires_at)} (grant #{grant.id}). "
+                "This was announced in the governance channel and approvers must review it."
+            )
+        else:
+            text = f"Break-glass was recorded but Warden could not apply it: {grant.last_error if grant else '?'}."
+        await interaction.followup.send(text, ephemeral=True)
+
+
+async def setup(bot: WardenBot) -> None:
+    await bot.add_cog(Jit(bot))
