@@ -15,8 +15,8 @@ from discord.ext import commands
 
 from bot.db.models import GrantStatus, RequestStatus
 from bot.interactions import answer_error
-from bot.services.requests import VoteOutcome
 from bot.services.errors import BadInput
+from bot.services.requests import VoteOutcome
 from bot.ui import DENY_MODAL_PREFIX, REVIEW_TEMPLATE, VOTE_TEMPLATE, DenyReasonModal, ts
 
 if TYPE_CHECKING:
@@ -40,7 +40,9 @@ def vote_receipt(out: VoteOutcome) -> str:
     if grant is None:
         return f"Request #{req.id} is approved."
     if grant.status == GrantStatus.ACTIVE:
-        return f"Your approval completed the quorum: grant #{grant.id} is applied until {ts(grant.expires_at)}."
+        return (
+            f"Your approval completed the quorum: grant #{grant.id} is applied until {ts(grant.expires_at)}."
+        )
     return f"Request #{req.id} is approved, but Warden could not apply it: {grant.last_error}."
 
 
@@ -96,7 +98,9 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=REVI
             await interaction.response.defer()
             grant = await bot.requests.acknowledge_review(member, self.grant_id)
             await bot.notifier.refresh_review(grant.id)
-            await interaction.followup.send(f"Your review of break-glass grant #{grant.id} is recorded.", ephemeral=True)
+            await interaction.followup.send(
+                f"Your review of break-glass grant #{grant.id} is recorded.", ephemeral=True
+            )
         except Exception as exc:
             await answer_error(interaction, exc)
 

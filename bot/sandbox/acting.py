@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC109
 """Acting as people: slash commands, autocomplete, button clicks, selects and modal submits.
 
 Each action builds the interaction Discord would send, dispatches INTERACTION_CREATE
@@ -49,10 +48,20 @@ class ActingMixin:
     """Methods of :class:`SandboxDiscord` that act as Discord users."""
 
     # ------------------------------------------------------------------ public
-    async def slash(self: SandboxDiscord, guild: SGuild | None, member: SMember | SUser | str, command: str,
-                    /, options: dict[str, Any] | None = None, *, in_channel: SChannel | str | None = None,
-                    timeout: float = 5.0, wait: bool = True, locale: str = "en-US",
-                    **kw: Any) -> InteractionOutcome:
+    async def slash(
+        self: SandboxDiscord,
+        guild: SGuild | None,
+        member: SMember | SUser | str,
+        command: str,
+        /,
+        options: dict[str, Any] | None = None,
+        *,
+        in_channel: SChannel | str | None = None,
+        timeout: float = 5.0,
+        wait: bool = True,
+        locale: str = "en-US",
+        **kw: Any,
+    ) -> InteractionOutcome:
         """Run ``/command`` ("jit request" = command + subcommand; "a b c" = group + subcommand).
 
         Option values: str/int/float/bool/SMember/SUser/SRole/SChannel (or a name for entity options).
@@ -73,14 +82,25 @@ class ActingMixin:
         if missing:
             raise SandboxError(f"/{command}: missing required option(s) {', '.join(missing)}")
         data = self._command_data(cmd, path, leaf_options, resolved, guild)
-        rec = self._new_interaction(APPLICATION_COMMAND, user, mem, guild, channel, data, name=command,
-                                    locale=locale)
+        rec = self._new_interaction(
+            APPLICATION_COMMAND, user, mem, guild, channel, data, name=command, locale=locale
+        )
         return await self._await_outcome(rec, timeout, wait, f"/{command}")
 
-    async def autocomplete(self: SandboxDiscord, guild: SGuild | None, member: SMember | SUser | str,
-                           command: str, /, focused: str, options: dict[str, Any] | None = None, *,
-                           in_channel: SChannel | str | None = None, timeout: float = 5.0,
-                           locale: str = "en-US", **kw: Any) -> list[dict]:
+    async def autocomplete(
+        self: SandboxDiscord,
+        guild: SGuild | None,
+        member: SMember | SUser | str,
+        command: str,
+        /,
+        focused: str,
+        options: dict[str, Any] | None = None,
+        *,
+        in_channel: SChannel | str | None = None,
+        timeout: float = 5.0,
+        locale: str = "en-US",
+        **kw: Any,
+    ) -> list[dict]:
         """What the bot suggests for option ``focused`` given what is typed (``focused``'s value, default "")."""
         values = {**kw, **(options or {})}
         user, mem, channel = self._context(guild, member, in_channel)
@@ -93,18 +113,32 @@ class ActingMixin:
         for name, value in values.items():
             if name == focused:
                 continue
-            leaf_options.append(self._option_value(guild, channel, command, self._option_spec(command, leaf, name),
-                                                   value, resolved))
+            leaf_options.append(
+                self._option_value(
+                    guild, channel, command, self._option_spec(command, leaf, name), value, resolved
+                )
+            )
         typed = values.get(focused, "")
         leaf_options.append({"name": focused, "type": spec["type"], "value": str(typed), "focused": True})
         data = self._command_data(cmd, path, leaf_options, resolved, guild)
-        rec = self._new_interaction(AUTOCOMPLETE, user, mem, guild, channel, data, name=command, locale=locale)
+        rec = self._new_interaction(
+            AUTOCOMPLETE, user, mem, guild, channel, data, name=command, locale=locale
+        )
         out = await self._await_outcome(rec, timeout, False, f"autocomplete of /{command} {focused}")
         return out.choices
 
-    async def click(self: SandboxDiscord, member: SMember | SUser | str, message: SMessage | InteractionOutcome,
-                    label: str | None = None, *, custom_id: str | None = None, timeout: float = 5.0,
-                    wait: bool = True, locale: str = "en-US", forged: bool = False) -> InteractionOutcome:
+    async def click(
+        self: SandboxDiscord,
+        member: SMember | SUser | str,
+        message: SMessage | InteractionOutcome,
+        label: str | None = None,
+        *,
+        custom_id: str | None = None,
+        timeout: float = 5.0,
+        wait: bool = True,
+        locale: str = "en-US",
+        forged: bool = False,
+    ) -> InteractionOutcome:
         """Click the button labelled ``label`` (or with ``custom_id``) on ``message`` (guild channel or DM).
 
         ``forged=True`` acts as a modified client or a stale card: it sends ``custom_id`` as
@@ -123,13 +157,30 @@ class ActingMixin:
             raise SandboxError(f"button {button.get('label')!r} is a link button: nothing to click")
         data = {"custom_id": button["custom_id"], "component_type": 2}
         user, mem, guild, channel = self._message_context(msg, member)
-        rec = self._new_interaction(MESSAGE_COMPONENT, user, mem, guild, channel, data,
-                                    name=button["custom_id"], source_message=msg, locale=locale)
+        rec = self._new_interaction(
+            MESSAGE_COMPONENT,
+            user,
+            mem,
+            guild,
+            channel,
+            data,
+            name=button["custom_id"],
+            source_message=msg,
+            locale=locale,
+        )
         return await self._await_outcome(rec, timeout, wait, f"click on {button.get('label') or custom_id!r}")
 
-    async def select(self: SandboxDiscord, member: SMember | SUser | str, message: SMessage | InteractionOutcome,
-                     values: list[Any], *, custom_id: str | None = None, placeholder: str | None = None,
-                     timeout: float = 5.0, wait: bool = True) -> InteractionOutcome:
+    async def select(
+        self: SandboxDiscord,
+        member: SMember | SUser | str,
+        message: SMessage | InteractionOutcome,
+        values: list[Any],
+        *,
+        custom_id: str | None = None,
+        placeholder: str | None = None,
+        timeout: float = 5.0,
+        wait: bool = True,
+    ) -> InteractionOutcome:
         """Choose ``values`` in a select menu (string select: option values; entity selects: objects)."""
         msg = self._as_message(message)
         comp = self._find_component(msg, placeholder, custom_id, SELECT_TYPES, key="placeholder")
@@ -140,23 +191,42 @@ class ActingMixin:
             if comp["type"] == 3:
                 allowed = [o["value"] for o in comp.get("options", [])]
                 if str(v) not in allowed:
-                    raise SandboxError(f"select {comp['custom_id']!r} has no option {v!r} (options: {allowed})")
+                    raise SandboxError(
+                        f"select {comp['custom_id']!r} has no option {v!r} (options: {allowed})"
+                    )
                 out_values.append(str(v))
             else:
-                opt = self._option_value(guild, channel, "select", {"name": "v", "type": {5: USER, 6: ROLE, 7: MENTIONABLE,
-                                                                                          8: CHANNEL}[comp["type"]]},
-                                         v, resolved)
+                opt = self._option_value(
+                    guild,
+                    channel,
+                    "select",
+                    {"name": "v", "type": {5: USER, 6: ROLE, 7: MENTIONABLE, 8: CHANNEL}[comp["type"]]},
+                    v,
+                    resolved,
+                )
                 out_values.append(opt["value"])
-        data: dict[str, Any] = {"custom_id": comp["custom_id"], "component_type": comp["type"], "values": out_values}
+        data: dict[str, Any] = {
+            "custom_id": comp["custom_id"],
+            "component_type": comp["type"],
+            "values": out_values,
+        }
         if resolved:
             data["resolved"] = resolved
-        rec = self._new_interaction(MESSAGE_COMPONENT, user, mem, guild, channel, data, name=comp["custom_id"],
-                                    source_message=msg)
+        rec = self._new_interaction(
+            MESSAGE_COMPONENT, user, mem, guild, channel, data, name=comp["custom_id"], source_message=msg
+        )
         return await self._await_outcome(rec, timeout, wait, f"select {comp['custom_id']!r}")
 
-    async def submit_modal(self: SandboxDiscord, member: SMember | SUser | str, outcome: InteractionOutcome,
-                           values: dict[str, Any] | None = None, *, timeout: float = 5.0, wait: bool = True,
-                           **kw: Any) -> InteractionOutcome:
+    async def submit_modal(
+        self: SandboxDiscord,
+        member: SMember | SUser | str,
+        outcome: InteractionOutcome,
+        values: dict[str, Any] | None = None,
+        *,
+        timeout: float = 5.0,
+        wait: bool = True,
+        **kw: Any,
+    ) -> InteractionOutcome:
         """Fill and submit the modal the bot opened; fields by text-input custom_id or label (case-insensitive)."""
         modal = outcome.modal
         if modal is None:
@@ -200,12 +270,20 @@ class ActingMixin:
                 known |= {str(k).lower() for k in (c.get("custom_id"), c.get("label"), top.get("label")) if k}
         unknown = [k for k in lowered if k not in known]
         if unknown:
-            raise SandboxError(f"modal {modal.get('title')!r} has no field(s) {unknown} (fields: {sorted(known)})")
+            raise SandboxError(
+                f"modal {modal.get('title')!r} has no field(s) {unknown} (fields: {sorted(known)})"
+            )
         components = []
         for top in modal.get("components") or []:
             if top.get("type") == 1:
-                components.append({"type": 1, "components": [field(c, None) for c in top.get("components", [])
-                                                             if c.get("custom_id")]})
+                components.append(
+                    {
+                        "type": 1,
+                        "components": [
+                            field(c, None) for c in top.get("components", []) if c.get("custom_id")
+                        ],
+                    }
+                )
             elif top.get("type") == 18:
                 inner = field(top["component"], top.get("label"))
                 row: dict[str, Any] = {"type": 18, "component": inner}
@@ -217,13 +295,22 @@ class ActingMixin:
         prev = outcome.record
         user, mem = self._who(prev.guild, member)
         data = {"custom_id": modal["custom_id"], "components": components}
-        rec = self._new_interaction(MODAL_SUBMIT, user, mem, prev.guild, prev.channel, data,
-                                    name=modal["custom_id"], source_message=prev.source_message)
+        rec = self._new_interaction(
+            MODAL_SUBMIT,
+            user,
+            mem,
+            prev.guild,
+            prev.channel,
+            data,
+            name=modal["custom_id"],
+            source_message=prev.source_message,
+        )
         return await self._await_outcome(rec, timeout, wait, f"modal {modal.get('title')!r}")
 
     # ------------------------------------------------------------------ helpers
-    def _who(self: SandboxDiscord, guild: SGuild | None, member: SMember | SUser | str
-             ) -> tuple[SUser, SMember | None]:
+    def _who(
+        self: SandboxDiscord, guild: SGuild | None, member: SMember | SUser | str
+    ) -> tuple[SUser, SMember | None]:
         if isinstance(member, str):
             if guild is not None:
                 member = guild.member(member)
@@ -240,8 +327,12 @@ class ActingMixin:
             raise SandboxError(f"{member.name!r} is not a member of {guild.name!r}")
         return member.user, member
 
-    def _context(self: SandboxDiscord, guild: SGuild | None, member: SMember | SUser | str,
-                 in_channel: SChannel | str | None) -> tuple[SUser, SMember | None, SChannel]:
+    def _context(
+        self: SandboxDiscord,
+        guild: SGuild | None,
+        member: SMember | SUser | str,
+        in_channel: SChannel | str | None,
+    ) -> tuple[SUser, SMember | None, SChannel]:
         user, mem = self._who(guild, member)
         if guild is None:
             return user, None, self.dm_channel(user)
@@ -254,8 +345,9 @@ class ActingMixin:
             channel = guild.channel(in_channel) if isinstance(in_channel, str) else in_channel
         return user, mem, channel
 
-    def _message_context(self: SandboxDiscord, msg: SMessage, member: SMember | SUser | str
-                         ) -> tuple[SUser, SMember | None, SGuild | None, SChannel]:
+    def _message_context(
+        self: SandboxDiscord, msg: SMessage, member: SMember | SUser | str
+    ) -> tuple[SUser, SMember | None, SGuild | None, SChannel]:
         channel = self.channels.get(msg.channel_id)
         if channel is None:
             raise SandboxError(f"message {msg.id} is in an unknown channel")
@@ -277,15 +369,17 @@ class ActingMixin:
         return message
 
     @staticmethod
-    def _find_component(msg: SMessage, label: str | None, custom_id: str | None, types: set[int],
-                        key: str = "label") -> dict:
+    def _find_component(
+        msg: SMessage, label: str | None, custom_id: str | None, types: set[int], key: str = "label"
+    ) -> dict:
         comps = [c for c in walk_components(msg.components) if c.get("type") in types]
         found = None
         if custom_id is not None:
             found = next((c for c in comps if c.get("custom_id") == custom_id), None)
         elif label is not None:
             found = next((c for c in comps if c.get(key) == label), None) or next(
-                (c for c in comps if str(c.get(key, "")).lower() == label.lower()), None)
+                (c for c in comps if str(c.get(key, "")).lower() == label.lower()), None
+            )
         elif len(comps) == 1:
             found = comps[0]
         if found is None:
@@ -295,8 +389,9 @@ class ActingMixin:
             raise SandboxError(f"component {label or custom_id!r} is disabled")
         return found
 
-    def _find_command(self: SandboxDiscord, guild: SGuild | None, command: str
-                      ) -> tuple[dict, list[dict], list[dict]]:
+    def _find_command(
+        self: SandboxDiscord, guild: SGuild | None, command: str
+    ) -> tuple[dict, list[dict], list[dict]]:
         words = command.strip().lstrip("/").split()
         if not words:
             raise SandboxError("empty command")
@@ -304,18 +399,28 @@ class ActingMixin:
         cmd = next((c for c in pool if c["name"] == words[0] and c.get("type", 1) == 1), None)
         if cmd is None:
             names = sorted({c["name"] for c in pool})
-            raise SandboxError(f"no command named {words[0]!r} is registered by the bot (registered: {names})")
+            raise SandboxError(
+                f"no command named {words[0]!r} is registered by the bot (registered: {names})"
+            )
         if guild is None:
             contexts = cmd.get("contexts")
-            if cmd.get("guild_id") or cmd.get("dm_permission") is False or (contexts is not None and 1 not in contexts):
+            if (
+                cmd.get("guild_id")
+                or cmd.get("dm_permission") is False
+                or (contexts is not None and 1 not in contexts)
+            ):
                 raise SandboxError(f"/{words[0]} cannot be used in DMs")
         path: list[dict] = []
         opts = cmd.get("options") or []
         for w in words[1:]:
-            sub = next((o for o in opts if o["name"] == w and o["type"] in (SUBCOMMAND, SUBCOMMAND_GROUP)), None)
+            sub = next(
+                (o for o in opts if o["name"] == w and o["type"] in (SUBCOMMAND, SUBCOMMAND_GROUP)), None
+            )
             if sub is None:
                 subs = [o["name"] for o in opts if o["type"] in (SUBCOMMAND, SUBCOMMAND_GROUP)]
-                raise SandboxError(f"/{' '.join(words[:1 + len(path)])} has no subcommand {w!r} (has: {subs})")
+                raise SandboxError(
+                    f"/{' '.join(words[: 1 + len(path)])} has no subcommand {w!r} (has: {subs})"
+                )
             path.append(sub)
             opts = sub.get("options") or []
         if any(o["type"] in (SUBCOMMAND, SUBCOMMAND_GROUP) for o in opts):
@@ -330,8 +435,15 @@ class ActingMixin:
             raise SandboxError(f"/{command} has no option {name!r} (options: {[o['name'] for o in leaf]})")
         return spec
 
-    def _option_value(self: SandboxDiscord, guild: SGuild | None, channel: SChannel, command: str, spec: dict,
-                      value: Any, resolved: dict[str, dict]) -> dict:
+    def _option_value(
+        self: SandboxDiscord,
+        guild: SGuild | None,
+        channel: SChannel,
+        command: str,
+        spec: dict,
+        value: Any,
+        resolved: dict[str, dict],
+    ) -> dict:
         t = spec["type"]
         name = spec["name"]
         out: dict[str, Any] = {"name": name, "type": t}
@@ -354,9 +466,12 @@ class ActingMixin:
         if spec.get("choices"):
             choices = spec["choices"]
             match = next((c for c in choices if c["value"] == v), None) or next(
-                (c for c in choices if c["name"] == value), None)
+                (c for c in choices if c["name"] == value), None
+            )
             if match is None:
-                raise SandboxError(f"/{command} {name}: {value!r} is not one of {[c['value'] for c in choices]}")
+                raise SandboxError(
+                    f"/{command} {name}: {value!r} is not one of {[c['value'] for c in choices]}"
+                )
             v = match["value"]
         if t in (INTEGER, NUMBER):
             if spec.get("min_value") is not None and v < spec["min_value"]:
@@ -371,12 +486,23 @@ class ActingMixin:
         out["value"] = v
         return out
 
-    def _resolve_entity(self: SandboxDiscord, guild: SGuild | None, command: str, name: str, t: int, value: Any,
-                        resolved: dict[str, dict], channel: SChannel) -> str:
+    def _resolve_entity(
+        self: SandboxDiscord,
+        guild: SGuild | None,
+        command: str,
+        name: str,
+        t: int,
+        value: Any,
+        resolved: dict[str, dict],
+        channel: SChannel,
+    ) -> str:
         if isinstance(value, str) and guild is not None:
-            value = (guild.get_member(value) if t in (USER, MENTIONABLE) else None) or (
-                guild.get_role(value) if t in (ROLE, MENTIONABLE) else None) or (
-                guild.get_channel(value) if t == CHANNEL else None) or value
+            value = (
+                (guild.get_member(value) if t in (USER, MENTIONABLE) else None)
+                or (guild.get_role(value) if t in (ROLE, MENTIONABLE) else None)
+                or (guild.get_channel(value) if t == CHANNEL else None)
+                or value
+            )
         if isinstance(value, SUser) and guild is not None and guild.get_member(value.id) is not None:
             value = guild.member(value.id)
         if isinstance(value, SMember | SUser) and t in (USER, MENTIONABLE):
@@ -400,8 +526,9 @@ class ActingMixin:
         raise SandboxError(f"/{command} {name}: cannot use {value!r} for an option of type {t}")
 
     @staticmethod
-    def _command_data(cmd: dict, path: list[dict], leaf_options: list[dict], resolved: dict,
-                      guild: SGuild | None) -> dict:
+    def _command_data(
+        cmd: dict, path: list[dict], leaf_options: list[dict], resolved: dict, guild: SGuild | None
+    ) -> dict:
         options: list[dict] = leaf_options
         for sub in reversed(path):
             options = [{"name": sub["name"], "type": sub["type"], "options": options}]
@@ -414,9 +541,19 @@ class ActingMixin:
             data["guild_id"] = cmd["guild_id"]
         return data
 
-    def _new_interaction(self: SandboxDiscord, type_: int, user: SUser, member: SMember | None,
-                         guild: SGuild | None, channel: SChannel, data: dict, *, name: str,
-                         source_message: SMessage | None = None, locale: str = "en-US") -> InteractionRecord:
+    def _new_interaction(
+        self: SandboxDiscord,
+        type_: int,
+        user: SUser,
+        member: SMember | None,
+        guild: SGuild | None,
+        channel: SChannel,
+        data: dict,
+        *,
+        name: str,
+        source_message: SMessage | None = None,
+        locale: str = "en-US",
+    ) -> InteractionRecord:
         if not self.gateway.sessions:
             raise SandboxError("no bot is connected to the sandbox gateway (start the client first)")
         iid = self.snowflake()
@@ -461,9 +598,18 @@ class ActingMixin:
         if source_message is not None:
             payload["message"] = message_payload(source_message)
         rec = InteractionRecord(
-            id=iid, token=token, type=type_, user=user, member=member, guild=guild, channel=channel,
-            created_loop=asyncio.get_running_loop().time(), created_at=self._now(), name=name,
-            source_message=source_message, payload=payload,
+            id=iid,
+            token=token,
+            type=type_,
+            user=user,
+            member=member,
+            guild=guild,
+            channel=channel,
+            created_loop=asyncio.get_running_loop().time(),
+            created_at=self._now(),
+            name=name,
+            source_message=source_message,
+            payload=payload,
         )
         self.interactions[iid] = rec
         if len(self.interactions) > MAX_INTERACTIONS:
@@ -472,8 +618,9 @@ class ActingMixin:
         self.gateway.dispatch("INTERACTION_CREATE", payload)
         return rec
 
-    async def _await_outcome(self: SandboxDiscord, rec: InteractionRecord, timeout: float, wait: bool,
-                             what: str) -> InteractionOutcome:
+    async def _await_outcome(
+        self: SandboxDiscord, rec: InteractionRecord, timeout: float, wait: bool, what: str
+    ) -> InteractionOutcome:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:

@@ -102,8 +102,9 @@ class Spec:
         body_required = False
         body = op.get("requestBody")
         if body is not None and "application/json" in body.get("content", {}):
-            body_pointer = "#/" + _pointer("paths", template, method, "requestBody", "content",
-                                           "application/json", "schema")
+            body_pointer = "#/" + _pointer(
+                "paths", template, method, "requestBody", "content", "application/json", "schema"
+            )
             body_required = bool(body.get("required"))
         operation = Operation(
             operation_id=op["operationId"],
@@ -300,7 +301,8 @@ def _deepest(error: ValidationError) -> ValidationError:
 
         def misfit(errs: list[ValidationError], base: int = len(error.absolute_path)) -> tuple[int, int]:
             discr = any(
-                list(e.absolute_path)[base:] == ["type"] or (e.validator == "type" and len(e.absolute_path) == base)
+                list(e.absolute_path)[base:] == ["type"]
+                or (e.validator == "type" and len(e.absolute_path) == base)
                 for e in errs
             )
             return (1 if discr else 0, len(errs))
@@ -323,8 +325,15 @@ class CheckResult:
     status: int = 0  # 0 = ok; 404/405 route problems; 400 invalid form body
 
 
-def check_request(spec: Spec, method: str, path: str, query: dict[str, str], body: Any,
-                  has_body: bool, raw_body: bytes | None = None) -> CheckResult:
+def check_request(
+    spec: Spec,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    body: Any,
+    has_body: bool,
+    raw_body: bytes | None = None,
+) -> CheckResult:
     matched = spec.match_template(path)
     if matched is None:
         return CheckResult(None, None, {}, [f"{method} {path}: no such route in Discord's API"], {}, 404)
@@ -333,8 +342,14 @@ def check_request(spec: Spec, method: str, path: str, query: dict[str, str], bod
     path_params = dict(params)
     if op is None:
         allowed = ", ".join(spec.methods_for(template)) or "none"
-        return CheckResult(None, template, path_params,
-                           [f"{method} {path}: method not allowed on {template} (allowed: {allowed})"], {}, 405)
+        return CheckResult(
+            None,
+            template,
+            path_params,
+            [f"{method} {path}: method not allowed on {template} (allowed: {allowed})"],
+            {},
+            405,
+        )
     problems: list[str] = []
     form_errors: dict[str, Any] = {}
 
@@ -376,7 +391,8 @@ def check_request(spec: Spec, method: str, path: str, query: dict[str, str], bod
         elif op.body_required:
             problems.append(f"{op.operation_id} ({method} {template}): request body is required")
             form_errors.setdefault("body", {"_errors": []})["_errors"].append(
-                {"code": "BASE_TYPE_REQUIRED", "message": "This field is required"})
+                {"code": "BASE_TYPE_REQUIRED", "message": "This field is required"}
+            )
     return CheckResult(op, template, path_params, problems, form_errors, 400 if problems else 0)
 
 
@@ -401,4 +417,6 @@ class Conformance:
     def assert_ok(self) -> None:
         if self.violations:
             listing = "\n  - ".join(self.violations)
-            raise AssertionError(f"{len(self.violations)} Discord API conformance violation(s):\n  - {listing}")
+            raise AssertionError(
+                f"{len(self.violations)} Discord API conformance violation(s):\n  - {listing}"
+            )

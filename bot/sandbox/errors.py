@@ -16,8 +16,15 @@ class SandboxTimeout(SandboxError, TimeoutError):
 class DiscordAPIError(Exception):
     """Raised inside REST handlers; rendered as Discord's JSON error body."""
 
-    def __init__(self, status: int, code: int, message: str, errors: dict | None = None,
-                 headers: dict[str, str] | None = None, body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        errors: dict | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{status} {code} {message}")
         self.status = status
         self.code = code

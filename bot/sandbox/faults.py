@@ -25,7 +25,7 @@ class _Rule:
             return True
         want = "/" + self.path.strip("/")
         if want.startswith("/api/v10/"):
-            want = want[len("/api/v10"):]
+            want = want[len("/api/v10") :]
         return want in (template, path)
 
     @property
@@ -44,16 +44,37 @@ class Faults:
     def __init__(self) -> None:
         self._rules: list[_Rule] = []
 
-    def fail(self, method: str | None = None, path: str | None = None, status: int = 500,
-             times: int | None = 1, *, retry_after: float = 0.05, code: int = 0,
-             message: str | None = None) -> _Rule:
-        rule = _Rule("fail", method, path, status=status, times=times, retry_after=retry_after,
-                     code=code, message=message)
+    def fail(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        status: int = 500,
+        times: int | None = 1,
+        *,
+        retry_after: float = 0.05,
+        code: int = 0,
+        message: str | None = None,
+    ) -> _Rule:
+        rule = _Rule(
+            "fail",
+            method,
+            path,
+            status=status,
+            times=times,
+            retry_after=retry_after,
+            code=code,
+            message=message,
+        )
         self._rules.append(rule)
         return rule
 
-    def delay(self, method: str | None = None, path: str | None = None, seconds: float = 0.5,
-              times: int | None = None) -> _Rule:
+    def delay(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        seconds: float = 0.5,
+        times: int | None = None,
+    ) -> _Rule:
         rule = _Rule("delay", method, path, seconds=seconds, times=times)
         self._rules.append(rule)
         return rule

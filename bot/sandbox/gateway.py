@@ -170,8 +170,14 @@ class Gateway:
             await self._hold.wait()
         conn = Connection(ws, request)
         self.connections.add(conn)
-        conn.send({"op": 10, "s": None, "t": None, "d": {"heartbeat_interval": self.heartbeat_interval_ms,
-                                                          "_trace": ["sandbox"]}})
+        conn.send(
+            {
+                "op": 10,
+                "s": None,
+                "t": None,
+                "d": {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": ["sandbox"]},
+            }
+        )
         close_code: int | None = None
         try:
             async for msg in ws:

@@ -37,7 +37,10 @@ ACME: dict[str, Any] = {
         {"name": "on-call"},
         {"name": "incident-commanders"},
         {"name": "sec-leads"},
-        {"name": "deployers", "permissions": ["manage_messages", "attach_files", "send_messages", "view_channel"]},
+        {
+            "name": "deployers",
+            "permissions": ["manage_messages", "attach_files", "send_messages", "view_channel"],
+        },
         {"name": "webhook-manager", "permissions": ["manage_webhooks", "view_channel", "send_messages"]},
         {"name": "emergency", "permissions": ["administrator"]},
     ],
@@ -62,18 +65,26 @@ def build_guild(sb: SandboxDiscord, spec: Mapping[str, Any]) -> SGuild:
     known = {"name", "bot_permissions", "roles", "members", "channels"}
     unknown = set(spec) - known
     if unknown:
-        raise SandboxError(f"guild {spec.get('name')!r}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+        raise SandboxError(
+            f"guild {spec.get('name')!r}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}"
+        )
     guild = sb.create_guild(spec["name"], bot_permissions=spec.get("bot_permissions"))
     for role in spec.get("roles", []):
         # Each new role goes just above @everyone and pushes earlier ones up: list bottom to top.
         guild.create_role(
-            role["name"], role.get("permissions", []), position=role.get("position", 1), managed=role.get("managed", False)
+            role["name"],
+            role.get("permissions", []),
+            position=role.get("position", 1),
+            managed=role.get("managed", False),
         )
     if spec.get("roles"):
         _order_roles(guild, [r["name"] for r in spec["roles"]])
     for member in spec.get("members", []):
         guild.add_member(
-            member["name"], roles=member.get("roles", []), bot=member.get("bot", False), dms_open=member.get("dms_open", True)
+            member["name"],
+            roles=member.get("roles", []),
+            bot=member.get("bot", False),
+            dms_open=member.get("dms_open", True),
         )
     for channel in spec.get("channels", []):
         overwrites = None
@@ -209,8 +220,9 @@ class SandboxWorld:
         assert self.bot is not None
         if self._dead_engine is None:
             # Port 1 on loopback refuses at once: a real connection failure, not a mock.
-            self._dead_engine = create_engine("postgresql+asyncpg://warden@127.0.0.1:1/unreachable",
-                                              connect_args={"timeout": 2})
+            self._dead_engine = create_engine(
+                "postgresql+asyncpg://warden@127.0.0.1:1/unreachable", connect_args={"timeout": 2}
+            )
         self.bot.session_factory.configure(bind=self._dead_engine)
 
     async def database_up(self) -> None:

@@ -140,5 +140,7 @@ class InteractionOutcome:
         return "\n".join(p for p in parts if p)
 
     def __repr__(self) -> str:
-        return (f"<InteractionOutcome type={self.response_type} ephemeral={self.ephemeral} "
-                f"text={self.text[:80]!r}>")
+        return (
+            f"<InteractionOutcome type={self.response_type} ephemeral={self.ephemeral} "
+            f"text={self.text[:80]!r}>"
+        )

@@ -371,8 +371,9 @@ class SGuild:
         topic: str | None = None,
         parent: SChannel | None = None,
     ) -> SChannel:
-        return self._sandbox._create_channel(self, name, kind=kind, overwrites=overwrites, topic=topic,
-                                             parent=parent)
+        return self._sandbox._create_channel(
+            self, name, kind=kind, overwrites=overwrites, topic=topic, parent=parent
+        )
 
     # ----- permission maths (Discord's algorithm)
     def top_role(self, member: SMember) -> SRole:
@@ -562,15 +563,25 @@ def integration_payload(i: SIntegration) -> dict[str, Any]:
         "name": i.name,
         "type": i.type,
         "enabled": True,
-        "account": {"id": str(i.account.id if i.account else i.id), "name": i.account.name if i.account else i.name},
+        "account": {
+            "id": str(i.account.id if i.account else i.id),
+            "name": i.account.name if i.account else i.name,
+        },
         "scopes": i.scopes,
     }
     if i.user is not None:
         data["user"] = user_payload(i.user)
     if i.type != "discord":  # stream integrations (twitch/youtube) carry sync state
-        data.update(syncing=False, role_id=str(i.role_id) if i.role_id else None, enable_emoticons=False,
-                    expire_behavior=0, expire_grace_period=1, synced_at=None, subscriber_count=0,
-                    revoked=False)
+        data.update(
+            syncing=False,
+            role_id=str(i.role_id) if i.role_id else None,
+            enable_emoticons=False,
+            expire_behavior=0,
+            expire_grace_period=1,
+            synced_at=None,
+            subscriber_count=0,
+            revoked=False,
+        )
     if i.application_id is not None:
         app: dict[str, Any] = {
             "id": str(i.application_id),

@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC109
 """SandboxDiscord: a local, semantic Discord for the unmodified discord.py client."""
 
 from __future__ import annotations
@@ -124,8 +123,16 @@ def _json_response(status: int, data: Any, headers: dict[str, str] | None = None
 class SandboxDiscord(ActingMixin):
     """A local Discord: REST under ``/api/v10`` and a gateway websocket on 127.0.0.1."""
 
-    def __init__(self, clock: Any = None, token: str = "sandbox-token", rate_limits: bool = False,
-                 *, bot_name: str = "Warden", host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        clock: Any = None,
+        token: str = "sandbox-token",
+        rate_limits: bool = False,
+        *,
+        bot_name: str = "Warden",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.clock = clock or SystemClock()
         self.token = token
         self.rate_limits = rate_limits
@@ -159,9 +166,7 @@ class SandboxDiscord(ActingMixin):
         self._runner: web.AppRunner | None = None
         self.api_url = ""
         self.gateway_url = ""
-        self._handlers = {
-            name[3:]: getattr(self, name) for name in dir(self) if name.startswith("op_")
-        }
+        self._handlers = {name[3:]: getattr(self, name) for name in dir(self) if name.startswith("op_")}
 
     # ================================================================ lifecycle
     async def start(self) -> SandboxDiscord:
@@ -215,8 +220,9 @@ class SandboxDiscord(ActingMixin):
         except TimeoutError:
             raise SandboxTimeout(f"no bot connected to the sandbox gateway within {timeout}s") from None
 
-    async def disconnect_gateway(self, code: int | None = 4000, reconnect_op: bool = False,
-                                 *, hold: bool = False) -> None:
+    async def disconnect_gateway(
+        self, code: int | None = 4000, reconnect_op: bool = False, *, hold: bool = False
+    ) -> None:
         """Drop the bot's websocket(s) (or ask them to reconnect with op 7); the session stays resumable.
 
         ``hold=True`` keeps new connections waiting before HELLO until :meth:`release_gateway`,
@@ -245,8 +251,9 @@ class SandboxDiscord(ActingMixin):
         self.users[u.id] = u
         return u
 
-    def create_guild(self, name: str, bot_permissions: Iterable[str] | int | None = None, *,
-                     owner: str = "owner") -> SGuild:
+    def create_guild(
+        self, name: str, bot_permissions: Iterable[str] | int | None = None, *, owner: str = "owner"
+    ) -> SGuild:
         gid = self.snowflake()
         g = SGuild(gid, name, _sandbox=self)
         g.roles.append(SRole(gid, gid, "@everyone", permissions=EVERYONE_PERMISSIONS, position=0))
@@ -254,10 +261,24 @@ class SandboxDiscord(ActingMixin):
         g.owner = SMember(owner_user, gid, joined_at=self._now())
         g.members.append(g.owner)
         perms = permission_value(DEFAULT_BOT_PERMISSIONS if bot_permissions is None else bot_permissions)
-        integration = SIntegration(self.snowflake(), gid, self.bot_user.name, account=self.bot_user,
-                                   application_id=self.application_id, bot=self.bot_user, user=owner_user)
-        bot_role = SRole(self.snowflake(), gid, self.bot_user.name, permissions=perms, position=1, managed=True,
-                         bot_id=self.bot_user.id)
+        integration = SIntegration(
+            self.snowflake(),
+            gid,
+            self.bot_user.name,
+            account=self.bot_user,
+            application_id=self.application_id,
+            bot=self.bot_user,
+            user=owner_user,
+        )
+        bot_role = SRole(
+            self.snowflake(),
+            gid,
+            self.bot_user.name,
+            permissions=perms,
+            position=1,
+            managed=True,
+            bot_id=self.bot_user.id,
+        )
         integration.role_id = bot_role.id
         g.roles.append(bot_role)
         g.integrations.append(integration)
@@ -270,25 +291,55 @@ class SandboxDiscord(ActingMixin):
         self.gateway.dispatch("GUILD_CREATE", self._guild_create_payload(g, None), gw.GUILDS)
         return g
 
-    def _create_role(self, g: SGuild, name: str, permissions: Any = None, *, position: int | None = None,
-                     managed: bool = False, color: int = 0, hoist: bool = False,
-                     bot_id: int | None = None) -> SRole:
+    def _create_role(
+        self,
+        g: SGuild,
+        name: str,
+        permissions: Any = None,
+        *,
+        position: int | None = None,
+        managed: bool = False,
+        color: int = 0,
+        hoist: bool = False,
+        bot_id: int | None = None,
+    ) -> SRole:
         pos = 1 if position is None else max(1, int(position))
         shifted = []
         for r in g.roles:
             if not r.is_everyone and r.position >= pos:
                 r.position += 1
                 shifted.append(r)
-        role = SRole(self.snowflake(), g.id, name, permissions=permission_value(permissions), position=pos,
-                     managed=managed, color=color, hoist=hoist, bot_id=bot_id)
+        role = SRole(
+            self.snowflake(),
+            g.id,
+            name,
+            permissions=permission_value(permissions),
+            position=pos,
+            managed=managed,
+            color=color,
+            hoist=hoist,
+            bot_id=bot_id,
+        )
         g.roles.append(role)
-        self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(g.id), "role": role_payload(role)}, gw.GUILDS)
+        self.gateway.dispatch(
+            "GUILD_ROLE_CREATE", {"guild_id": str(g.id), "role": role_payload(role)}, gw.GUILDS
+        )
         for r in shifted:
-            self.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(g.id), "role": role_payload(r)}, gw.GUILDS)
+            self.gateway.dispatch(
+                "GUILD_ROLE_UPDATE", {"guild_id": str(g.id), "role": role_payload(r)}, gw.GUILDS
+            )
         return role
 
-    def _add_member(self, g: SGuild, name: str, *, roles: Iterable[SRole | str] = (), bot: bool = False,
-                    dms_open: bool = True, user: SUser | None = None) -> SMember:
+    def _add_member(
+        self,
+        g: SGuild,
+        name: str,
+        *,
+        roles: Iterable[SRole | str] = (),
+        bot: bool = False,
+        dms_open: bool = True,
+        user: SUser | None = None,
+    ) -> SMember:
         u = user or self.user(name, bot=bot, dms_open=dms_open)
         u.dms_open = dms_open if not bot else u.dms_open
         if g.get_member(u.id) is not None:
@@ -296,18 +347,41 @@ class SandboxDiscord(ActingMixin):
         resolved = [r if isinstance(r, SRole) else g.role(r) for r in roles]
         m = SMember(u, g.id, roles=resolved, joined_at=self._now())
         g.members.append(m)
-        self.gateway.dispatch("GUILD_MEMBER_ADD", {**member_payload(m), "guild_id": str(g.id)}, gw.GUILD_MEMBERS)
+        self.gateway.dispatch(
+            "GUILD_MEMBER_ADD", {**member_payload(m), "guild_id": str(g.id)}, gw.GUILD_MEMBERS
+        )
         return m
 
-    def _create_channel(self, g: SGuild, name: str, *, kind: str | int = "text", overwrites: Any = None,
-                        topic: str | None = None, parent: SChannel | None = None) -> SChannel:
+    def _create_channel(
+        self,
+        g: SGuild,
+        name: str,
+        *,
+        kind: str | int = "text",
+        overwrites: Any = None,
+        topic: str | None = None,
+        parent: SChannel | None = None,
+    ) -> SChannel:
         ctype = kind if isinstance(kind, int) else CHANNEL_KINDS[kind]
-        c = SChannel(self.snowflake(), name, ctype, guild_id=g.id, position=len(g.channels), topic=topic,
-                     parent_id=parent.id if parent else None)
+        c = SChannel(
+            self.snowflake(),
+            name,
+            ctype,
+            guild_id=g.id,
+            position=len(g.channels),
+            topic=topic,
+            parent_id=parent.id if parent else None,
+        )
         for target, spec in self._overwrite_items(overwrites):
             allow, deny = spec
-            c.overwrites.append(SOverwrite(target.id, 0 if isinstance(target, SRole) else 1,
-                                           permission_value(allow), permission_value(deny)))
+            c.overwrites.append(
+                SOverwrite(
+                    target.id,
+                    0 if isinstance(target, SRole) else 1,
+                    permission_value(allow),
+                    permission_value(deny),
+                )
+            )
         g.channels.append(c)
         self.channels[c.id] = c
         self.channel_messages[c.id] = []
@@ -428,8 +502,9 @@ class SandboxDiscord(ActingMixin):
         """Entries newest first, as Discord returns them."""
         return list(reversed(g.audit_entries))
 
-    async def wait_for_message(self, where: SChannel | SMember | SUser, contains: str = "",
-                               timeout: float = 5.0) -> SMessage:
+    async def wait_for_message(
+        self, where: SChannel | SMember | SUser, contains: str = "", timeout: float = 5.0
+    ) -> SMessage:
         """A message (new or edited) in a channel / the bot's DMs with someone whose ``.text`` contains ``contains``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -461,9 +536,16 @@ class SandboxDiscord(ActingMixin):
         return list(self.guild_commands.get(guild.id, []) if guild else self.global_commands)
 
     # ================================================================ audit + events
-    def _audit(self, g: SGuild, action_type: int, user_id: int, target_id: int | None,
-               changes: list[dict] | None = None, options: dict | None = None,
-               reason: str | None = None) -> dict:
+    def _audit(
+        self,
+        g: SGuild,
+        action_type: int,
+        user_id: int,
+        target_id: int | None,
+        changes: list[dict] | None = None,
+        options: dict | None = None,
+        reason: str | None = None,
+    ) -> dict:
         entry: dict[str, Any] = {
             "id": str(self.snowflake()),
             "user_id": str(user_id),
@@ -479,26 +561,39 @@ class SandboxDiscord(ActingMixin):
         g.audit_entries.append(entry)
         bot = g.get_member(self.bot_user.id)
         if bot is not None and g.base_permissions(bot) & VIEW_AUDIT_LOG:
-            self.gateway.dispatch("GUILD_AUDIT_LOG_ENTRY_CREATE", {**entry, "guild_id": str(g.id)},
-                                  gw.GUILD_MODERATION)
+            self.gateway.dispatch(
+                "GUILD_AUDIT_LOG_ENTRY_CREATE", {**entry, "guild_id": str(g.id)}, gw.GUILD_MODERATION
+            )
         return entry
 
     def _member_update_event(self, g: SGuild, m: SMember) -> None:
-        self.gateway.dispatch("GUILD_MEMBER_UPDATE", {**member_payload(m), "guild_id": str(g.id)},
-                              gw.GUILD_MEMBERS)
+        self.gateway.dispatch(
+            "GUILD_MEMBER_UPDATE", {**member_payload(m), "guild_id": str(g.id)}, gw.GUILD_MEMBERS
+        )
 
     def _role_update_event(self, g: SGuild, r: SRole) -> None:
-        self.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(g.id), "role": role_payload(r)}, gw.GUILDS)
+        self.gateway.dispatch(
+            "GUILD_ROLE_UPDATE", {"guild_id": str(g.id), "role": role_payload(r)}, gw.GUILDS
+        )
 
     def _channel_update_event(self, c: SChannel) -> None:
         self.gateway.dispatch("CHANNEL_UPDATE", channel_payload(c), gw.GUILDS)
 
     def _webhooks_update_event(self, g: SGuild, channel_id: int) -> None:
-        self.gateway.dispatch("WEBHOOKS_UPDATE", {"guild_id": str(g.id), "channel_id": str(channel_id)},
-                              gw.GUILD_WEBHOOKS)
+        self.gateway.dispatch(
+            "WEBHOOKS_UPDATE", {"guild_id": str(g.id), "channel_id": str(channel_id)}, gw.GUILD_WEBHOOKS
+        )
 
-    def _apply_member_roles(self, g: SGuild, m: SMember, add: list[SRole], remove: list[SRole], *,
-                            actor_id: int, reason: str | None) -> None:
+    def _apply_member_roles(
+        self,
+        g: SGuild,
+        m: SMember,
+        add: list[SRole],
+        remove: list[SRole],
+        *,
+        actor_id: int,
+        reason: str | None,
+    ) -> None:
         add = [r for r in add if r not in m.roles]
         remove = [r for r in remove if r in m.roles]
         if not add and not remove:
@@ -511,12 +606,24 @@ class SandboxDiscord(ActingMixin):
         if add:
             changes.append({"key": "$add", "new_value": [{"id": str(r.id), "name": r.name} for r in add]})
         if remove:
-            changes.append({"key": "$remove", "new_value": [{"id": str(r.id), "name": r.name} for r in remove]})
+            changes.append(
+                {"key": "$remove", "new_value": [{"id": str(r.id), "name": r.name} for r in remove]}
+            )
         self._member_update_event(g, m)
         self._audit(g, MEMBER_ROLE_UPDATE, actor_id, m.id, changes, reason=reason)
 
-    def _set_overwrite(self, g: SGuild, c: SChannel, target_id: int, type_: int, allow: int, deny: int, *,
-                       actor_id: int, reason: str | None) -> None:
+    def _set_overwrite(
+        self,
+        g: SGuild,
+        c: SChannel,
+        target_id: int,
+        type_: int,
+        allow: int,
+        deny: int,
+        *,
+        actor_id: int,
+        reason: str | None,
+    ) -> None:
         ow = c.overwrite_for(target_id)
         options: dict[str, Any] = {"id": str(target_id), "type": str(type_)}
         role = g.get_role(target_id) if type_ == 0 else None
@@ -544,8 +651,9 @@ class SandboxDiscord(ActingMixin):
         self._channel_update_event(c)
         self._audit(g, action, actor_id, c.id, changes, options=options, reason=reason)
 
-    def _delete_overwrite(self, g: SGuild, c: SChannel, target_id: int, *, actor_id: int,
-                          reason: str | None) -> bool:
+    def _delete_overwrite(
+        self, g: SGuild, c: SChannel, target_id: int, *, actor_id: int, reason: str | None
+    ) -> bool:
         ow = c.overwrite_for(target_id)
         if ow is None:
             return False
@@ -564,53 +672,93 @@ class SandboxDiscord(ActingMixin):
         self._audit(g, CHANNEL_OVERWRITE_DELETE, actor_id, c.id, changes, options=options, reason=reason)
         return True
 
-    def _set_role_permissions(self, g: SGuild, r: SRole, permissions: int, *, actor_id: int,
-                              reason: str | None) -> None:
+    def _set_role_permissions(
+        self, g: SGuild, r: SRole, permissions: int, *, actor_id: int, reason: str | None
+    ) -> None:
         if r.permissions == permissions:
             return
         old = r.permissions
         r.permissions = permissions
         self._role_update_event(g, r)
-        self._audit(g, ROLE_UPDATE, actor_id, r.id,
-                    [{"key": "permissions", "old_value": str(old), "new_value": str(permissions)}], reason=reason)
+        self._audit(
+            g,
+            ROLE_UPDATE,
+            actor_id,
+            r.id,
+            [{"key": "permissions", "old_value": str(old), "new_value": str(permissions)}],
+            reason=reason,
+        )
 
     def _delete_webhook(self, g: SGuild, w: SWebhook, *, actor_id: int, reason: str | None) -> None:
         g.webhooks.remove(w)
         self._webhooks_update_event(g, w.channel_id)
-        self._audit(g, WEBHOOK_DELETE, actor_id, w.id, [
-            {"key": "type", "old_value": w.type},
-            {"key": "channel_id", "old_value": str(w.channel_id)},
-            {"key": "name", "old_value": w.name},
-        ], reason=reason)
+        self._audit(
+            g,
+            WEBHOOK_DELETE,
+            actor_id,
+            w.id,
+            [
+                {"key": "type", "old_value": w.type},
+                {"key": "channel_id", "old_value": str(w.channel_id)},
+                {"key": "name", "old_value": w.name},
+            ],
+            reason=reason,
+        )
 
     def _delete_integration(self, g: SGuild, i: SIntegration, *, actor_id: int, reason: str | None) -> None:
         g.integrations.remove(i)
-        self.gateway.dispatch("INTEGRATION_DELETE", {
-            "id": str(i.id), "guild_id": str(g.id),
-            **({"application_id": str(i.application_id)} if i.application_id else {}),
-        }, gw.GUILD_INTEGRATIONS)
+        self.gateway.dispatch(
+            "INTEGRATION_DELETE",
+            {
+                "id": str(i.id),
+                "guild_id": str(g.id),
+                **({"application_id": str(i.application_id)} if i.application_id else {}),
+            },
+            gw.GUILD_INTEGRATIONS,
+        )
         self.gateway.dispatch("GUILD_INTEGRATIONS_UPDATE", {"guild_id": str(g.id)}, gw.GUILD_INTEGRATIONS)
-        self._audit(g, INTEGRATION_DELETE, actor_id, i.id, [
-            {"key": "type", "old_value": i.type},
-            {"key": "name", "old_value": i.name},
-        ], reason=reason)
+        self._audit(
+            g,
+            INTEGRATION_DELETE,
+            actor_id,
+            i.id,
+            [
+                {"key": "type", "old_value": i.type},
+                {"key": "name", "old_value": i.name},
+            ],
+            reason=reason,
+        )
         if i.bot is not None:
             member = g.get_member(i.bot.id)
             if member is not None:
                 g.members.remove(member)
-                self.gateway.dispatch("GUILD_MEMBER_REMOVE", {"guild_id": str(g.id), "user": user_payload(i.bot)},
-                                      gw.GUILD_MEMBERS)
+                self.gateway.dispatch(
+                    "GUILD_MEMBER_REMOVE",
+                    {"guild_id": str(g.id), "user": user_payload(i.bot)},
+                    gw.GUILD_MEMBERS,
+                )
             role = g.get_role(i.role_id) if i.role_id else None
             if role is not None:
                 g.roles.remove(role)
-                self.gateway.dispatch("GUILD_ROLE_DELETE", {"guild_id": str(g.id), "role_id": str(role.id)},
-                                      gw.GUILDS)
+                self.gateway.dispatch(
+                    "GUILD_ROLE_DELETE", {"guild_id": str(g.id), "role_id": str(role.id)}, gw.GUILDS
+                )
 
     # ================================================================ messages
-    def _new_message(self, channel: SChannel, *, content: str | None = "", embeds: list | None = None,
-                     components: list | None = None, flags: int = 0, author: SUser | None = None,
-                     type_: int = 0, interaction: InteractionRecord | None = None,
-                     store: bool = True, attachments: list | None = None) -> SMessage:
+    def _new_message(
+        self,
+        channel: SChannel,
+        *,
+        content: str | None = "",
+        embeds: list | None = None,
+        components: list | None = None,
+        flags: int = 0,
+        author: SUser | None = None,
+        type_: int = 0,
+        interaction: InteractionRecord | None = None,
+        store: bool = True,
+        attachments: list | None = None,
+    ) -> SMessage:
         msg = SMessage(
             id=self.snowflake(),
             channel_id=channel.id,
@@ -631,7 +779,9 @@ class SandboxDiscord(ActingMixin):
                 "id": str(interaction.id),
                 "type": interaction.type,
                 "user": user_payload(interaction.user),
-                "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
+                "authorizing_integration_owners": interaction.payload.get(
+                    "authorizing_integration_owners", {}
+                ),
             }
             if interaction.type == APPLICATION_COMMAND:
                 msg.interaction["name"] = interaction.name
@@ -656,8 +806,11 @@ class SandboxDiscord(ActingMixin):
         if "flags" in body and body["flags"] is not None:
             msg.flags = (msg.flags & 64) | (int(body["flags"]) & ~64 & ~128)
         if "attachments" in body and body["attachments"] is not None:
-            msg.attachments = [a for a in msg.attachments if str(a.get("id")) in
-                               {str(x.get("id")) for x in body["attachments"]}]
+            msg.attachments = [
+                a
+                for a in msg.attachments
+                if str(a.get("id")) in {str(x.get("id")) for x in body["attachments"]}
+            ]
         msg.flags &= ~128  # no longer "thinking"
         msg.edited_at = self._now()
         msg.revision += 1
@@ -709,7 +862,9 @@ class SandboxDiscord(ActingMixin):
         except ValueError:
             raise DiscordAPIError(400, 50109, "The request body contains invalid JSON.") from None
 
-    def _ratelimit_headers(self, template: str, params: dict[str, str]) -> tuple[dict[str, str], float | None]:
+    def _ratelimit_headers(
+        self, template: str, params: dict[str, str]
+    ) -> tuple[dict[str, str], float | None]:
         limit, per = self.rate_limit_overrides.get(template, self.rate_limit)
         major = params.get("channel_id") or params.get("guild_id") or params.get("webhook_id") or ""
         bucket = hashlib.blake2s(template.encode(), digest_size=8).hexdigest()
@@ -741,10 +896,18 @@ class SandboxDiscord(ActingMixin):
     @staticmethod
     def _rate_limited(retry_after: float, headers: dict[str, str], scope: str = "user") -> web.Response:
         h = dict(headers)
-        h.update({"Retry-After": str(max(1, int(retry_after + 0.999))), "X-RateLimit-Scope": scope,
-                  "Via": "1.1 google"})
-        return _json_response(429, {"message": "You are being rate limited.", "retry_after": round(retry_after, 3),
-                                    "global": False}, h)
+        h.update(
+            {
+                "Retry-After": str(max(1, int(retry_after + 0.999))),
+                "X-RateLimit-Scope": scope,
+                "Via": "1.1 google",
+            }
+        )
+        return _json_response(
+            429,
+            {"message": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": False},
+            h,
+        )
 
     async def _handle_rest(self, request: web.Request) -> web.Response:
         method = request.method
@@ -780,15 +943,22 @@ class SandboxDiscord(ActingMixin):
                 record.status = fail.status
                 if fail.status == 429:
                     return self._rate_limited(fail.retry_after, {**rl_headers, "X-RateLimit-Remaining": "0"})
-                return _json_response(fail.status, {
-                    "message": fail.message or f"{fail.status}: injected fault", "code": fail.code}, rl_headers)
+                return _json_response(
+                    fail.status,
+                    {"message": fail.message or f"{fail.status}: injected fault", "code": fail.code},
+                    rl_headers,
+                )
         if check.problems:
             for p in check.problems:
                 self.conformance.violation(p)
             record.status = 400
-            return _json_response(400, {"message": "Invalid Form Body", "code": 50035,
-                                        "errors": check.form_errors}, rl_headers)
-        if not path.startswith(NO_AUTH_PREFIXES) and request.headers.get("Authorization") != f"Bot {self.token}":
+            return _json_response(
+                400, {"message": "Invalid Form Body", "code": 50035, "errors": check.form_errors}, rl_headers
+            )
+        if (
+            not path.startswith(NO_AUTH_PREFIXES)
+            and request.headers.get("Authorization") != f"Bot {self.token}"
+        ):
             record.status = 401
             return _json_response(401, {"message": "401: Unauthorized", "code": 0}, rl_headers)
         if retry_after is not None:
@@ -800,11 +970,20 @@ class SandboxDiscord(ActingMixin):
                 f"{op.operation_id} ({method} {check.template}): the sandbox does not implement this operation"
             )
             record.status = 404
-            return _json_response(404, {"message": "404: Not Found (not implemented by the sandbox)", "code": 0},
-                                  rl_headers)
+            return _json_response(
+                404, {"message": "404: Not Found (not implemented by the sandbox)", "code": 0}, rl_headers
+            )
         reason_raw = request.headers.get("X-Audit-Log-Reason")
-        req = Req(method, path, check.path_params, query, body if has_body else None, request.headers,
-                  unquote(reason_raw) if reason_raw else None, check.template)
+        req = Req(
+            method,
+            path,
+            check.path_params,
+            query,
+            body if has_body else None,
+            request.headers,
+            unquote(reason_raw) if reason_raw else None,
+            check.template,
+        )
         if files:
             req.headers = dict(request.headers)
             req.headers["x-sandbox-files"] = files  # type: ignore[index]
@@ -1021,9 +1200,12 @@ class SandboxDiscord(ActingMixin):
             for rid in body["roles"]:
                 r = g.get_role(int(rid))
                 if r is None:
-                    raise DiscordAPIError(400, 50035, "Invalid Form Body",
-                                          {"roles": {"_errors": [{"code": "UNKNOWN_ROLE",
-                                                                  "message": f"Unknown role {rid}"}]}})
+                    raise DiscordAPIError(
+                        400,
+                        50035,
+                        "Invalid Form Body",
+                        {"roles": {"_errors": [{"code": "UNKNOWN_ROLE", "message": f"Unknown role {rid}"}]}},
+                    )
                 if not r.is_everyone and r not in wanted:
                     wanted.append(r)
             add = [r for r in wanted if r not in m.roles]
@@ -1036,8 +1218,14 @@ class SandboxDiscord(ActingMixin):
             m.nick = body["nick"]
             if old != m.nick:
                 self._member_update_event(g, m)
-                self._audit(g, MEMBER_UPDATE, self.bot_user.id, m.id,
-                            [{"key": "nick", "old_value": old, "new_value": m.nick}], reason=req.reason)
+                self._audit(
+                    g,
+                    MEMBER_UPDATE,
+                    self.bot_user.id,
+                    m.id,
+                    [{"key": "nick", "old_value": old, "new_value": m.nick}],
+                    reason=req.reason,
+                )
         return 200, member_payload(m)
 
     # ================================================================ REST: roles
@@ -1104,8 +1292,9 @@ class SandboxDiscord(ActingMixin):
             raise DiscordAPIError(400, 50024, "Cannot execute action on this channel type")
         g = self.guilds[c.guild_id]
         self._overwrite_guard(g, c, 0, 0)
-        self._delete_overwrite(g, c, int(req.params["overwrite_id"]), actor_id=self.bot_user.id,
-                               reason=req.reason)
+        self._delete_overwrite(
+            g, c, int(req.params["overwrite_id"]), actor_id=self.bot_user.id, reason=req.reason
+        )
 
     # ================================================================ REST: audit log
     def op_list_guild_audit_log_entries(self, req: Req) -> tuple[int, Any]:
@@ -1131,7 +1320,9 @@ class SandboxDiscord(ActingMixin):
                 entries = [e for e in entries if int(e["id"]) > int(q["after"])]
             entries = list(reversed(entries))[:limit]
         user_ids = {int(e["user_id"]) for e in entries if e.get("user_id")}
-        user_ids |= {int(e["target_id"]) for e in entries if e.get("target_id") and int(e["target_id"]) in self.users}
+        user_ids |= {
+            int(e["target_id"]) for e in entries if e.get("target_id") and int(e["target_id"]) in self.users
+        }
         return 200, {
             "audit_log_entries": entries,
             "users": [user_payload(self.users[u]) for u in user_ids if u in self.users],
@@ -1201,8 +1392,14 @@ class SandboxDiscord(ActingMixin):
 
     @staticmethod
     def _message_body_empty(body: dict) -> bool:
-        return not (body.get("content") or body.get("embeds") or body.get("components")
-                    or body.get("sticker_ids") or body.get("poll") or body.get("attachments"))
+        return not (
+            body.get("content")
+            or body.get("embeds")
+            or body.get("components")
+            or body.get("sticker_ids")
+            or body.get("poll")
+            or body.get("attachments")
+        )
 
     def op_create_message(self, req: Req) -> tuple[int, Any]:
         c = self._channel(req.params["channel_id"])
@@ -1212,12 +1409,24 @@ class SandboxDiscord(ActingMixin):
         if self._message_body_empty(body) and not files:
             raise DiscordAPIError(400, 50006, "Cannot send an empty message")
         flags = int(body.get("flags") or 0) & ~64  # ephemeral is interaction-only
-        attachments = [{"id": str(self.snowflake()), "filename": f.get("filename") or "file", "size": f["size"],
-                        "url": "https://cdn.invalid/" + (f.get("filename") or "file"),
-                        "proxy_url": "https://cdn.invalid/" + (f.get("filename") or "file")}
-                       for f in files or []]
-        msg = self._new_message(c, content=body.get("content"), embeds=body.get("embeds"),
-                                components=body.get("components"), flags=flags, attachments=attachments)
+        attachments = [
+            {
+                "id": str(self.snowflake()),
+                "filename": f.get("filename") or "file",
+                "size": f["size"],
+                "url": "https://cdn.invalid/" + (f.get("filename") or "file"),
+                "proxy_url": "https://cdn.invalid/" + (f.get("filename") or "file"),
+            }
+            for f in files or []
+        ]
+        msg = self._new_message(
+            c,
+            content=body.get("content"),
+            embeds=body.get("embeds"),
+            components=body.get("components"),
+            flags=flags,
+            attachments=attachments,
+        )
         return 200, message_payload(msg)
 
     def _get_msg(self, c: SChannel, mid: str) -> SMessage:
@@ -1239,7 +1448,7 @@ class SandboxDiscord(ActingMixin):
         if q.get("after"):
             msgs = [m for m in msgs if m.id > int(q["after"])]
         limit = int(q.get("limit") or 50)
-        msgs = (msgs[:limit] if q.get("after") and not q.get("before") else msgs[-limit:])
+        msgs = msgs[:limit] if q.get("after") and not q.get("before") else msgs[-limit:]
         return 200, [message_payload(m) for m in reversed(msgs)]
 
     def op_update_message(self, req: Req) -> tuple[int, Any]:
@@ -1271,13 +1480,22 @@ class SandboxDiscord(ActingMixin):
             raise unknown("interaction", 10062)
         return rec
 
-    def _message_from_callback(self, rec: InteractionRecord, data: dict, *, loading: bool = False) -> SMessage:
+    def _message_from_callback(
+        self, rec: InteractionRecord, data: dict, *, loading: bool = False
+    ) -> SMessage:
         flags = int(data.get("flags") or 0) & 64
         if loading:
             flags |= 128
         type_ = 20 if rec.type == APPLICATION_COMMAND else 0
-        return self._new_message(rec.channel, content=data.get("content"), embeds=data.get("embeds"),
-                                 components=data.get("components"), flags=flags, type_=type_, interaction=rec)
+        return self._new_message(
+            rec.channel,
+            content=data.get("content"),
+            embeds=data.get("embeds"),
+            components=data.get("components"),
+            flags=flags,
+            type_=type_,
+            interaction=rec,
+        )
 
     def op_create_interaction_response(self, req: Req) -> tuple[int, Any] | None:
         rec = self._interaction_by(req.params["interaction_id"], req.params["interaction_token"])
@@ -1291,19 +1509,32 @@ class SandboxDiscord(ActingMixin):
         data = body.get("data") or {}
         allowed = {
             APPLICATION_COMMAND: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL},
-            MESSAGE_COMPONENT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE,
-                                MODAL},
+            MESSAGE_COMPONENT: {
+                CHANNEL_MESSAGE,
+                DEFERRED_CHANNEL_MESSAGE,
+                DEFERRED_UPDATE_MESSAGE,
+                UPDATE_MESSAGE,
+                MODAL,
+            },
             AUTOCOMPLETE: {AUTOCOMPLETE_RESULT},
-            MODAL_SUBMIT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE},
+            MODAL_SUBMIT: {
+                CHANNEL_MESSAGE,
+                DEFERRED_CHANNEL_MESSAGE,
+                DEFERRED_UPDATE_MESSAGE,
+                UPDATE_MESSAGE,
+            },
         }[rec.type]
         if ctype in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE) and rec.source_message is None:
             allowed = allowed - {DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE}
         if ctype not in allowed:
             msg = f"Interaction callback type {ctype} is not valid for interaction type {rec.type}"
             self.conformance.violation(f"create_interaction_response: {msg}")
-            raise DiscordAPIError(400, 50035, "Invalid Form Body",
-                                  {"type": {"_errors": [{"code": "INTERACTION_CALLBACK_TYPE_INVALID",
-                                                         "message": msg}]}})
+            raise DiscordAPIError(
+                400,
+                50035,
+                "Invalid Form Body",
+                {"type": {"_errors": [{"code": "INTERACTION_CALLBACK_TYPE_INVALID", "message": msg}]}},
+            )
         if ctype == CHANNEL_MESSAGE and self._message_body_empty(data):
             raise DiscordAPIError(400, 50006, "Cannot send an empty message")
         if ctype == MODAL and (not data.get("custom_id") or not data.get("components")):
@@ -1331,9 +1562,11 @@ class SandboxDiscord(ActingMixin):
             return None
         interaction: dict[str, Any] = {"id": str(rec.id), "type": rec.type}
         if rec.original is not None:
-            interaction.update(response_message_id=str(rec.original.id),
-                               response_message_loading=ctype == DEFERRED_CHANNEL_MESSAGE,
-                               response_message_ephemeral=rec.original.ephemeral)
+            interaction.update(
+                response_message_id=str(rec.original.id),
+                response_message_loading=ctype == DEFERRED_CHANNEL_MESSAGE,
+                response_message_ephemeral=rec.original.ephemeral,
+            )
         return 200, {"interaction": interaction, "resource": resource}
 
     def _webhook_interaction(self, req: Req) -> InteractionRecord:
@@ -1355,8 +1588,14 @@ class SandboxDiscord(ActingMixin):
         if self._message_body_empty(body):
             raise DiscordAPIError(400, 50006, "Cannot send an empty message")
         flags = int(body.get("flags") or 0) & 64
-        msg = self._new_message(rec.channel, content=body.get("content"), embeds=body.get("embeds"),
-                                components=body.get("components"), flags=flags, interaction=rec)
+        msg = self._new_message(
+            rec.channel,
+            content=body.get("content"),
+            embeds=body.get("embeds"),
+            components=body.get("components"),
+            flags=flags,
+            interaction=rec,
+        )
         rec.followups.append(msg)
         rec.settled.set()
         if req.query.get("wait", "").lower() in ("true", "1"):

@@ -15,9 +15,17 @@ def card_in(world, request_id: int):
     return msgs[0]
 
 
-async def request(world, who: str, scope: str = "deploy", duration: str = "2h", reason: str = "release 4.2", **kw):
+async def request(
+    world, who: str, scope: str = "deploy", duration: str = "2h", reason: str = "release 4.2", **kw
+):
     return await world.sb.slash(
-        world.guild, world.guild.member(who), "jit request", scope=scope, duration=duration, reason=reason, **kw
+        world.guild,
+        world.guild.member(who),
+        "jit request",
+        scope=scope,
+        duration=duration,
+        reason=reason,
+        **kw,
     )
 
 
@@ -35,7 +43,7 @@ async def test_request_two_approvals_grant_reminder_expiry(world):
 
     card = card_in(world, 1)
     assert "Access request #1 — deploy" in card.text
-    for expected in ("<@%d>" % alice.id, "2h", "release 4.2", "0 of 2 needed"):
+    for expected in (f"<@{alice.id}>", "2h", "release 4.2", "0 of 2 needed"):
         assert expected in card.text
     assert [b["label"] for b in card.buttons()] == ["Approve", "Deny"]
     assert g.role("sec-leads").mention in card.text  # who may approve
@@ -43,7 +51,7 @@ async def test_request_two_approvals_grant_reminder_expiry(world):
     first = await world.sb.click(g.member("bob"), card, "Approve")
     assert "counted (1 of 2)" in first.text
     card = card_in(world, 1)
-    assert "1 of 2 needed" in card.text and "approved by <@%d>" % g.member("bob").id in card.text
+    assert "1 of 2 needed" in card.text and f"approved by <@{g.member('bob').id}>" in card.text
     assert not alice.has_role("deployers")
 
     await world.sb.click(g.member("carol"), card, "Approve")
@@ -86,7 +94,7 @@ async def test_deny_asks_for_a_reason_and_tells_the_requester(world):
     assert modal.modal is not None
     await world.sb.submit_modal(g.member("bob"), modal, reason="no change ticket")
     card = card_in(world, 1)
-    assert "Denied by <@%d>: no change ticket" % g.member("bob").id in card.text
+    assert f"Denied by <@{g.member('bob').id}>: no change ticket" in card.text
     dm = await world.sb.wait_for_message(g.member("alice"), contains="was denied")
     assert "no change ticket" in dm.text
     assert not g.member("alice").has_role("deployers")
@@ -178,7 +186,9 @@ async def test_channel_scope_adds_and_removes_only_its_overwrite(world):
     g = world.guild
     incident = g.channel("incident")
     others = [(o.id, o.allow, o.deny) for o in incident.overwrites]
-    await world.sb.slash(g, g.member("erin"), "jit request", scope="incident-room", duration="1h", reason="sev1")
+    await world.sb.slash(
+        g, g.member("erin"), "jit request", scope="incident-room", duration="1h", reason="sev1"
+    )
     await world.sb.click(g.member("bob"), card_in(world, 1), "Approve")
     ow = incident.overwrite_for(g.member("erin").id)
     assert ow is not None and ow.allow & (1 << 10) and ow.allow & (1 << 11)  # view_channel, send_messages
@@ -190,8 +200,15 @@ async def test_channel_scope_adds_and_removes_only_its_overwrite(world):
 async def test_bot_scope_upgrade(world):
     g = world.guild
     bot = g.member("ci-bot")
-    out = await world.sb.slash(g, g.member("alice"), "jit request", scope="bot-webhooks", duration="1h",
-                               reason="rotate hooks", **{"for": bot})
+    out = await world.sb.slash(
+        g,
+        g.member("alice"),
+        "jit request",
+        scope="bot-webhooks",
+        duration="1h",
+        reason="rotate hooks",
+        **{"for": bot},
+    )
     assert "waiting for approval" in out.text
     assert "(bot)" in card_in(world, 1).text
     await world.sb.click(g.member("bob"), card_in(world, 1), "Approve")
@@ -242,12 +259,18 @@ async def test_cancel_and_abuse_guards(world):
     out = await world.sb.slash(g, g.member("alice"), "jit cancel", request=1)
     assert "Request #1 is withdrawn" in out.text
     assert "Withdrawn" in card_in(world, 1).text
-    out = await world.sb.click(g.member("bob"), card_in(world, 1), custom_id="warden:vote:1:approve", forged=True)
+    out = await world.sb.click(
+        g.member("bob"), card_in(world, 1), custom_id="warden:vote:1:approve", forged=True
+    )
     assert "already cancelled" in out.text
     for i in range(3):
         world.clock.advance(dt.timedelta(seconds=31))
-        out = await request(world, "alice", scope=["deploy", "incident-room", "bot-webhooks"][i],
-                            **({"for": g.member("ci-bot")} if i == 2 else {}))
+        out = await request(
+            world,
+            "alice",
+            scope=["deploy", "incident-room", "bot-webhooks"][i],
+            **({"for": g.member("ci-bot")} if i == 2 else {}),
+        )
         assert "waiting for approval" in out.text, out.text
     world.clock.advance(dt.timedelta(seconds=31))
     out = await request(world, "alice", scope="incident-room", **{"for": g.member("erin")})
@@ -263,7 +286,9 @@ async def test_pending_request_expires_after_ttl_with_a_reminder_half_way(world)
     await world.advance(dt.timedelta(hours=2))
     assert "nobody decided in time" in card_in(world, 1).text
     await world.sb.wait_for_message(g.member("alice"), contains="expired")
-    out = await world.sb.click(g.member("bob"), card_in(world, 1), custom_id="warden:vote:1:approve", forged=True)
+    out = await world.sb.click(
+        g.member("bob"), card_in(world, 1), custom_id="warden:vote:1:approve", forged=True
+    )
     assert "already expired" in out.text
 
 
@@ -288,14 +313,18 @@ async def test_concurrent_approvals_on_a_quorum_of_one_give_one_grant(world):
     import asyncio
 
     g = world.guild
-    await world.sb.slash(g, g.member("erin"), "jit request", scope="incident-room", duration="1h", reason="sev1")
+    await world.sb.slash(
+        g, g.member("erin"), "jit request", scope="incident-room", duration="1h", reason="sev1"
+    )
     card = card_in(world, 1)
     a, b = await asyncio.gather(
         world.sb.click(g.member("bob"), card, "Approve"), world.sb.click(g.member("carol"), card, "Approve")
     )
     async with world.bot.session_factory() as s:
         grants = (await s.scalars(select(Grant))).all()
-        applied = await s.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.outcome == "granted"))
+        applied = await s.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.outcome == "granted")
+        )
     assert len(grants) == 1 and applied == 1
     texts = a.text + b.text
     assert "already approved" in texts or "already" in texts

@@ -36,8 +36,15 @@ async def world(sandbox):
     bob = g.add_member("bob", roles=[deployers])
     carol = g.add_member("carol", dms_open=False)
     approvals = g.create_channel("approvals")
-    return {"g": g, "deployers": deployers, "admins": admins, "alice": alice, "bob": bob, "carol": carol,
-            "approvals": approvals}
+    return {
+        "g": g,
+        "deployers": deployers,
+        "admins": admins,
+        "alice": alice,
+        "bob": bob,
+        "carol": carol,
+        "approvals": approvals,
+    }
 
 
 @pytest.fixture

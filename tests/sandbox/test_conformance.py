@@ -23,8 +23,9 @@ async def test_invalid_body_is_a_violation():
         assert len(sb.conformance.violations) == 1
         assert "create_message" in sb.conformance.violations[0]
         assert "5 is not of type 'string'" in sb.conformance.violations[0]
-        status, _, body = await _call(sb, "POST", f"/channels/{ch.id}/messages",
-                                      json={"content": "x", "components": [{"type": 99}]})
+        status, _, body = await _call(
+            sb, "POST", f"/channels/{ch.id}/messages", json={"content": "x", "components": [{"type": 99}]}
+        )
         assert status == 400 and len(sb.conformance.violations) == 2
         status, _, body = await _call(sb, "GET", "/no/such/route")
         assert status == 404 and body["code"] == 0
@@ -40,9 +41,13 @@ async def test_invalid_body_is_a_violation():
 
 
 async def test_snowflake_integers_accepted(sandbox, world):
-    status, _, body = await _call(sandbox, "POST", "/users/@me/channels", json={"recipient_id": world["alice"].id})
+    status, _, body = await _call(
+        sandbox, "POST", "/users/@me/channels", json={"recipient_id": world["alice"].id}
+    )
     assert status == 200 and body["type"] == 1
-    status, _, body = await _call(sandbox, "POST", "/users/@me/channels", json={"recipient_id": str(world["bob"].id)})
+    status, _, body = await _call(
+        sandbox, "POST", "/users/@me/channels", json={"recipient_id": str(world["bob"].id)}
+    )
     assert status == 200
     assert sandbox.conformance.violations == []
 
@@ -50,16 +55,27 @@ async def test_snowflake_integers_accepted(sandbox, world):
 async def test_operations_recorded(sandbox, world, tinybot):
     await sandbox.slash(world["g"], world["alice"], "ping")
     ops = sandbox.conformance.operations
-    assert {"get_my_user", "get_my_oauth2_application", "bulk_set_application_commands",
-            "create_interaction_response"} <= ops
+    assert {
+        "get_my_user",
+        "get_my_oauth2_application",
+        "bulk_set_application_commands",
+        "create_interaction_response",
+    } <= ops
 
 
 async def test_auth_and_rate_limit_headers(sandbox):
     async with aiohttp.ClientSession() as s, s.get(sandbox.api_url + "/users/@me") as r:
         assert r.status == 401
-    async with aiohttp.ClientSession() as s, s.get(sandbox.api_url + "/users/@me",
-                                                   headers={"Authorization": f"Bot {sandbox.token}"}) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(sandbox.api_url + "/users/@me", headers={"Authorization": f"Bot {sandbox.token}"}) as r,
+    ):
         assert r.status == 200 and r.headers["Content-Type"] == "application/json"
-        for h in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Reset-After",
-                  "X-RateLimit-Bucket"):
+        for h in (
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "X-RateLimit-Reset-After",
+            "X-RateLimit-Bucket",
+        ):
             assert h in r.headers

@@ -60,7 +60,9 @@ async def test_429_is_waited_out(sandbox, world, tinybot):
 async def test_fault_until_cleared_and_delay(sandbox, world, tinybot):
     g, alice, deployers = world["g"], world["alice"], world["deployers"]
     member = tinybot.client.get_guild(g.id).get_member(alice.id)
-    sandbox.faults.fail(method="PUT", path=ROLE_ROUTE, status=403, times=None, code=50013, message="Missing Permissions")
+    sandbox.faults.fail(
+        method="PUT", path=ROLE_ROUTE, status=403, times=None, code=50013, message="Missing Permissions"
+    )
     for _ in range(2):
         try:
             await member.add_roles(discord.Object(deployers.id))

@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC109
 """Gateway behaviour: resume with replay, op 7 reconnect, invalid session, restart with a fresh IDENTIFY."""
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ from bot.sandbox import SandboxError, SandboxTimeout
 
 async def test_slash_ephemeral_reply(sandbox, world, tinybot):
     g, alice, bob = world["g"], world["alice"], world["bob"]
-    out = await sandbox.slash(g, alice, "jit request", scope="deploy", duration="1h", reason="hotfix",
-                              **{"for": bob})
+    out = await sandbox.slash(
+        g, alice, "jit request", scope="deploy", duration="1h", reason="hotfix", **{"for": bob}
+    )
     assert out.response_type == 4
     assert out.ephemeral
     assert out.content == "Requested deploy for bob (1h): hotfix"
@@ -22,14 +23,17 @@ async def test_slash_ephemeral_reply(sandbox, world, tinybot):
 
 
 async def test_autocomplete(sandbox, world, tinybot):
-    choices = await sandbox.autocomplete(world["g"], world["alice"], "jit request", focused="scope", scope="dep")
+    choices = await sandbox.autocomplete(
+        world["g"], world["alice"], "jit request", focused="scope", scope="dep"
+    )
     assert [c["value"] for c in choices] == ["deploy", "deploy-prod"]
 
 
 async def test_typed_options(sandbox, world, tinybot):
     g = world["g"]
-    out = await sandbox.slash(g, world["alice"], "count", n=3, loud=True, role=world["deployers"],
-                              where=world["approvals"])
+    out = await sandbox.slash(
+        g, world["alice"], "count", n=3, loud=True, role=world["deployers"], where=world["approvals"]
+    )
     assert tinybot.seen["count"] == (3, True, world["deployers"].id, world["approvals"].id)
     assert out.content == "3 True deployers approvals"
     assert not out.ephemeral and out.message in sandbox.messages(g.channel("general"))
@@ -135,7 +139,9 @@ async def test_add_role_with_reason(sandbox, world, tinybot):
     entry = sandbox.audit_log(g)[0]
     assert entry["action_type"] == 25 and entry["reason"] == "JIT grant #7: ünïcode / ok"
     assert entry["user_id"] == str(sandbox.bot_user.id) and entry["target_id"] == str(alice.id)
-    assert entry["changes"] == [{"key": "$add", "new_value": [{"id": str(deployers.id), "name": "deployers"}]}]
+    assert entry["changes"] == [
+        {"key": "$add", "new_value": [{"id": str(deployers.id), "name": "deployers"}]}
+    ]
     _, after = await asyncio.wait_for(tinybot.member_updates.get(), 2)
     assert deployers.id in [r.id for r in after.roles]
     assert deployers.id in [r.id for r in guild.get_member(alice.id).roles]

@@ -21,13 +21,19 @@ async def test_channel_overwrites(sandbox, world, tinybot):
     await sandbox.admin.set_overwrite(g, approvals, world["deployers"], allow=["send_messages"])
     await _audit(tinybot, discord.AuditLogAction.overwrite_create)
     member = guild.get_member(alice.id)
-    await channel.set_permissions(member, overwrite=discord.PermissionOverwrite(view_channel=True),
-                                  reason="JIT channel grant")
+    await channel.set_permissions(
+        member, overwrite=discord.PermissionOverwrite(view_channel=True), reason="JIT channel grant"
+    )
     assert {o.id for o in approvals.overwrites} == {world["deployers"].id, alice.id}  # others undisturbed
     entry = sandbox.audit_log(g)[0]
-    assert entry["action_type"] == 13 and entry["options"]["type"] == "1" and entry["reason"] == "JIT channel grant"
-    await channel.set_permissions(member, overwrite=discord.PermissionOverwrite(view_channel=True,
-                                                                                 embed_links=True))
+    assert (
+        entry["action_type"] == 13
+        and entry["options"]["type"] == "1"
+        and entry["reason"] == "JIT channel grant"
+    )
+    await channel.set_permissions(
+        member, overwrite=discord.PermissionOverwrite(view_channel=True, embed_links=True)
+    )
     assert sandbox.audit_log(g)[0]["action_type"] == 14
     await channel.set_permissions(member, overwrite=None, reason="expired")
     assert [o.id for o in approvals.overwrites] == [world["deployers"].id]
@@ -78,14 +84,18 @@ async def test_role_permissions_and_member_edit(sandbox, world, tinybot):
             break
         await asyncio.sleep(0.01)
     assert guild.get_role(deployers.id).permissions.manage_roles
-    await guild.get_role(deployers.id).edit(permissions=discord.Permissions(manage_messages=True), reason="revert")
+    await guild.get_role(deployers.id).edit(
+        permissions=discord.Permissions(manage_messages=True), reason="revert"
+    )
     assert deployers.permissions == discord.Permissions(manage_messages=True).value
     member = await guild.fetch_member(bob.id)
     await member.edit(roles=[], reason="cleanup")
     assert bob.roles == []
     entries = [e async for e in guild.audit_logs(limit=5, user=guild.me)]
-    assert [e.action for e in entries][:2] == [discord.AuditLogAction.member_role_update,
-                                               discord.AuditLogAction.role_update]
+    assert [e.action for e in entries][:2] == [
+        discord.AuditLogAction.member_role_update,
+        discord.AuditLogAction.role_update,
+    ]
     assert all(e.user.id == sandbox.bot_user.id for e in entries)
 
 

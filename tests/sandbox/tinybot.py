@@ -75,12 +75,18 @@ class TinyBot:
         @jit.command(name="request", description="Request a scope")
         @app_commands.describe(scope="what", duration="how long", reason="why")
         @app_commands.rename(for_="for")
-        async def request(interaction: discord.Interaction, scope: str, duration: str, reason: str,
-                          for_: discord.Member | None = None) -> None:
+        async def request(
+            interaction: discord.Interaction,
+            scope: str,
+            duration: str,
+            reason: str,
+            for_: discord.Member | None = None,
+        ) -> None:
             subject = for_ or interaction.user
             bot.seen["request"] = (scope, duration, reason, subject.id)
             await interaction.response.send_message(
-                f"Requested {scope} for {subject.name} ({duration}): {reason}", ephemeral=True)
+                f"Requested {scope} for {subject.name} ({duration}): {reason}", ephemeral=True
+            )
 
         @request.autocomplete("scope")
         async def scope_ac(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -122,8 +128,13 @@ class TinyBot:
                 bot.seen["slow_error"] = (e.status, e.code)
 
         @tree.command(name="count", description="Integer + bool + role options")
-        async def count(interaction: discord.Interaction, n: int, loud: bool, role: discord.Role,
-                        where: discord.TextChannel) -> None:
+        async def count(
+            interaction: discord.Interaction,
+            n: int,
+            loud: bool,
+            role: discord.Role,
+            where: discord.TextChannel,
+        ) -> None:
             bot.seen["count"] = (n, loud, role.id, where.id)
             await interaction.response.send_message(f"{n} {loud} {role.name} {where.name}")
 
