@@ -1,0 +1,56 @@
+"""What people read: listings, pings only where the policy asks, and the apology path."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.interactions import APOLOGY
+from bot.policy import load_policy, parse_policy
+from bot.sandbox.harness import EXAMPLE_CONFIG, SandboxWorld
+from tests.e2e.test_core_flow import card_in, request
+
+
+async def test_mine_lists_pending_requests_and_active_grants(world):
+    g = world.guild
+    out = await world.sb.slash(g, g.member("alice"), "jit mine")
+    assert "no pending requests and no active grants" in out.text
+    await request(world, "alice")
+    out = await world.sb.slash(g, g.member("alice"), "jit mine")
+    assert out.ephemeral and "Pending requests" in out.text and "#1 `deploy` for 2h" in out.text
+
+
+async def test_unexpected_errors_get_an_apology_and_a_log_line(world, monkeypatch, caplog):
+    g = world.guild
+
+    async def broken(member):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(world.bot.requests, "mine", broken)
+    with caplog.at_level(logging.ERROR, logger="bot.interactions"):
+        out = await world.sb.slash(g, g.member("alice"), "jit mine")
+    assert out.ephemeral and out.text == APOLOGY
+    record = next(r for r in caplog.records if r.name == "bot.interactions")
+    assert record.guild_id == g.id and record.command == "jit mine"
+
+
+async def test_ping_role_is_the_only_mention_that_can_ping(db_url, clock, acme_spec):
+    import tomllib
+
+    data = tomllib.loads(EXAMPLE_CONFIG.read_text())
+    data["guild"]["acme"]["ping_role"] = "sec-leads"
+    policy = parse_policy(data, "test")
+    async with SandboxWorld(policy, database_url=db_url, clock=clock) as world:
+        world.add_guild(acme_spec)
+        await world.start_bot()
+        await request(world, "alice")
+        card = card_in(world, 1)
+        g = world.guild
+        assert card.content.startswith(g.role("sec-leads").mention)
+        post = next(
+            r for r in world.sb.request_log if r.method == "POST" and r.body and r.body.get("content")
+        )
+        assert post.body["allowed_mentions"]["roles"] == [str(g.role("sec-leads").id)] or post.body[
+            "allowed_mentions"
+        ]["roles"] == [g.role("sec-leads").id]
+        assert post.body["allowed_mentions"]["parse"] == []
+    assert load_policy(EXAMPLE_CONFIG).guilds[0].ping_role is None
