@@ -105,3 +105,8 @@ def format_duration(td: dt.timedelta) -> str:
         if amount:
             parts.append(f"{amount}{unit}")
     return " ".join(parts) or "0s"
+
+
+def discord_ts(when: dt.datetime | None, style: str = "f") -> str:
+    """A Discord timestamp (``<t:…:f>``) that every reader sees in their own time zone."""
+    return f"<t:{int(when.timestamp())}:{style}>" if when else "—"

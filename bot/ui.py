@@ -13,6 +13,7 @@ import datetime as dt
 import discord
 
 from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
+from bot.durations import discord_ts as ts
 from bot.durations import format_duration
 from bot.policy import Scope
 
@@ -28,10 +29,6 @@ GREEN = discord.Colour.green()
 RED = discord.Colour.red()
 GREY = discord.Colour.light_grey()
 ORANGE = discord.Colour.orange()
-
-
-def ts(when: dt.datetime | None, style: str = "f") -> str:
-    return f"<t:{int(when.timestamp())}:{style}>" if when else "—"
 
 
 def _status_line(req: AccessRequest, grant: Grant | None) -> tuple[str, discord.Colour]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus, Vote
 from bot.durations import DurationError, format_duration, parse_duration
+from bot.durations import discord_ts as ts
 from bot.policy import GuildPolicy, Policy, Scope, permission_names, permissions_from_names
 from bot.services.base import transaction
 from bot.services.decisions import Decision, DecisionService, Outcome
@@ -48,9 +49,8 @@ log = logging.getLogger(__name__)
 MAX_REASON_LENGTH = 400
 
 
-def ts(when: dt.datetime, style: str = "f") -> str:
-    """A Discord timestamp that every reader sees in their own time zone."""
-    return f"<t:{int(when.timestamp())}:{style}>"
+def votes_proof(req: AccessRequest) -> list[dict[str, object]]:
+    return [{"approver": v.approver_id, "approve": v.approve, "at": v.created_at} for v in req.votes]
 
 
 @dataclass(frozen=True)
@@ -410,7 +410,7 @@ class RequestService:
         req.decided_at = now
         req.decided_by = actor_id
         req.decision_rule = rule
-        votes = [{"approver": v.approver_id, "approve": v.approve, "at": v.created_at} for v in req.votes]
+        votes = votes_proof(req)
         if req.kind == RequestKind.EXTENSION and req.extends_grant_id is not None:
             grant = await session.get(Grant, req.extends_grant_id, with_for_update=True)
             if grant is None or grant.status != GrantStatus.ACTIVE or grant.expires_at is None:
@@ -603,10 +603,7 @@ class RequestService:
                             "subject": req.subject_id,
                             "denied_by": approver.id,
                             "reason": note,
-                            "votes": [
-                                {"approver": v.approver_id, "approve": v.approve, "at": v.created_at}
-                                for v in req.votes
-                            ],
+                            "votes": votes_proof(req),
                         },
                     ),
                 )
