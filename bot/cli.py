@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", action="append", help="scenario TOML file to run (repeatable)")
     p.add_argument("--config", help="policy for the walkthrough (default: config.example.toml)")
     p.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print Warden's and discord.py's logs")
     p.set_defaults(func=cmd_sandbox)
     p = sub.add_parser("audit", help="verify the signed ledger or export evidence")
     asub = p.add_subparsers(dest="audit_command", required=True)

@@ -53,8 +53,10 @@ class WardenBot(commands.Bot):
         narrative_seconds: float = 2.0,
         sync_commands: bool = True,
         run_scheduler: bool = True,
+        guild_ready_timeout: float = 2.0,
     ) -> None:
         super().__init__(
+            guild_ready_timeout=guild_ready_timeout,
             command_prefix=commands.when_mentioned,
             intents=warden_intents(),
             allowed_mentions=discord.AllowedMentions.none(),

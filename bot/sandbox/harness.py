@@ -163,6 +163,7 @@ class SandboxWorld:
             session_factory=create_session_factory(self._engine),
             signer=self.signer,
             run_scheduler=False,  # the world drives time and sweeps explicitly
+            guild_ready_timeout=0.05,  # the sandbox sends every GUILD_CREATE at once
         )
         self.bot = bot
         self.sb.gateway.ready.clear()

@@ -1,0 +1,184 @@
+"""Scenario files: every example passes, failures and malformed files say what is wrong, the CLI's exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario_file
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples" / "scenarios").glob("*.toml"))
+
+FAILING = """
+name = "Deliberately failing"
+
+[[step]]
+as = "alice"
+slash = "jit request"
+options = { scope = "deploy", duration = "2h", reason = "release" }
+expect_reply = "waiting for approval"
+expect = [
+  { member = "alice", has_role = "deployers" },
+  { channel = "approvals", message_contains = "Granted until" },
+]
+
+[[step]]
+as = "bob"
+click = "Approve"
+on = { channel = "approvals", contains = "Access request #7" }
+
+[[step]]
+advance = "1h"
+"""
+
+
+def test_there_are_examples():
+    names = {p.name for p in EXAMPLES}
+    for required in (
+        "core-flow.toml",
+        "deny-with-reason.toml",
+        "bad-request.toml",
+        "expiry-across-restart.toml",
+        "discord-failure-retried.toml",
+        "two-approver-quorum.toml",
+    ):
+        assert required in names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+async def test_example_passes(path):
+    lines: list[str] = []
+    result = await run_scenario_file(path, lines.append)
+    transcript = "\n".join(lines)
+    assert result.passed, transcript
+    assert result.checks > 0 and result.steps_run == result.steps_total
+    assert lines[0].startswith("▶ ") and lines[-1].startswith("✓ passed")
+
+
+async def test_failing_scenario_says_what_was_expected_and_what_was_there(tmp_path):
+    path = tmp_path / "failing.toml"
+    path.write_text(FAILING)
+    lines: list[str] = []
+    result = await run_scenario_file(path, lines.append)
+    transcript = "\n".join(lines)
+    assert not result.passed
+    assert "expected alice to have role deployers; alice has: engineers" in result.failures
+    assert any(
+        "expected a message containing 'Granted until' in #approvals; last 1: 'Access request #1" in f
+        for f in result.failures
+    ), result.failures
+    # A step that cannot be carried out stops the scenario, naming the step and what was there.
+    assert result.error is not None and result.error.startswith("step 2 (bob clicks Approve) failed")
+    assert "no message containing 'Access request #7' in #approvals" in result.error
+    assert result.steps_run == 2 and result.steps_total == 3
+    assert "✓ reply says 'waiting for approval'" in transcript
+    assert "✗ failed: 2 of 3 expectations; stopped at step 2, 1 step not run" in transcript
+
+
+def test_malformed_scenario_names_the_bad_keys(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+name = "Malformed"
+colour = "red"
+[[step]]
+as = "alice"
+slash = "jit request"
+optoins = { scope = "deploy" }
+[[step]]
+advance = "soon"
+expect = [{ member = "alice", has_rol = "x" }]
+[[step]]
+admin = "add_role"
+member = "erin"
+[[step]]
+as = "bob"
+click = "Approve"
+[[step]]
+restart = true
+advance = "1h"
+"""
+    )
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    problems = err.value.problems
+    text = "\n".join(problems)
+    assert "colour: unknown key; allowed here: name, description, policy, now, guild, step" in problems
+    assert "step[1].optoins: unknown key (did you mean 'options'?)" in text
+    assert "step[2].advance: 'soon' is not a duration" in text
+    assert "step[2].expect[0].has_rol: unknown key" in text
+    assert "step[3].role: required for admin = 'add_role'" in text
+    assert "step[4].on: required for click" in text
+    assert "step[5]: one action per step, found restart, advance; split it into steps" in text
+
+
+def test_policy_problems_are_reported_with_the_scenario(tmp_path):
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(
+            {
+                "name": "x",
+                "policy": {"guild": {"acme": {"approvals_channel": "approvals"}}},
+                "step": [{"advance": "1m"}],
+            },
+            "inline",
+        )
+    assert any(p.startswith("policy: ") and "governance_channel" in p for p in err.value.problems)
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario({"name": "x", "policy": "missing.toml", "step": [{"advance": "1m"}]}, "s", tmp_path)
+    assert "file not found" in str(err.value)
+
+
+def _cli(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def test_cli_exit_codes_and_transcript(tmp_path):
+    failing = tmp_path / "failing.toml"
+    failing.write_text(FAILING)
+    good_proc = _cli("--scenario", str(ROOT / "examples/scenarios/two-approver-quorum.toml"))
+    bad_proc = _cli("--quiet", "--scenario", str(failing))
+    ok_out, ok_err = good_proc.communicate(timeout=60)
+    bad_out, _ = bad_proc.communicate(timeout=60)
+
+    assert good_proc.returncode == 0, ok_out + ok_err
+    assert "▶ Two-approver quorum" in ok_out
+    assert "1. alice: /jit request scope=deploy duration=1h reason=release" in ok_out
+    assert '2. bob clicks Approve on "Access request #1 — deploy"' in ok_out
+    assert "(only bob) Your approval of request #1 is counted (1 of 2)." in ok_out
+    assert "✓ passed" in ok_out
+
+    assert bad_proc.returncode == 1
+    assert "✗ expected alice to have role deployers; alice has: engineers" in bad_out
+    assert "1. alice:" not in bad_out  # --quiet: only failures and the summary
+    assert "✗ failed" in bad_out
+
+
+def test_names_are_checked_before_running(tmp_path):
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(
+            {
+                "name": "x",
+                "step": [
+                    {"as": "bobb", "click": "Approve", "on": {"channel": "aprovals", "contains": "#1"}},
+                    {"expect": [{"dm": "zed", "message_contains": "hi"}]},
+                ],
+            },
+            "names",
+        )
+    text = "\n".join(err.value.problems)
+    assert "step[1].as: no member named 'bobb' in acme (did you mean 'bob'?)" in text
+    assert "step[1].on.channel: no channel named 'aprovals' in acme (did you mean 'approvals'?)" in text
+    assert "step[2].expect[0].dm: no member named 'zed'" in text
