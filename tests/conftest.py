@@ -15,6 +15,8 @@ from bot.clock import ManualClock
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_engine, create_session_factory
 
+pytest_plugins = ["tests.conformance_plugin"]
+
 PG_URL = os.environ.get("WARDEN_TEST_DATABASE_URL")
 PG_SKIP_REASON = (
     "PostgreSQL tests need WARDEN_TEST_DATABASE_URL "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from bot.sandbox import SandboxDiscord
 
@@ -13,6 +14,7 @@ async def _call(sb, method, path, **kw):
         return r.status, r.headers.get("Content-Type"), await r.json()
 
 
+@pytest.mark.expect_violations  # sends bad requests on purpose (see tests/conformance_plugin.py)
 async def test_invalid_body_is_a_violation():
     async with SandboxDiscord() as sb:
         g = sb.create_guild("acme")

@@ -1,0 +1,207 @@
+"""`warden audit verify|export`: check the signed ledger, or write evidence for an auditor.
+
+- ``warden audit verify``: every entry's hash, link and signature in the database, and the head.
+  The public key is ``--public-key`` (a PEM file, obtained independently — preferred) or the one
+  derived from the signing key Warden runs with.
+- ``warden audit verify --export DIR``: an exported directory, from its files alone.
+- ``warden audit export OUT``: ``ledger.jsonl``, ``public_key.pem``, a signed ``head.json`` and a
+  README for the auditor.
+
+Exit status: 0 verified / exported, 1 the ledger does not verify, 2 a setup problem
+(missing key, database, config). The private key is only ever used to sign, never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cli import StartupError
+from bot.ledger import (
+    Signer,
+    VerifyReport,
+    export_evidence,
+    key_id_for,
+    load_public_key,
+    verify_chain,
+    verify_export,
+)
+from bot.policy import Policy, PolicyError, load_policy
+from bot.settings import Settings, redact_url
+
+T = TypeVar("T")
+
+
+def run_audit(args: argparse.Namespace, settings: Settings) -> int:
+    if args.audit_command == "verify":
+        return _verify(args, settings)
+    if args.audit_command == "export":
+        return _export(args, settings)
+    raise StartupError(f"unknown audit command {args.audit_command!r}; use verify or export")
+
+
+# --------------------------------------------------------------------- inputs
+
+
+def _optional_policy(args: argparse.Namespace, settings: Settings) -> Policy | None:
+    """The policy for its ``[warden]`` settings: ``--config`` must exist; the default may be absent."""
+    path = Path(args.config) if getattr(args, "config", None) else settings.config
+    if not path.exists():
+        if getattr(args, "config", None):
+            raise StartupError(f"config file {path} not found")
+        return None
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def _read_public_key(path: str) -> tuple[Ed25519PublicKey, bytes]:
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as exc:
+        raise StartupError(f"--public-key {path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return load_public_key(pem), pem
+    except ValueError as exc:
+        raise StartupError(f"--public-key {path}: not an Ed25519 public key in PEM form ({exc})") from None
+
+
+def _signer(settings: Settings, policy: Policy | None) -> Signer:
+    path = settings.resolved_signing_key(policy)
+    try:
+        return Signer.from_file(path)
+    except FileNotFoundError:
+        raise StartupError(
+            f"ledger signing key {path} not found: set WARDEN_SIGNING_KEY (or [warden].signing_key_path) "
+            "to the key Warden runs with, or pass --public-key with its public key"
+        ) from None
+    except (ValueError, TypeError, OSError) as exc:
+        raise StartupError(f"ledger signing key {path} cannot be used: {exc}") from None
+
+
+def _database_url(settings: Settings, policy: Policy | None) -> str:
+    url = settings.resolved_database_url(policy)
+    parsed = make_url(url)
+    in_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    if in_file and not Path(str(parsed.database)).exists():
+        raise StartupError(
+            f"database {redact_url(url)} does not exist: run `warden migrate` or `warden run` first, "
+            "or point WARDEN_DATABASE_URL at Warden's database"
+        )
+    return url
+
+
+async def _with_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from bot.db.session import create_engine, create_session_factory
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        if not {"ledger_entries", "ledger_head"} <= tables:
+            raise StartupError(f"database {redact_url(url)} has no ledger tables: run `warden migrate` first")
+        async with create_session_factory(engine)() as session:
+            return await work(session)
+    except SQLAlchemyError as exc:
+        raise StartupError(
+            f"database {redact_url(url)}: {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
+        ) from None
+    except OSError as exc:
+        raise StartupError(f"database {redact_url(url)} cannot be reached: {exc}") from None
+    finally:
+        await engine.dispose()
+
+
+# --------------------------------------------------------------------- output
+
+
+def _print_report(what: str, report: VerifyReport, key_id: str) -> int:
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    if report.ok:
+        print(
+            f"{what} OK: {report.entries} entries, chain and signatures verified with key {key_id}"
+            + (f" (last entry {report.last_entry_id})" if report.last_entry_id is not None else "")
+        )
+        return 0
+    print(
+        f"{what} FAILED: {len(report.problems)} problem(s) in {report.entries} entries "
+        f"(checked with key {key_id}):",
+        file=sys.stderr,
+    )
+    for problem in report.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1
+
+
+# --------------------------------------------------------------------- commands
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    if args.export:
+        directory = Path(args.export)
+        if not (directory / "ledger.jsonl").is_file():
+            raise StartupError(
+                f"{directory} is not an evidence export (no ledger.jsonl); make one with `warden audit export`"
+            )
+        pem = _read_public_key(args.public_key)[1] if args.public_key else None
+        try:
+            report = verify_export(directory, public_key_pem=pem)
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"{directory}: cannot be read ({exc})") from None
+        key = load_public_key(pem if pem is not None else (directory / "public_key.pem").read_bytes())
+        if pem is None:
+            report.warnings.append(
+                "checked with the export's own public_key.pem; pass --public-key with a key obtained "
+                "independently to prove who signed it"
+            )
+        return _print_report(f"export {directory}", report, key_id_for(key))
+
+    policy = _optional_policy(args, settings)
+    if args.public_key:
+        key, _ = _read_public_key(args.public_key)
+    else:
+        key = _signer(settings, policy).public_key
+    url = _database_url(settings, policy)
+    report = asyncio.run(_with_session(url, lambda session: verify_chain(session, key)))
+    return _print_report("ledger", report, key_id_for(key))
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    policy = _optional_policy(args, settings)
+    signer = _signer(settings, policy)
+    url = _database_url(settings, policy)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise StartupError(f"{out} exists and is not a directory")
+
+    async def work(session: AsyncSession) -> VerifyReport:
+        report = await verify_chain(session, signer.public_key)
+        await export_evidence(session, out, signer)
+        return report
+
+    report = asyncio.run(_with_session(url, work))
+    print(
+        f"exported {report.entries} ledger entries to {out} (key id {signer.key_id}); "
+        f"verify with: warden audit verify --export {out} --public-key <Warden's public key PEM>"
+    )
+    if not report.ok:
+        print(
+            "warning: the ledger in the database does not verify; the export carries the problems as found:",
+            file=sys.stderr,
+        )
+        for problem in report.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    return 0
