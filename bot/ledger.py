@@ -475,7 +475,7 @@ Check that the key is Warden's
   the operator gave you by another channel before trusting this export.
 
 Verify
-  With Warden installed:   warden audit verify-export <this directory>
+  With Warden installed:   warden audit verify --export <this directory> --public-key <key you trust>
   or in Python:            from bot.ledger import verify_export; print(verify_export(path))
 
   By hand, for every line in order:

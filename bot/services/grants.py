@@ -245,7 +245,7 @@ class GrantService:
                 Decision(
                     outcome=Outcome.EXPIRED,
                     rule=f"scope.{grant.scope_id}.max_duration",
-                    reason=f"Grant #{grant.id} reached the end of its approved time, so Warden removed it.",
+                    reason=f"Grant #{grant.id} reached the end of its approved time, so it ends now and Warden removes it from Discord.",
                     guild_id=grant.guild_id,
                     request_id=grant.request_id,
                     grant_id=grant.id,
