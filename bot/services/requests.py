@@ -338,7 +338,7 @@ class RequestService:
         if grant is None:
             await self._notifier.request_created(guild, req, scope)
         else:
-            await self._notifier.request_decided(guild, req, scope)
+            # Auto-approved: no card was posted; the grant notice tells the requester.
             grant = await self._grants.apply(grant.id)
         return RequestOutcome(req, scope, grant, auto_rule)
 
@@ -625,11 +625,11 @@ class RequestService:
                     f"{'s' if req.approvals_required != 1 else ''}.",
                     actor_id=approver.id,
                 )
-        if decided:
+        if decided and grant is not None and req.kind != RequestKind.EXTENSION:
+            grant = await self._grants.apply(grant.id)  # its notice updates the card once applied
+        elif decided:
             await self._notifier.request_decided(guild, req, scope)
-            if grant is not None and req.kind != RequestKind.EXTENSION:
-                grant = await self._grants.apply(grant.id)
-            elif grant is not None:
+            if grant is not None:
                 await self._notifier.grant_extended(guild, grant, req)
         else:
             await self._notifier.request_updated(guild, req, scope)
