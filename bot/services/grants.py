@@ -111,20 +111,16 @@ class GrantService:
             grant = await session.get(Grant, grant.id, populate_existing=True)
             assert grant is not None
             if done.rowcount == 1:
-                await self._decisions.record(
+                await self._record(
                     session,
-                    Decision(
-                        outcome=Outcome.APPLIED,
-                        rule=f"scope.{grant.scope_id}",
-                        reason=f"Warden applied grant #{grant.id} for "
-                        f"{format_duration(dt.timedelta(seconds=grant.duration_seconds))}; "
-                        "the clock started when the access existed in Discord.",
-                        guild_id=grant.guild_id,
-                        request_id=grant.request_id,
-                        grant_id=grant.id,
-                        actor_id=grant.subject_id,
-                        proof=self._grant_proof(grant),
-                    ),
+                    grant,
+                    outcome=Outcome.APPLIED,
+                    rule=f"scope.{grant.scope_id}",
+                    reason=f"Warden applied grant #{grant.id} for "
+                    f"{format_duration(dt.timedelta(seconds=grant.duration_seconds))}; "
+                    "the clock started when the access existed in Discord.",
+                    actor_id=grant.subject_id,
+                    proof=self._grant_proof(grant),
                 )
         if done.rowcount == 1:
             await self._notifier.grant_applied(grant)
@@ -145,21 +141,43 @@ class GrantService:
             grant = await session.get(Grant, grant.id, populate_existing=True)
             assert grant is not None
             if done.rowcount == 1:
-                await self._decisions.record(
+                await self._record(
                     session,
-                    Decision(
-                        outcome=Outcome.FAILED,
-                        rule=f"scope.{grant.scope_id}",
-                        reason=f"Warden could not apply grant #{grant.id}, so no access was given. {why}.",
-                        guild_id=grant.guild_id,
-                        request_id=grant.request_id,
-                        grant_id=grant.id,
-                        proof=self._grant_proof(grant) | {"error": why},
-                    ),
+                    grant,
+                    outcome=Outcome.FAILED,
+                    rule=f"scope.{grant.scope_id}",
+                    reason=f"Warden could not apply grant #{grant.id}, so no access was given. {why}.",
+                    proof=self._grant_proof(grant) | {"error": why},
                 )
         if done.rowcount == 1:
             await self._notifier.grant_failed(grant)
         return grant
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        grant: Grant,
+        *,
+        outcome: Outcome,
+        rule: str,
+        reason: str,
+        proof: dict[str, object],
+        actor_id: int | None = None,
+    ) -> None:
+        """One ledger decision about a grant, in the caller's transaction."""
+        await self._decisions.record(
+            session,
+            Decision(
+                outcome=outcome,
+                rule=rule,
+                reason=reason,
+                guild_id=grant.guild_id,
+                actor_id=actor_id,
+                request_id=grant.request_id,
+                grant_id=grant.id,
+                proof=proof,
+            ),
+        )
 
     def _grant_proof(self, grant: Grant) -> dict[str, object]:
         proof: dict[str, object] = {
@@ -207,18 +225,14 @@ class GrantService:
             grant.ended_by = member.id
             grant.end_reason = note or "revoked"
             grant.claimed_until = now + CLAIM_FOR
-            await self._decisions.record(
+            await self._record(
                 session,
-                Decision(
-                    outcome=Outcome.REVOKED,
-                    rule=f"scope.{grant.scope_id}" + (".approvers" if member.id != grant.subject_id else ""),
-                    reason=f"{member} revoked grant #{grant.id}" + (f": {note}" if note else "."),
-                    guild_id=guild.id,
-                    actor_id=member.id,
-                    request_id=grant.request_id,
-                    grant_id=grant.id,
-                    proof=self._grant_proof(grant) | {"revoked_by": member.id, "reason": note},
-                ),
+                grant,
+                outcome=Outcome.REVOKED,
+                rule=f"scope.{grant.scope_id}" + (".approvers" if member.id != grant.subject_id else ""),
+                reason=f"{member} revoked grant #{grant.id}" + (f": {note}" if note else "."),
+                actor_id=member.id,
+                proof=self._grant_proof(grant) | {"revoked_by": member.id, "reason": note},
             )
         await self._remove_claimed(grant)
         return await self.get(grant.id) or grant
@@ -240,18 +254,14 @@ class GrantService:
                 return None
             grant = await session.get(Grant, grant_id, populate_existing=True)
             assert grant is not None
-            await self._decisions.record(
+            await self._record(
                 session,
-                Decision(
-                    outcome=Outcome.EXPIRED,
-                    rule=f"scope.{grant.scope_id}.max_duration",
-                    reason=f"Grant #{grant.id} reached the end of its approved time, so it ends now and Warden removes it from Discord.",
-                    guild_id=grant.guild_id,
-                    request_id=grant.request_id,
-                    grant_id=grant.id,
-                    actor_id=grant.subject_id,
-                    proof=self._grant_proof(grant) | {"ended_at": now},
-                ),
+                grant,
+                outcome=Outcome.EXPIRED,
+                rule=f"scope.{grant.scope_id}.max_duration",
+                reason=f"Grant #{grant.id} reached the end of its approved time, so it ends now and Warden removes it from Discord.",
+                actor_id=grant.subject_id,
+                proof=self._grant_proof(grant) | {"ended_at": now},
             )
             return grant
 
@@ -311,19 +321,15 @@ class GrantService:
                 )
             )
             if tell:
-                await self._decisions.record(
+                await self._record(
                     session,
-                    Decision(
-                        outcome=Outcome.REMOVAL_STUCK,
-                        rule=f"scope.{grant.scope_id}",
-                        reason=f"Warden has failed {attempts} times to remove grant #{grant.id}; the access still "
-                        "exists in Discord. Warden keeps retrying; a server admin should check its permissions "
-                        "or remove it by hand.",
-                        guild_id=grant.guild_id,
-                        request_id=grant.request_id,
-                        grant_id=grant.id,
-                        proof=self._grant_proof(grant) | {"attempts": attempts, "error": why},
-                    ),
+                    grant,
+                    outcome=Outcome.REMOVAL_STUCK,
+                    rule=f"scope.{grant.scope_id}",
+                    reason=f"Warden has failed {attempts} times to remove grant #{grant.id}; the access still "
+                    "exists in Discord. Warden keeps retrying; a server admin should check its permissions "
+                    "or remove it by hand.",
+                    proof=self._grant_proof(grant) | {"attempts": attempts, "error": why},
                 )
 
     # ---- sweeps: run at start-up and periodically; idempotent ---------------------------------
