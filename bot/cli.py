@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -85,8 +86,14 @@ async def _run(settings: Settings, policy: Policy) -> None:
         bot = WardenBot(
             policy=policy, clock=SystemClock(), session_factory=create_session_factory(engine), signer=signer
         )
+        # systemd and container runtimes stop with SIGTERM: close the gateway and scheduler cleanly.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
         async with bot:
             await bot.start(token)
+        log.info("stopped")
     finally:
         await engine.dispose()
 

@@ -195,13 +195,13 @@ async def _run_bot_against_sandbox(workdir: Path) -> BotRun:
         finally:
             stopped = time.monotonic()
             if proc.returncode is None:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signal.SIGTERM)  # what systemd and containers send
             try:
                 output, _ = await asyncio.wait_for(proc.communicate(), 15)
             except TimeoutError:
                 proc.kill()
                 output, _ = await proc.communicate()
-                raise AssertionError("warden run did not stop within 15s of SIGINT") from None
+                raise AssertionError("warden run did not stop within 15s of SIGTERM") from None
         return BotRun(
             dir=workdir,
             db=db,
@@ -228,6 +228,7 @@ def test_run_end_to_end_against_sandbox(bot_run: BotRun) -> None:
     assert "cli test" in bot_run.card_text
     assert bot_run.exit_code == 0, bot_run.output[-2000:]
     assert bot_run.stop_seconds < 10
+    assert "warden: stopped" in bot_run.output  # a clean close on SIGTERM, not a kill
     assert bot_run.violations == []
     assert SANDBOX_TOKEN not in bot_run.output
     assert "Traceback" not in bot_run.output
