@@ -56,7 +56,11 @@ def _status_line(req: AccessRequest, grant: Grant | None) -> tuple[str, discord.
 
 
 def request_card(
-    req: AccessRequest, scope: Scope, approvers_text: str, grant: Grant | None = None
+    req: AccessRequest,
+    scope: Scope,
+    approvers_text: str,
+    grant: Grant | None = None,
+    requester_roles: str | None = None,
 ) -> tuple[discord.Embed, discord.ui.View]:
     status, colour = _status_line(req, grant)
     title = {
@@ -65,6 +69,8 @@ def request_card(
     }.get(RequestKind(req.kind), f"Access request #{req.id} — {scope.id}")
     embed = discord.Embed(title=title, colour=colour, description=scope.description or None)
     embed.add_field(name="Requester", value=f"<@{req.requester_id}>")
+    if requester_roles is not None:
+        embed.add_field(name="Requester's roles", value=requester_roles[:1024] or "none")
     subject = f"<@{req.subject_id}>" + (" (bot)" if req.subject_is_bot else "")
     embed.add_field(name="Subject", value=subject)
     embed.add_field(name="Duration", value=format_duration(dt.timedelta(seconds=req.duration_seconds)))

@@ -23,6 +23,7 @@ def _member(interaction: discord.Interaction) -> discord.Member:
     return interaction.user
 
 
+@app_commands.guild_only()
 class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time access"):
     def __init__(self, bot: WardenBot) -> None:
         self.bot = bot

@@ -61,13 +61,21 @@ class Notifier:
 
     async def dm(self, user_id: int, text: str, **ctx: Any) -> discord.Message | None:
         async def send() -> discord.Message:
-            channel = await self._client.create_dm(discord.Object(user_id))  # type: ignore[arg-type]
+            channel = await self._client.create_dm(discord.Object(user_id))
             return await channel.send(text, allowed_mentions=NO_PINGS)
 
         return await self._safely("send a DM", send(), user_id=user_id, **ctx)
 
     def _approvers_text(self, guild: discord.Guild, scope: Scope) -> str:
         return describe_refs(guild, scope.approvers)
+
+    @staticmethod
+    def _roles_text(guild: discord.Guild, user_id: int) -> str | None:
+        """The requester's current roles, highest first, so approvers see who is asking."""
+        member = guild.get_member(user_id)
+        if member is None:
+            return None
+        return ", ".join(r.mention for r in reversed(member.roles) if not r.is_default())
 
     async def _load(self, request_id: int) -> tuple[AccessRequest | None, Grant | None]:
         async with transaction(self._sessions) as session:
@@ -91,7 +99,12 @@ class Notifier:
         if not isinstance(channel, discord.abc.Messageable):
             log.error("approvals channel %r not found", gp.approvals_channel, extra={"guild_id": guild.id})
             return
-        embed, view = request_card(req, scope, self._approvers_text(guild, scope))
+        embed, view = request_card(
+            req,
+            scope,
+            self._approvers_text(guild, scope),
+            requester_roles=self._roles_text(guild, req.requester_id),
+        )
         ping_role = resolve_role(guild, gp.ping_role) if gp.ping_role else None
         content = f"{ping_role.mention}: a new request needs a decision." if ping_role else None
         mentions = (
@@ -123,7 +136,13 @@ class Notifier:
         channel = guild.get_channel(req.card_channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             return
-        embed, view = request_card(req, scope, self._approvers_text(guild, scope), grant)
+        embed, view = request_card(
+            req,
+            scope,
+            self._approvers_text(guild, scope),
+            grant,
+            requester_roles=self._roles_text(guild, req.requester_id),
+        )
         await self._safely(
             "update the approval card",
             channel.get_partial_message(req.card_message_id).edit(

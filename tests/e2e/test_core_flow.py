@@ -47,6 +47,7 @@ async def test_request_two_approvals_grant_reminder_expiry(world):
         assert expected in card.text
     assert [b["label"] for b in card.buttons()] == ["Approve", "Deny"]
     assert g.role("sec-leads").mention in card.text  # who may approve
+    assert "Requester's roles" in card.text and g.role("engineers").mention in card.text
 
     first = await world.sb.click(g.member("bob"), card, "Approve")
     assert "counted (1 of 2)" in first.text
