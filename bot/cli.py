@@ -39,7 +39,9 @@ def _policy(path: Path) -> Policy:
     try:
         return load_policy(path)
     except PolicyError as exc:
-        raise StartupError(str(exc)) from None
+        n = len(exc.problems)
+        lines = "\n".join(f"  - {p}" for p in exc.problems)
+        raise StartupError(f"{path} has {n} problem{'s' if n != 1 else ''}:\n{lines}") from None
 
 
 def _signing_key_path(settings: Settings, policy: Policy | None) -> Path:
