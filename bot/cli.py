@@ -108,8 +108,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings.bot_token()
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(settings, policy))
+    import aiohttp
+    import discord
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(settings, policy))
+    except discord.LoginFailure:
+        raise StartupError(
+            "Discord rejected the bot token: check WARDEN_TOKEN (or the token file) — "
+            "copy it again from the Developer Portal's Bot page"
+        ) from None
+    except discord.PrivilegedIntentsRequired:
+        raise StartupError(
+            "Discord refused the Server Members intent: enable it in the Developer Portal "
+            "(Bot → Privileged Gateway Intents), then start Warden again"
+        ) from None
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        raise StartupError(
+            f"cannot reach Discord at {discord.http.Route.BASE} ({type(exc).__name__}): check the network, "
+            "or WARDEN_DISCORD_API_URL / WARDEN_DISCORD_GATEWAY_URL if you point Warden elsewhere"
+        ) from None
     return 0
 
 

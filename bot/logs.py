@@ -25,8 +25,16 @@ class FieldsFormatter(logging.Formatter):
         return f"{line} {' '.join(extras)}" if extras else line
 
 
+class _NoVoiceNotice(logging.Filter):
+    """Warden never uses voice; discord.py's missing-voice-library warnings are noise here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "voice will NOT be supported" not in record.getMessage()
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
+    handler.addFilter(_NoVoiceNotice())
     handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

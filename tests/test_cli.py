@@ -276,3 +276,53 @@ def test_audit_verify_setup_problems(tmp_path: Path) -> None:
     assert r.code == 2 and "missing.pem not found" in r.err and "--public-key" in r.err
     r = warden(tmp_path, "audit", "verify", "--export", str(tmp_path / "nothing"))
     assert r.code == 2 and "not an evidence export" in r.err
+
+
+# ------------------------------------------------------------------ start-up failures
+
+
+def test_run_when_discord_cannot_be_reached_says_so(tmp_path: Path) -> None:
+    r = warden(
+        tmp_path,
+        "run",
+        "--config",
+        str(EXAMPLE),
+        timeout=60,
+        WARDEN_TOKEN=SANDBOX_TOKEN,
+        WARDEN_DISCORD_API_URL="http://127.0.0.1:1/api/v10",
+        WARDEN_DISCORD_GATEWAY_URL="ws://127.0.0.1:1/",
+        WARDEN_DATABASE_URL=sqlite_url(tmp_path / "w.db"),
+        WARDEN_SIGNING_KEY=str(tmp_path / "k.pem"),
+    )
+    assert r.code == 2, r.text
+    assert "cannot reach Discord at http://127.0.0.1:1/api/v10" in r.err
+    assert "Traceback" not in r.text and SANDBOX_TOKEN not in r.text
+
+
+async def test_run_with_a_token_discord_rejects_says_so(tmp_path: Path) -> None:
+    async with SandboxDiscord(token=SANDBOX_TOKEN) as sb:
+        build_guild(sb, ACME)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--config",
+            str(EXAMPLE),
+            cwd=tmp_path,
+            env=_env(
+                WARDEN_TOKEN="not-the-token-123",
+                WARDEN_DISCORD_API_URL=sb.api_url,
+                WARDEN_DISCORD_GATEWAY_URL=sb.gateway_url,
+                WARDEN_DATABASE_URL=sqlite_url(tmp_path / "w.db"),
+                WARDEN_SIGNING_KEY=str(tmp_path / "k.pem"),
+            ),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode() + err.decode()
+    assert proc.returncode == 2, text
+    assert "Discord rejected the bot token" in text
+    assert "not-the-token-123" not in text and "Traceback" not in text
