@@ -76,6 +76,7 @@ async def _run(settings: Settings, policy: Policy) -> None:
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_engine, create_session_factory
     from bot.ledger import Signer
+    from bot.services.base import DB_DOWN
 
     token = settings.bot_token()
     url = settings.resolved_database_url(policy)
@@ -83,7 +84,13 @@ async def _run(settings: Settings, policy: Policy) -> None:
     engine = create_engine(url)
     try:
         log.info("database %s: migrating to head", redact_url(url))
-        await upgrade_to_head(engine)
+        try:
+            await upgrade_to_head(engine)
+        except DB_DOWN as exc:
+            raise StartupError(
+                f"cannot reach the database at {redact_url(url)} ({type(exc).__name__}): is it running, "
+                "and is WARDEN_DATABASE_URL right?"
+            ) from None
         signer = Signer.from_file(_signing_key_path(settings, policy), create=True)
         bot = WardenBot(
             policy=policy, clock=SystemClock(), session_factory=create_session_factory(engine), signer=signer

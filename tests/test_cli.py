@@ -326,3 +326,18 @@ async def test_run_with_a_token_discord_rejects_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 2, text
     assert "Discord rejected the bot token" in text
     assert "not-the-token-123" not in text and "Traceback" not in text
+
+
+def test_run_when_the_database_is_down_says_so(tmp_path: Path) -> None:
+    r = warden(
+        tmp_path,
+        "run",
+        "--config",
+        str(EXAMPLE),
+        WARDEN_TOKEN=SANDBOX_TOKEN,
+        WARDEN_DATABASE_URL="postgresql+asyncpg://warden:hunter2@127.0.0.1:1/warden",
+        WARDEN_SIGNING_KEY=str(tmp_path / "k.pem"),
+    )
+    assert r.code == 2, r.text
+    assert "cannot reach the database at postgresql+asyncpg://warden:***@127.0.0.1:1/warden" in r.err
+    assert "hunter2" not in r.text and "Traceback" not in r.text
