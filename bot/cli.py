@@ -145,7 +145,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     policy = _policy(cfg) if cfg.exists() else None
     url = settings.resolved_database_url(policy)
     configure_logging("INFO")
-    asyncio.run(_migrate(url))
+    from bot.services.base import DB_DOWN
+
+    try:
+        asyncio.run(_migrate(url))
+    except DB_DOWN as exc:
+        raise StartupError(f"cannot reach the database at {redact_url(url)} ({type(exc).__name__})") from None
     print(f"database {redact_url(url)} is at the newest schema")
     return 0
 
