@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.services.errors import Unavailable
 from bot.services.grants import GrantService
 from bot.services.requests import RequestService
 
@@ -22,6 +25,12 @@ log = logging.getLogger(__name__)
 # Expiry is checked at least this often, so removal happens within 30 s of expiry.
 SWEEP_SECONDS = 10.0
 NARRATIVE_SECONDS = 2.0
+
+T = TypeVar("T")
+
+
+class NarrativePosterLike(Protocol):
+    async def deliver_due(self) -> int: ...
 
 
 @dataclass
@@ -42,7 +51,7 @@ class Jobs:
         *,
         grants: GrantService,
         requests: RequestService,
-        poster: object,
+        poster: NarrativePosterLike,
         sweep_seconds: float = SWEEP_SECONDS,
         narrative_seconds: float = NARRATIVE_SECONDS,
     ) -> None:
@@ -82,9 +91,16 @@ class Jobs:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
 
-    async def _step(self, report: DueReport, name: str, coro: object) -> object:
+    async def _step(self, report: DueReport, name: str, coro: Awaitable[T]) -> T | None:
         try:
-            return await coro  # type: ignore[misc]
+            return await coro
+        except Unavailable:
+            # One line per sweep while the database is down, not a traceback every ten seconds.
+            report.failures += 1
+            log.error(
+                "sweep step %s skipped: the database is unavailable; it runs again on the next sweep", name
+            )
+            return None
         except Exception:
             report.failures += 1
             log.exception("sweep step %s failed; it runs again on the next sweep", name)
@@ -114,7 +130,7 @@ class Jobs:
         async with self._narrative_lock:
             total = 0
             try:
-                while (n := await self._poster.deliver_due()) > 0:  # type: ignore[attr-defined]
+                while (n := await self._poster.deliver_due()) > 0:
                     total += n
             except Exception:
                 log.exception("posting narratives failed; they stay due")
