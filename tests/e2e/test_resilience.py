@@ -151,3 +151,16 @@ async def test_doctor_explains_every_problem_and_is_for_admins_only(world):
     assert "✅ scope `incident-room`" in out.text
     cmd = next(c for c in world.sb.commands() if c["name"] == "warden")
     assert str(cmd["default_member_permissions"]) == str(1 << 5)  # Manage Server: hidden from everyone else
+
+
+async def test_sweeps_survive_a_database_outage_and_catch_up(world, caplog):
+    g = world.guild
+    await approve_deploy(world)
+    await world.database_down()
+    report = await world.advance(dt.timedelta(hours=3))
+    assert report.failures >= 1 and report.expired == 0
+    assert g.member("alice").has_role("deployers")  # nothing can be claimed while the database is down
+    assert "the database is unavailable" in caplog.text
+    await world.database_up()
+    report = await world.run_due()
+    assert report.expired == 1 and not g.member("alice").has_role("deployers")
