@@ -26,7 +26,8 @@ from bot.sandbox.server import SandboxDiscord
 
 log = logging.getLogger(__name__)
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config.example.toml"
+# Shipped in the package (bot/data links to the repository root copy), so an installed wheel has it too.
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "data" / "config.example.toml"
 
 # The server config.example.toml is written for. Roles are listed bottom to top; Warden's
 # own role sits above them all, as an admin would set it up.
