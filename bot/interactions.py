@@ -8,6 +8,8 @@ nobody ever sees a bare "interaction failed".
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -54,6 +56,7 @@ async def answer_error(interaction: discord.Interaction, error: BaseException) -
     if isinstance(error, app_commands.CheckFailure):
         await reply(interaction, "You don't have permission to use this command here.")
         return
+    data: Mapping[str, Any] = interaction.data or {}
     log.error(
         "unhandled error in interaction",
         exc_info=error,
@@ -61,7 +64,7 @@ async def answer_error(interaction: discord.Interaction, error: BaseException) -
             "guild_id": interaction.guild_id,
             "user_id": interaction.user.id if interaction.user else None,
             "command": interaction.command.qualified_name if interaction.command else None,
-            "custom_id": (interaction.data or {}).get("custom_id"),
+            "custom_id": data.get("custom_id"),
         },
     )
     await reply(interaction, APOLOGY)

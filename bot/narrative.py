@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.controls import ControlMap
 from bot.db.models import LedgerEntry, NarrativeOutbox
+from bot.services.base import rowcount
 
 log = logging.getLogger(__name__)
 
@@ -461,6 +462,7 @@ class NarrativePoster:
             mine: list[tuple[int, int, int, int]] = []
             lost: set[int] = set()
             for outbox_id, entry_id, guild_id, attempts in rows:
+                assert guild_id is not None  # the query only selects rows with a guild
                 if guild_id in lost:
                     continue
                 until = now + dt.timedelta(
@@ -476,7 +478,7 @@ class NarrativePoster:
                     .values(claimed_until=until)
                     .execution_options(synchronize_session=False)
                 )
-                if result.rowcount == 1:
+                if rowcount(result) == 1:
                     mine.append((outbox_id, entry_id, guild_id, attempts))
                 else:
                     lost.add(guild_id)  # another process has it: leave the rest of this guild to it

@@ -264,7 +264,7 @@ class Scope(_Model):
     allow: frozenset[str] = Field(frozenset(), validate_default=True)
     deny: frozenset[str] = Field(frozenset(), validate_default=True)
     max_duration: Duration
-    default_duration: Duration = Field(None, validate_default=True)  # type: ignore[assignment]
+    default_duration: Duration = Field(None, validate_default=True)
     approvers: tuple[Approver, ...]
     approvals_required: StrictInt = Field(1, ge=1, le=50)
     self_approval: StrictBool = False
@@ -396,7 +396,8 @@ class Scope(_Model):
         items = _as_list(v)
         if not items:
             raise ValueError('must not be empty; name the roles or users who may request, or "@everyone"')
-        out, problems = [], []
+        out: list[str | int] = []
+        problems: list[str] = []
         for i, item in enumerate(items):
             try:
                 if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone"):

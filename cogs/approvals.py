@@ -8,6 +8,7 @@ re-reads the request from the database.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -60,7 +61,7 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=VOTE_T
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> VoteButton:
         return cls(int(match["request_id"]), match["choice"])
 
@@ -87,7 +88,7 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=REVI
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> ReviewButton:
         return cls(int(match["grant_id"]))
 
@@ -105,7 +106,7 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=REVI
             await answer_error(interaction, exc)
 
 
-def modal_values(data: dict[str, Any]) -> dict[str, str]:
+def modal_values(data: Mapping[str, Any]) -> dict[str, str]:
     """Text input values by custom id, from action rows or the newer label components."""
     values: dict[str, str] = {}
 
@@ -130,7 +131,8 @@ class Approvals(commands.Cog):
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         if interaction.type is not discord.InteractionType.modal_submit:
             return
-        custom_id = (interaction.data or {}).get("custom_id", "")
+        data: Mapping[str, Any] = interaction.data or {}
+        custom_id = data.get("custom_id", "")
         if not custom_id.startswith(DENY_MODAL_PREFIX):
             return
         try:
@@ -138,7 +140,7 @@ class Approvals(commands.Cog):
             if not rid.isdigit():
                 raise BadInput("That form names no request.")
             member = _member(interaction)
-            reason = modal_values(interaction.data or {}).get("reason", "")  # type: ignore[arg-type]
+            reason = modal_values(data).get("reason", "")
             await interaction.response.defer()
             out = await self.bot.requests.vote(member, int(rid), approve=False, reason=reason)
             await interaction.followup.send(vote_receipt(out), ephemeral=True)

@@ -40,7 +40,9 @@ def run_migrations_online() -> None:
     if connection is not None:  # called from inside a running event loop via run_sync
         _do_run(connection)
         return
-    asyncio.run(_run_async(config.get_main_option("sqlalchemy.url")))
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None, "bot.db.migrate sets sqlalchemy.url on the Alembic config"
+    asyncio.run(_run_async(url))
 
 
 if context.is_offline_mode():

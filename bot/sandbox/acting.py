@@ -36,7 +36,10 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from .server import SandboxDiscord
+    import datetime as dt
+
+    from .gateway import Gateway
+    from .models import SnowflakeGen
 
 SUBCOMMAND, SUBCOMMAND_GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 9, 10, 11
@@ -47,9 +50,25 @@ MAX_INTERACTIONS = 20_000
 class ActingMixin:
     """Methods of :class:`SandboxDiscord` that act as Discord users."""
 
+    if TYPE_CHECKING:
+        # Provided by SandboxDiscord, the one class that mixes this in; declared so mypy checks both sides.
+        application_id: int
+        bot_user: SUser
+        users: dict[int, SUser]
+        guilds: dict[int, SGuild]
+        channels: dict[int, SChannel]
+        global_commands: list[dict]
+        guild_commands: dict[int, list[dict]]
+        interactions: dict[int, InteractionRecord]
+        gateway: Gateway
+        snowflake: SnowflakeGen
+
+        def _now(self) -> dt.datetime: ...
+        def dm_channel(self, who: SMember | SUser) -> SChannel: ...
+
     # ------------------------------------------------------------------ public
     async def slash(
-        self: SandboxDiscord,
+        self,
         guild: SGuild | None,
         member: SMember | SUser | str,
         command: str,
@@ -88,7 +107,7 @@ class ActingMixin:
         return await self._await_outcome(rec, timeout, wait, f"/{command}")
 
     async def autocomplete(
-        self: SandboxDiscord,
+        self,
         guild: SGuild | None,
         member: SMember | SUser | str,
         command: str,
@@ -128,7 +147,7 @@ class ActingMixin:
         return out.choices
 
     async def click(
-        self: SandboxDiscord,
+        self,
         member: SMember | SUser | str,
         message: SMessage | InteractionOutcome,
         label: str | None = None,
@@ -148,7 +167,12 @@ class ActingMixin:
         if forged:
             if custom_id is None:
                 raise SandboxError("a forged click needs the custom_id to send")
-            button = {"type": 2, "style": 1, "custom_id": custom_id, "label": label or "forged"}
+            button: dict[str, Any] = {
+                "type": 2,
+                "style": 1,
+                "custom_id": custom_id,
+                "label": label or "forged",
+            }
             # The interaction carries the message as the client believes it to be.
             msg = dataclasses.replace(msg, components=[{"type": 1, "components": [button]}])
         else:
@@ -171,7 +195,7 @@ class ActingMixin:
         return await self._await_outcome(rec, timeout, wait, f"click on {button.get('label') or custom_id!r}")
 
     async def select(
-        self: SandboxDiscord,
+        self,
         member: SMember | SUser | str,
         message: SMessage | InteractionOutcome,
         values: list[Any],
@@ -218,7 +242,7 @@ class ActingMixin:
         return await self._await_outcome(rec, timeout, wait, f"select {comp['custom_id']!r}")
 
     async def submit_modal(
-        self: SandboxDiscord,
+        self,
         member: SMember | SUser | str,
         outcome: InteractionOutcome,
         values: dict[str, Any] | None = None,
@@ -308,9 +332,7 @@ class ActingMixin:
         return await self._await_outcome(rec, timeout, wait, f"modal {modal.get('title')!r}")
 
     # ------------------------------------------------------------------ helpers
-    def _who(
-        self: SandboxDiscord, guild: SGuild | None, member: SMember | SUser | str
-    ) -> tuple[SUser, SMember | None]:
+    def _who(self, guild: SGuild | None, member: SMember | SUser | str) -> tuple[SUser, SMember | None]:
         if isinstance(member, str):
             if guild is not None:
                 member = guild.member(member)
@@ -328,7 +350,7 @@ class ActingMixin:
         return member.user, member
 
     def _context(
-        self: SandboxDiscord,
+        self,
         guild: SGuild | None,
         member: SMember | SUser | str,
         in_channel: SChannel | str | None,
@@ -346,7 +368,7 @@ class ActingMixin:
         return user, mem, channel
 
     def _message_context(
-        self: SandboxDiscord, msg: SMessage, member: SMember | SUser | str
+        self, msg: SMessage, member: SMember | SUser | str
     ) -> tuple[SUser, SMember | None, SGuild | None, SChannel]:
         channel = self.channels.get(msg.channel_id)
         if channel is None:
@@ -389,9 +411,7 @@ class ActingMixin:
             raise SandboxError(f"component {label or custom_id!r} is disabled")
         return found
 
-    def _find_command(
-        self: SandboxDiscord, guild: SGuild | None, command: str
-    ) -> tuple[dict, list[dict], list[dict]]:
+    def _find_command(self, guild: SGuild | None, command: str) -> tuple[dict, list[dict], list[dict]]:
         words = command.strip().lstrip("/").split()
         if not words:
             raise SandboxError("empty command")
@@ -436,7 +456,7 @@ class ActingMixin:
         return spec
 
     def _option_value(
-        self: SandboxDiscord,
+        self,
         guild: SGuild | None,
         channel: SChannel,
         command: str,
@@ -487,7 +507,7 @@ class ActingMixin:
         return out
 
     def _resolve_entity(
-        self: SandboxDiscord,
+        self,
         guild: SGuild | None,
         command: str,
         name: str,
@@ -542,7 +562,7 @@ class ActingMixin:
         return data
 
     def _new_interaction(
-        self: SandboxDiscord,
+        self,
         type_: int,
         user: SUser,
         member: SMember | None,
@@ -619,7 +639,7 @@ class ActingMixin:
         return rec
 
     async def _await_outcome(
-        self: SandboxDiscord, rec: InteractionRecord, timeout: float, wait: bool, what: str
+        self, rec: InteractionRecord, timeout: float, wait: bool, what: str
     ) -> InteractionOutcome:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

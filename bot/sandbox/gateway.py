@@ -276,7 +276,7 @@ class Gateway:
         if d.get("token") != sb.token:
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return
-        if session is None or not session.can_resume_from(seq):
+        if session is None or seq is None or not session.can_resume_from(seq):
             conn.send({"op": 9, "s": None, "t": None, "d": False})
             return
         if session.conn is not None and session.conn is not conn:

@@ -372,7 +372,7 @@ def _check_names(guilds: list[dict[str, Any]], steps: list[dict[str, Any]], prob
         if s.get("admin") in ("create_webhook", "set_overwrite", "remove_overwrite"):
             check(f"{w}.channel", "channel", s.get("channel"), channels, guild)
         check(f"{w}.in", "channel", s.get("in"), channels, guild)
-        on = s.get("on") if isinstance(s.get("on"), dict) else {}
+        on = s["on"] if isinstance(s.get("on"), dict) else {}
         check(f"{w}.on.channel", "channel", on.get("channel"), channels, guild)
         check(f"{w}.on.dm", "member", on.get("dm"), members, guild)
         exp = s.get("expect", [])
@@ -515,12 +515,13 @@ def _fast_discord_retries() -> Any:
     import bot.services.discord_ops as ops
 
     saved_asyncio, saved_retrying = discord.http.asyncio, ops.AsyncRetrying
-    discord.http.asyncio = _FastSleep()  # type: ignore[assignment]
-    ops.AsyncRetrying = functools.partial(saved_retrying, sleep=_fast_sleep)  # type: ignore[misc]
+    discord.http.asyncio = _FastSleep()
+    # Patching a class out for a partial: no annotation can say "this module attribute is replaceable".
+    ops.AsyncRetrying = functools.partial(saved_retrying, sleep=_fast_sleep)  # type: ignore[misc, assignment]
     try:
         yield
     finally:
-        discord.http.asyncio = saved_asyncio  # type: ignore[assignment]
+        discord.http.asyncio = saved_asyncio
         ops.AsyncRetrying = saved_retrying  # type: ignore[misc]
 
 
@@ -647,8 +648,8 @@ class ScenarioRunner:
         if "expect_reply" in step:
             await self._check(self._expect_reply_check(step["expect_reply"]))
         exp = step.get("expect", [])
-        for e in [exp] if isinstance(exp, dict) else exp:
-            await self._check(self._expectation(e, guild))
+        for expectation in [exp] if isinstance(exp, dict) else exp:
+            await self._check(self._expectation(expectation, guild))
         return True
 
     def _describe(self, step: dict[str, Any]) -> str:
@@ -752,7 +753,7 @@ class ScenarioRunner:
         shown = " ".join(f"{k}={v}" for k, v in args.items() if k not in ("by", "reason"))
         actor = self._member(guild, step["by"]) if step.get("by") else None
         self.out(f"  {number}. admin{' ' + actor.name if actor else ''}: {what} {shown}")
-        common = {"actor": actor, "reason": step.get("reason")}
+        common: dict[str, Any] = {"actor": actor, "reason": step.get("reason")}
         if what in ("add_role", "remove_role"):
             await getattr(admin, what)(
                 guild, self._member(guild, step["member"]), guild.role(step["role"]), **common

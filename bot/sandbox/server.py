@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from ..clock import SystemClock
 from . import gateway as gw
@@ -460,8 +460,9 @@ class SandboxDiscord(ActingMixin):
             members = g.members
         else:
             members = [m for m in g.members if m.id == self.bot_user.id]
+        joined_at = self.bot_member(g).joined_at
         data.update(
-            joined_at=self.bot_member(g).joined_at.isoformat() if self.bot_member(g).joined_at else None,
+            joined_at=joined_at.isoformat() if joined_at else None,
             large=False,
             unavailable=False,
             member_count=len(g.members),
@@ -631,7 +632,7 @@ class SandboxDiscord(ActingMixin):
             options["role_name"] = role.name
         if ow is None:
             c.overwrites.append(SOverwrite(target_id, type_, allow, deny))
-            changes = [
+            changes: list[dict[str, Any]] = [
                 {"key": "id", "new_value": str(target_id)},
                 {"key": "type", "new_value": type_},
                 {"key": "allow", "new_value": str(allow)},
@@ -662,7 +663,7 @@ class SandboxDiscord(ActingMixin):
         role = g.get_role(target_id) if ow.type == 0 else None
         if role is not None:
             options["role_name"] = role.name
-        changes = [
+        changes: list[dict[str, Any]] = [
             {"key": "id", "old_value": str(target_id)},
             {"key": "type", "old_value": ow.type},
             {"key": "allow", "old_value": str(ow.allow)},
@@ -848,10 +849,11 @@ class SandboxDiscord(ActingMixin):
             files: list[dict] = []
             reader = await request.multipart()
             async for part in reader:
+                assert isinstance(part, BodyPartReader)  # discord.py never nests multipart bodies
                 if part.name == "payload_json":
-                    payload = json.loads(await part.text())  # type: ignore[union-attr]
+                    payload = json.loads(await part.text())
                 else:
-                    data = await part.read()  # type: ignore[union-attr]
+                    data = await part.read()
                     files.append({"name": part.name, "filename": part.filename, "size": len(data)})
             return payload, payload is not None, None, files
         raw = await request.read()
@@ -986,7 +988,7 @@ class SandboxDiscord(ActingMixin):
         )
         if files:
             req.headers = dict(request.headers)
-            req.headers["x-sandbox-files"] = files  # type: ignore[index]
+            req.headers["x-sandbox-files"] = files
         try:
             result = handler(req)
             if asyncio.iscoroutine(result):
@@ -1467,7 +1469,7 @@ class SandboxDiscord(ActingMixin):
 
     def op_create_dm(self, req: Req) -> tuple[int, Any]:
         body = req.body or {}
-        uid = int(body.get("recipient_id"))
+        uid = int(body["recipient_id"])
         user = self.users.get(uid)
         if user is None:
             raise unknown("User", 10013)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import sqlalchemy.exc
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.errors import Unavailable
@@ -34,3 +36,12 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
     except DB_DOWN as exc:
         log.error("database unavailable: %s", type(exc).__name__)
         raise Unavailable() from exc
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE/DELETE run through a session.
+
+    ``AsyncSession.execute`` is typed as returning a plain ``Result``; for DML it is a
+    ``CursorResult``, which is the type that carries ``rowcount``.
+    """
+    return cast("CursorResult[Any]", result).rowcount

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 import discord
 from sqlalchemy import or_, select, update
@@ -20,7 +21,7 @@ from bot.clock import Clock
 from bot.db.models import AccessRequest, Grant, GrantStatus
 from bot.durations import format_duration
 from bot.policy import Policy, permission_names
-from bot.services.base import transaction
+from bot.services.base import rowcount, transaction
 from bot.services.decisions import Decision, DecisionService, Outcome
 from bot.services.discord_ops import GrantTarget, describe_error
 from bot.services.eligibility import describe_refs, may_approve
@@ -110,7 +111,7 @@ class GrantService:
             )
             grant = await session.get(Grant, grant.id, populate_existing=True)
             assert grant is not None
-            if done.rowcount == 1:
+            if rowcount(done) == 1:
                 await self._record(
                     session,
                     grant,
@@ -122,7 +123,7 @@ class GrantService:
                     actor_id=grant.subject_id,
                     proof=self._grant_proof(grant),
                 )
-        if done.rowcount == 1:
+        if rowcount(done) == 1:
             await self._notifier.grant_applied(grant)
         return grant
 
@@ -138,9 +139,10 @@ class GrantService:
                 .where(Grant.id == grant.id, Grant.status == GrantStatus.APPROVED)
                 .values(status=GrantStatus.FAILED, ended_at=now, last_error=why, end_reason=why)
             )
-            grant = await session.get(Grant, grant.id, populate_existing=True)
-            assert grant is not None
-            if done.rowcount == 1:
+            failed = await session.get(Grant, grant.id, populate_existing=True)
+            assert failed is not None
+            grant = failed
+            if rowcount(done) == 1:
                 await self._record(
                     session,
                     grant,
@@ -149,7 +151,7 @@ class GrantService:
                     reason=f"Warden could not apply grant #{grant.id}, so no access was given. {why}.",
                     proof=self._grant_proof(grant) | {"error": why},
                 )
-        if done.rowcount == 1:
+        if rowcount(done) == 1:
             await self._notifier.grant_failed(grant)
         return grant
 
@@ -250,7 +252,7 @@ class GrantService:
                     claimed_until=now + CLAIM_FOR,
                 )
             )
-            if claimed.rowcount != 1:
+            if rowcount(claimed) != 1:
                 return None
             grant = await session.get(Grant, grant_id, populate_existing=True)
             assert grant is not None
@@ -276,7 +278,7 @@ class GrantService:
                 )
                 .values(claimed_until=now + CLAIM_FOR)
             )
-            if claimed.rowcount != 1:
+            if rowcount(claimed) != 1:
                 return None
             return await session.get(Grant, grant_id, populate_existing=True)
 
@@ -294,8 +296,9 @@ class GrantService:
                 .where(Grant.id == grant.id, Grant.status == GrantStatus.REMOVING)
                 .values(status=grant.final_status, claimed_until=None, next_attempt_at=None, last_error=None)
             )
-            grant = await session.get(Grant, grant.id, populate_existing=True)
-        assert grant is not None
+            ended = await session.get(Grant, grant.id, populate_existing=True)
+        assert ended is not None
+        grant = ended
         await self._notifier.grant_ended(grant)
         return True
 
@@ -412,7 +415,7 @@ class GrantService:
                     )
                     .values(reminded_at=now)
                 )
-            if claimed.rowcount == 1:
+            if rowcount(claimed) == 1:
                 sent += 1
                 await self._notifier.grant_expiring(grant)
         return sent
@@ -438,12 +441,12 @@ class GrantService:
             return await session.get(Grant, grant_id)
 
 
-class OpsLike:
+class OpsLike(Protocol):
     async def apply(self, target: GrantTarget, reason: str) -> None: ...
     async def remove(self, target: GrantTarget, reason: str) -> None: ...
 
 
-class GrantNotifierLike:
+class GrantNotifierLike(Protocol):
     def reminder_lead(self, guild_id: int) -> dt.timedelta: ...
     async def grant_applied(self, grant: Grant) -> None: ...
     async def grant_failed(self, grant: Grant) -> None: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 import discord
 from sqlalchemy import func, select, update
@@ -23,7 +24,7 @@ from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, Reques
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
 from bot.policy import GuildPolicy, Policy, Scope, permission_names, permissions_from_names
-from bot.services.base import transaction
+from bot.services.base import rowcount, transaction
 from bot.services.decisions import Decision, DecisionService, Outcome
 from bot.services.eligibility import (
     describe_refs,
@@ -904,7 +905,7 @@ class RequestService:
                     .where(AccessRequest.id == rid, AccessRequest.status == RequestStatus.PENDING)
                     .values(status=RequestStatus.EXPIRED, decided_at=now, decision_rule="guild.pending_ttl")
                 )
-                if claimed.rowcount != 1:
+                if rowcount(claimed) != 1:
                     continue  # another process got there first
                 req = await session.get(AccessRequest, rid, populate_existing=True)
                 assert req is not None
@@ -957,7 +958,7 @@ class RequestService:
                     .where(AccessRequest.id == req.id, AccessRequest.approvers_reminded_at.is_(None))
                     .values(approvers_reminded_at=now)
                 )
-            if claimed.rowcount == 1:
+            if rowcount(claimed) == 1:
                 reminded.append(req)
                 await self._notifier.remind_approvers(req)
             if len(reminded) >= limit:
@@ -966,11 +967,11 @@ class RequestService:
 
 
 # Structural types for the collaborators, so this module does not import the Discord-facing ones.
-class GrantServiceLike:
+class GrantServiceLike(Protocol):
     async def apply(self, grant_id: int) -> Grant: ...
 
 
-class NotifierLike:
+class NotifierLike(Protocol):
     async def request_created(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None: ...
     async def request_decided(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None: ...
     async def request_updated(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None: ...
