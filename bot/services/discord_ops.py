@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Final, Literal
 
 import discord
 from tenacity import (
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 # Discord's cap on X-Audit-Log-Reason.
 AUDIT_REASON_LIMIT = 512
+# Audit-log action types (Discord's AuditLogEvent) for the changes Warden makes.
+CHANNEL_OVERWRITE_CREATE: Final = 13
+CHANNEL_OVERWRITE_UPDATE: Final = 14
+MEMBER_ROLE_UPDATE: Final = 25
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,35 @@ class DiscordOps:
                 "grant target already gone",
                 extra={"guild_id": target.guild_id, "subject_id": target.subject_id},
             )
+
+    async def audit_entry_for(self, target: GrantTarget, reason: str) -> str | None:
+        """The id of the audit-log entry Discord wrote for Warden's change, or None.
+
+        Best effort (needs View Audit Log): it is evidence for the narrative, never a reason
+        to fail a grant. The reason names the grant, so it identifies the entry exactly.
+        """
+        me = self._client.user
+        if me is None:
+            return None
+        actions: tuple[Literal[13, 14, 25], ...]
+        if target.kind == "role":
+            actions, target_id = (MEMBER_ROLE_UPDATE,), target.subject_id
+        else:
+            actions, target_id = (CHANNEL_OVERWRITE_CREATE, CHANNEL_OVERWRITE_UPDATE), target.target_id
+        wanted = audit_reason(reason)
+        try:
+            for action in actions:
+                data = await self._client.http.get_audit_logs(
+                    target.guild_id, limit=10, user_id=me.id, action_type=action
+                )
+                for entry in data.get("audit_log_entries", []):
+                    if str(entry.get("target_id")) == str(target_id) and entry.get("reason") == wanted:
+                        return str(entry["id"])
+        except (discord.HTTPException, TimeoutError, ConnectionError) as exc:
+            log.info(
+                "audit-log entry not found: %s", describe_error(exc), extra={"guild_id": target.guild_id}
+            )
+        return None
 
     async def _apply_once(self, t: GrantTarget, reason: str) -> None:
         http = self._client.http

@@ -94,11 +94,14 @@ class GrantService:
                 return grant
             req = await session.get(AccessRequest, grant.request_id) if grant.request_id else None
         reason = req.reason if req else None
+        target, audit_text = target_of(grant), self._audit_reason(grant, "applied", reason)
         try:
-            await self._ops.apply(target_of(grant), self._audit_reason(grant, "applied", reason))
+            await self._ops.apply(target, audit_text)
         except (discord.HTTPException, TimeoutError, ConnectionError) as exc:
             return await self._fail(grant, exc)
         now = self._clock.now()
+        # Proof for the narrative: the entry Discord wrote in its own audit log for this change.
+        audit_entry = await self._ops.audit_entry_for(target, audit_text)
         async with transaction(self._sessions) as session:
             done = await session.execute(
                 update(Grant)
@@ -121,7 +124,8 @@ class GrantService:
                     f"{format_duration(dt.timedelta(seconds=grant.duration_seconds))}; "
                     "the clock started when the access existed in Discord.",
                     actor_id=grant.subject_id,
-                    proof=self._grant_proof(grant),
+                    proof=self._grant_proof(grant)
+                    | ({"audit_log_entry": audit_entry} if audit_entry else {}),
                 )
         if rowcount(done) == 1:
             await self._notifier.grant_applied(grant)
@@ -444,6 +448,7 @@ class GrantService:
 class OpsLike(Protocol):
     async def apply(self, target: GrantTarget, reason: str) -> None: ...
     async def remove(self, target: GrantTarget, reason: str) -> None: ...
+    async def audit_entry_for(self, target: GrantTarget, reason: str) -> str | None: ...
 
 
 class GrantNotifierLike(Protocol):

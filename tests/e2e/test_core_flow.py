@@ -65,9 +65,9 @@ async def test_request_two_approvals_grant_reminder_expiry(world):
     assert "deploy" in dm.text and str(g.member("carol").id) in dm.text and "<t:" in dm.text
 
     # The audit log names the grant and request.
-    reasons = [e.get("reason") or "" for e in world.sb.audit_log(g) if e["action_type"] == 25]
-    assert any("Warden grant #1 (request #1, scope deploy) applied: release 4.2" in r for r in reasons), (
-        reasons
+    applied = "Warden grant #1 (request #1, scope deploy) applied: release 4.2"
+    entry = next(
+        e for e in world.sb.audit_log(g) if e["action_type"] == 25 and applied in (e.get("reason") or "")
     )
 
     # Reminder 15 minutes before the end; expiry at the end (the clock started at grant time).
@@ -82,6 +82,8 @@ async def test_request_two_approvals_grant_reminder_expiry(world):
 
     await world.settle()
     narratives = world.sb.messages(g.channel("governance"))
+    granted = next(m for m in narratives if m.embeds[0]["title"] == "Access granted")
+    assert str(entry["id"]) in granted.text  # Discord's audit-log entry is part of the proof
     titles = " | ".join(m.embeds[0]["title"] for m in narratives)
     for outcome in ("Request", "Vote", "Approved", "granted", "expired"):
         assert outcome.lower() in titles.lower(), titles

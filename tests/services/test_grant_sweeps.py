@@ -26,6 +26,9 @@ class RecordingOps:
         await asyncio.sleep(0.005)
         self.applied.append(target.subject_id)
 
+    async def audit_entry_for(self, target, reason):
+        return None
+
     async def remove(self, target, reason):
         await asyncio.sleep(0.005)  # let the other process interleave
         self.removed.append(target.subject_id)
