@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.durations import format_duration
+from bot.durations import DurationError, format_duration, parse_duration
 from bot.services.errors import BadInput
 from bot.ui import mine_embed, ts
 
@@ -21,6 +21,9 @@ def _member(interaction: discord.Interaction) -> discord.Member:
     if interaction.guild is None or not isinstance(interaction.user, discord.Member):
         raise BadInput("Use Warden's commands in a server, not in DMs.")
     return interaction.user
+
+
+COMMON_DURATIONS = ("15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "7d")
 
 
 @app_commands.guild_only()
@@ -44,6 +47,65 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
             if needle in s.id.casefold() or needle in s.description.casefold()
         ][:25]
 
+    async def duration_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Durations this scope allows, its default first; what was typed is checked as you type."""
+        if not isinstance(interaction.user, discord.Member):
+            return []
+        scope = self.bot.requests.find_scope(
+            interaction.user.guild, str(getattr(interaction.namespace, "scope", ""))
+        )
+        limit = scope.max_duration if scope else None
+        options: dict[str, str] = {}  # value → label, in order; the first label for a value wins
+        typed = current.strip()
+        if typed:
+            try:
+                wanted = parse_duration(typed)
+            except DurationError as exc:
+                return [app_commands.Choice(name=str(exc)[:100], value=typed[:100])]
+            if limit is not None and wanted > limit:
+                note = f"{format_duration(wanted)} is over the maximum {format_duration(limit)}"
+                return [app_commands.Choice(name=note, value=format_duration(wanted))]
+            options.setdefault(format_duration(wanted), format_duration(wanted))
+        if scope is not None:
+            default = format_duration(scope.default_duration)
+            options.setdefault(default, f"{default} (default)")
+        for text in COMMON_DURATIONS:
+            if limit is None or parse_duration(text) <= limit:
+                options.setdefault(text, text)
+        return [app_commands.Choice(name=label, value=value) for value, label in options.items()][:25]
+
+    async def _own_grants(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        if not isinstance(interaction.user, discord.Member):
+            return []
+        mine = await self.bot.requests.mine(interaction.user)
+        now = self.bot.clock.now()
+        return [
+            app_commands.Choice(
+                name=f"grant #{g.id} {g.scope_id} — ends in {format_duration(max(g.expires_at - now, dt.timedelta(0)))}"
+                if g.expires_at
+                else f"grant #{g.id} {g.scope_id} — {g.status}",
+                value=g.id,
+            )
+            for g in mine.active
+            if current in str(g.id) or current.casefold() in g.scope_id.casefold()
+        ][:25]
+
+    async def _own_requests(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        if not isinstance(interaction.user, discord.Member):
+            return []
+        mine = await self.bot.requests.mine(interaction.user)
+        return [
+            app_commands.Choice(name=f"request #{r.id} {r.scope_id} (pending)", value=r.id)
+            for r in mine.pending
+            if current in str(r.id) or current.casefold() in r.scope_id.casefold()
+        ][:25]
+
     @app_commands.command(name="request", description="Ask for a scope for a limited time")
     @app_commands.describe(
         scope="What you need access to",
@@ -52,7 +114,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         for_="Ask on behalf of another member or a bot",
     )
     @app_commands.rename(for_="for")
-    @app_commands.autocomplete(scope=scope_autocomplete)
+    @app_commands.autocomplete(scope=scope_autocomplete, duration=duration_autocomplete)
     async def request(
         self,
         interaction: discord.Interaction,
@@ -94,6 +156,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
 
     @app_commands.command(name="revoke", description="End a grant now (its holder or an approver)")
     @app_commands.describe(grant="The grant id (see /jit mine)", reason="Why it ends early")
+    @app_commands.autocomplete(grant=_own_grants)
     async def revoke(self, interaction: discord.Interaction, grant: int, reason: str | None = None) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -107,6 +170,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     @app_commands.describe(
         grant="The grant id (see /jit mine)", duration="How much longer, e.g. 30m", reason="Why"
     )
+    @app_commands.autocomplete(grant=_own_grants)
     async def extend(
         self, interaction: discord.Interaction, grant: int, duration: str, reason: str | None = None
     ) -> None:
@@ -119,6 +183,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
 
     @app_commands.command(name="cancel", description="Withdraw one of your pending requests")
     @app_commands.describe(request="The request id (see /jit mine)")
+    @app_commands.autocomplete(request=_own_requests)
     async def cancel(self, interaction: discord.Interaction, request: int) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)

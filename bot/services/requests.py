@@ -112,6 +112,10 @@ class RequestService:
             return []
         return [s for s in self.policy.scopes_for(gp) if may_request(s, member)]
 
+    def find_scope(self, guild: discord.Guild, scope_id: str) -> Scope | None:
+        gp = self.policy.guild_policy(guild.id, guild.name)
+        return self.policy.scope(gp, scope_id.strip()) if gp else None
+
     def scope_for(self, guild: discord.Guild, scope_id: str, member: discord.Member | None = None) -> Scope:
         gp = self.guild_policy(guild)
         scope = self.policy.scope(gp, scope_id.strip())

@@ -345,3 +345,28 @@ async def test_database_down_fails_closed(world):
     assert await count(world, AccessRequest) == 0
     out = await request(world, "dave", duration="30m")
     assert "approved automatically" in out.text
+
+
+async def test_duration_and_id_autocomplete_guide_the_member(world):
+    g = world.guild
+    alice = g.member("alice")
+    choices = await world.sb.autocomplete(
+        g, alice, "jit request", focused="duration", scope="deploy", duration=""
+    )
+    values = [c["value"] for c in choices]
+    assert values[0] == "1h" and choices[0]["name"] == "1h (default)"
+    assert "8h" in values and "12h" not in values  # nothing over the scope's maximum
+    over = await world.sb.autocomplete(
+        g, alice, "jit request", focused="duration", scope="deploy", duration="10h"
+    )
+    assert over[0]["name"] == "10h is over the maximum 8h"
+    bad = await world.sb.autocomplete(
+        g, alice, "jit request", focused="duration", scope="deploy", duration="9x"
+    )
+    assert "is not a duration" in bad[0]["name"]
+    await request(world, "alice")
+    pending = await world.sb.autocomplete(g, alice, "jit cancel", focused="request", request="")
+    assert [c["value"] for c in pending] == [1]
+    await request(world, "dave", duration="30m")  # auto-approved: grant #1
+    grants = await world.sb.autocomplete(g, g.member("dave"), "jit revoke", focused="grant", grant="")
+    assert grants[0]["value"] == 1 and grants[0]["name"].startswith("grant #1 deploy — ends in 30m")
