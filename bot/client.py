@@ -131,5 +131,5 @@ class WardenBot(commands.Bot):
             self.jobs.start()
 
     async def close(self) -> None:
-        self.jobs.stop()
+        await self.jobs.stop()
         await super().close()

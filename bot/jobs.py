@@ -86,10 +86,13 @@ class Jobs:
         )
         self._scheduler.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Stop scheduling, then wait for a sweep in progress: it must not outlive the database."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        async with self._lock, self._narrative_lock:
+            pass
 
     async def _step(self, report: DueReport, name: str, coro: Awaitable[T]) -> T | None:
         try:

@@ -120,11 +120,13 @@ class SandboxWorld:
         database_url: str,
         clock: ManualClock | None = None,
         signer: Signer | None = None,
+        scheduler_seconds: float | None = None,
     ) -> None:
         self.policy = policy
         self.database_url = database_url
         self.clock = clock or ManualClock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC), frozen=True)
         self.signer = signer or Signer.generate()
+        self.scheduler_seconds = scheduler_seconds
         self.sb = SandboxDiscord(clock=self.clock)
         self.bot: Any = None
         self._engine: Any = None
@@ -163,7 +165,10 @@ class SandboxWorld:
             clock=self.clock,
             session_factory=create_session_factory(self._engine),
             signer=self.signer,
-            run_scheduler=False,  # the world drives time and sweeps explicitly
+            # By default the world drives sweeps explicitly; scheduler_seconds runs the real scheduler.
+            run_scheduler=self.scheduler_seconds is not None,
+            sweep_seconds=self.scheduler_seconds or 10.0,
+            narrative_seconds=self.scheduler_seconds or 2.0,
             guild_ready_timeout=0.05,  # the sandbox sends every GUILD_CREATE at once
         )
         self.bot = bot

@@ -164,3 +164,17 @@ async def test_sweeps_survive_a_database_outage_and_catch_up(world, caplog):
     await world.database_up()
     report = await world.run_due()
     assert report.expired == 1 and not g.member("alice").has_role("deployers")
+
+
+async def test_the_scheduler_removes_an_expired_grant_without_being_asked(policy, acme_spec, db_url, clock):
+    from bot.sandbox.harness import SandboxWorld
+
+    async with SandboxWorld(policy, database_url=db_url, clock=clock, scheduler_seconds=0.1) as world:
+        world.add_guild(acme_spec)
+        await world.start_bot()
+        g = world.guild
+        await request(world, "dave", duration="30m")  # auto-approved
+        assert g.member("dave").has_role("deployers")
+        world.clock.advance(dt.timedelta(minutes=30))  # nobody calls run_due: APScheduler's sweep must
+        await world.eventually(lambda: not g.member("dave").has_role("deployers"), timeout=5, what="removal")
+        await world.sb.wait_for_message(g.channel("governance"), contains="Access expired", timeout=5)
