@@ -7,6 +7,8 @@ re-reads the request from the database.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,10 @@ def _member(interaction: discord.Interaction) -> discord.Member:
     if not isinstance(interaction.user, discord.Member):
         raise BadInput("Decide on requests in the server, on the approval card.")
     return interaction.user
+
+
+# How long the Deny button may spend checking eligibility before it opens the modal anyway.
+PRECHECK_SECONDS = 1.5
 
 
 def vote_receipt(out: VoteOutcome) -> str:
@@ -70,8 +76,12 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=VOTE_T
         try:
             member = _member(interaction)
             if self.choice == "deny":
-                # Refuse before asking for a reason that would not count.
-                await bot.requests.check_can_vote(member, self.request_id)
+                # Refuse before asking for a reason that would not count — unless the check is
+                # slow: the modal must open within Discord's 3 seconds, and the submit re-checks.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        bot.requests.check_can_vote(member, self.request_id), PRECHECK_SECONDS
+                    )
                 await interaction.response.send_modal(DenyReasonModal(self.request_id))
                 return
             await interaction.response.defer()  # the card is edited in place once the vote is counted

@@ -178,3 +178,25 @@ async def test_the_scheduler_removes_an_expired_grant_without_being_asked(policy
         world.clock.advance(dt.timedelta(minutes=30))  # nobody calls run_due: APScheduler's sweep must
         await world.eventually(lambda: not g.member("dave").has_role("deployers"), timeout=5, what="removal")
         await world.sb.wait_for_message(g.channel("governance"), contains="Access expired", timeout=5)
+
+
+async def test_deny_opens_its_modal_in_time_even_when_the_check_is_slow(world, monkeypatch):
+    import asyncio
+    import sys
+
+    approvals = sys.modules["cogs.approvals"]  # the module the bot loaded as an extension
+    g = world.guild
+    await request(world, "alice")
+    real_check = world.bot.requests.check_can_vote
+
+    async def slow_check(member, request_id):
+        await asyncio.sleep(1)  # a database under load
+        await real_check(member, request_id)
+
+    monkeypatch.setattr(approvals, "PRECHECK_SECONDS", 0.05)
+    monkeypatch.setattr(world.bot.requests, "check_can_vote", slow_check)
+    world.sb.interaction_deadline = 0.5  # Discord's 3 s, scaled down
+    modal = await world.sb.click(g.member("bob"), card_in(world, 1), "Deny")
+    assert modal.modal is not None
+    await world.sb.submit_modal(g.member("bob"), modal, reason="no ticket")
+    assert "Denied by" in card_in(world, 1).text
