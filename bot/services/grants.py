@@ -8,8 +8,10 @@ until it succeeds; after a few failures a person is told in the governance chann
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +36,8 @@ STUCK_AFTER_ATTEMPTS = 3
 MAX_BACKOFF = dt.timedelta(minutes=10)
 # A grant still "approved" this long after it was decided was interrupted mid-apply.
 STALE_APPROVED = dt.timedelta(minutes=2)
+# Removals in flight at once during a sweep.
+REMOVAL_CONCURRENCY = 8
 
 
 def target_of(grant: Grant) -> GrantTarget:
@@ -365,25 +369,21 @@ class GrantService:
                     .limit(limit)
                 )
             ).all()
-        expired = removed = failed = 0
-        for gid in expiring:
-            grant = await self._claim_expiring(gid, now)
-            if grant is None:
-                continue
-            expired += 1
-            if await self._remove_claimed(grant):
-                removed += 1
-            else:
-                failed += 1
-        for gid in retrying:
-            grant = await self._claim_retry(gid, now)
-            if grant is None:
-                continue
-            if await self._remove_claimed(grant):
-                removed += 1
-            else:
-                failed += 1
-        return SweepReport(expired=expired, removed=removed, still_due=failed)
+        counts: Counter[str] = Counter()
+        # Removals overlap (bounded) so a burst of expiries still ends within the 30-second promise;
+        # discord.py waits out any per-route rate limit Discord signals.
+        gate = asyncio.Semaphore(REMOVAL_CONCURRENCY)
+
+        async def end(gid: int, first_time: bool) -> None:
+            async with gate:
+                grant = await (self._claim_expiring(gid, now) if first_time else self._claim_retry(gid, now))
+                if grant is None:
+                    return  # another process claimed it
+                counts["expired"] += first_time
+                counts["removed" if await self._remove_claimed(grant) else "failed"] += 1
+
+        await asyncio.gather(*(end(g, True) for g in expiring), *(end(g, False) for g in retrying))
+        return SweepReport(expired=counts["expired"], removed=counts["removed"], still_due=counts["failed"])
 
     async def remind_due(self, limit: int = 200) -> int:
         """DM holders once, the policy's lead time before their grant ends."""
