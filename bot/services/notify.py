@@ -123,8 +123,11 @@ class Notifier:
                     row.card_channel_id, row.card_message_id = msg.channel.id, msg.id
             req.card_channel_id, req.card_message_id = msg.channel.id, msg.id
 
-    async def refresh_card(self, request_id: int) -> None:
-        req, grant = await self._load(request_id)
+    async def refresh_card(
+        self, request_id: int, loaded: tuple[AccessRequest | None, Grant | None] | None = None
+    ) -> None:
+        """Re-render a request's card from the database (or from rows the caller just loaded)."""
+        req, grant = loaded or await self._load(request_id)
         if req is None or req.card_message_id is None or req.card_channel_id is None:
             return
         guild, gp = self._guild(req.guild_id)
@@ -207,8 +210,9 @@ class Notifier:
         guild, gp = self._guild(grant.guild_id)
         req = None
         if grant.request_id:
-            req, _ = await self._load(grant.request_id)
-            await self.refresh_card(grant.request_id)
+            loaded = await self._load(grant.request_id)
+            req = loaded[0]
+            await self.refresh_card(grant.request_id, loaded)
         approvers = [v.approver_id for v in req.votes if v.approve] if req else []
         text = grant_applied_dm(grant, guild.name if guild else str(grant.guild_id), approvers)
         await self.dm(grant.subject_id, text, grant_id=grant.id)
@@ -257,8 +261,9 @@ class Notifier:
 
     async def grant_failed(self, grant: Grant) -> None:
         if grant.request_id:
-            await self.refresh_card(grant.request_id)
-            req, _ = await self._load(grant.request_id)
+            loaded = await self._load(grant.request_id)
+            await self.refresh_card(grant.request_id, loaded)
+            req = loaded[0]
             if req is not None:
                 await self.dm(
                     req.requester_id,
