@@ -96,8 +96,11 @@ class GrantService:
                 raise NotFound(f"There is no grant #{grant_id}.")
             if grant.status != GrantStatus.APPROVED:
                 return grant
-            req = await session.get(AccessRequest, grant.request_id) if grant.request_id else None
-        reason = req.reason if req else None
+            reason = (
+                await session.scalar(select(AccessRequest.reason).where(AccessRequest.id == grant.request_id))
+                if grant.request_id
+                else None
+            )
         target, audit_text = target_of(grant), self._audit_reason(grant, "applied", reason)
         try:
             await self._ops.apply(target, audit_text)
