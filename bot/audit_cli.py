@@ -26,7 +26,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cli import StartupError
 from bot.ledger import (
     Signer,
     VerifyReport,
@@ -38,6 +37,7 @@ from bot.ledger import (
 )
 from bot.policy import Policy, PolicyError, load_policy
 from bot.settings import Settings, redact_url
+from bot.startup import StartupError
 
 T = TypeVar("T")
 

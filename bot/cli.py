@@ -13,14 +13,11 @@ from pathlib import Path
 from bot.logs import configure_logging
 from bot.policy import Policy, PolicyError, load_policy
 from bot.settings import Settings, SettingsError, load_settings, redact_url
+from bot.startup import StartupError
 
 log = logging.getLogger("warden")
 
 DEFAULT_SIGNING_KEY = Path("warden-signing.key")
-
-
-class StartupError(Exception):
-    """A problem an operator must fix before Warden can start; printed once, exit 2."""
 
 
 def _settings() -> Settings:
