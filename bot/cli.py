@@ -68,12 +68,12 @@ def point_at_discord(settings: Settings) -> None:
 
 
 async def _run(settings: Settings, policy: Policy) -> None:
-    from bot.client import WardenBot
     from bot.clock import SystemClock
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_engine, create_session_factory
     from bot.ledger import Signer
     from bot.services.base import DB_DOWN
+    from bot.wiring import build_bot
 
     token = settings.bot_token()
     url = settings.resolved_database_url(policy)
@@ -89,7 +89,7 @@ async def _run(settings: Settings, policy: Policy) -> None:
                 "and is WARDEN_DATABASE_URL right?"
             ) from None
         signer = Signer.from_file(_signing_key_path(settings, policy), create=True)
-        bot = WardenBot(
+        bot = build_bot(
             policy=policy, clock=SystemClock(), session_factory=create_session_factory(engine), signer=signer
         )
         # systemd and container runtimes stop with SIGTERM: close the gateway and scheduler cleanly.

@@ -1,26 +1,22 @@
-"""WardenBot: intents, allowed mentions, services wired once, extensions, scheduler."""
+"""WardenBot: intents, allowed mentions, extensions, scheduler; its services come from bot.wiring."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.controls import ControlMap
 from bot.interactions import answer_error
-from bot.jobs import Jobs
-from bot.ledger import Signer
-from bot.narrative import NarrativePoster
 from bot.policy import Policy
-from bot.services.decisions import DecisionService
-from bot.services.discord_ops import DiscordOps
-from bot.services.grants import GrantService
-from bot.services.notify import Notifier, governance_resolver
-from bot.services.requests import RequestService
+
+if TYPE_CHECKING:
+    from bot.wiring import Services, Tuning
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +37,19 @@ def warden_intents() -> discord.Intents:
 
 
 class WardenBot(commands.Bot):
+    """The Discord client. Build it with ``bot.wiring.build_bot``, which wires its services."""
+
     def __init__(
         self,
         *,
         policy: Policy,
         clock: Clock,
         session_factory: async_sessionmaker[AsyncSession],
-        signer: Signer,
-        controls: ControlMap | None = None,
-        sweep_seconds: float = 10.0,
-        narrative_seconds: float = 2.0,
-        sync_commands: bool = True,
-        run_scheduler: bool = True,
-        guild_ready_timeout: float = 2.0,
+        tuning: Tuning,
+        wire: Callable[[discord.Client], Services],
     ) -> None:
         super().__init__(
-            guild_ready_timeout=guild_ready_timeout,
+            guild_ready_timeout=tuning.guild_ready_timeout,
             command_prefix=commands.when_mentioned,
             intents=warden_intents(),
             allowed_mentions=discord.AllowedMentions.none(),
@@ -65,44 +58,23 @@ class WardenBot(commands.Bot):
         self.policy = policy
         self.clock = clock
         self.session_factory = session_factory
-        self.signer = signer
-        self.controls = controls or ControlMap.load_default()
-        self.decisions = DecisionService(signer, self.controls, clock)
-        self.ops = DiscordOps(self)
-        self.notifier = Notifier(self, policy, session_factory)
-        self.grants = GrantService(
-            policy=policy,
-            session_factory=session_factory,
-            clock=clock,
-            decisions=self.decisions,
-            ops=self.ops,
-            notifier=self.notifier,
-        )
-        self.requests = RequestService(
-            policy=policy,
-            session_factory=session_factory,
-            clock=clock,
-            decisions=self.decisions,
-            grants=self.grants,
-            notifier=self.notifier,
-        )
-        self.poster = NarrativePoster(
-            session_factory, clock, self.controls, governance_resolver(self, policy)
-        )
-        self.jobs = Jobs(
-            grants=self.grants,
-            requests=self.requests,
-            poster=self.poster,
-            sweep_seconds=sweep_seconds,
-            narrative_seconds=narrative_seconds,
-        )
+        self.tuning = tuning
+        services = wire(self)
+        self.guild_policies = services.guilds
+        self.decisions = services.decisions
+        self.ops = services.ops
+        self.notifier = services.notifier
+        self.grants = services.grants
+        self.requests = services.requests
+        self.poster = services.poster
+        self.jobs = services.jobs
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
-        self._sync_commands = sync_commands
-        self._run_scheduler = run_scheduler
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
-    async def _on_app_command_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    async def _on_app_command_error(
+        self, interaction: discord.Interaction[WardenBot], error: Exception
+    ) -> None:
         await answer_error(interaction, error)
 
     async def setup_hook(self) -> None:
@@ -112,23 +84,35 @@ class WardenBot(commands.Bot):
             except Exception:
                 log.exception("failed to load extension %s", ext)
                 raise
-        if self._sync_commands:
+        if self.tuning.sync_commands:
             await self.tree.sync()
+
+    def _bind(self, guild: discord.Guild, *, warn: bool = True) -> None:
+        """Match the guild to its policy table once; services then look it up by id."""
+        if self.guild_policies.bind(guild.id, guild.name) is None and warn:
+            log.warning("no policy for guild %s; Warden ignores it", guild.name, extra={"guild_id": guild.id})
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
         for guild in self.guilds:
-            if self.policy.guild_policy(guild.id, guild.name) is None:
-                log.warning(
-                    "no policy for guild %s; Warden ignores it", guild.name, extra={"guild_id": guild.id}
-                )
+            self._bind(guild)
         # Catch up on everything that fell due while the bot was down, then keep sweeping.
         report = await self.jobs.run_due()
         if report.expired or report.requests_expired:
             log.info("caught up after start-up: %s", report)
         self.caught_up.set()
-        if self._run_scheduler:
+        if self.tuning.run_scheduler:
             self.jobs.start()
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        self._bind(guild)
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        self._bind(guild, warn=False)
+
+    async def on_guild_update(self, before: discord.Guild, after: discord.Guild) -> None:
+        if before.name != after.name:
+            self._bind(after, warn=False)
 
     async def close(self) -> None:
         await self.jobs.stop()

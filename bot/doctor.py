@@ -64,7 +64,7 @@ def _ref_problem(guild: discord.Guild, ref: str | int, key: str) -> str | None:
 
 def diagnose(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
     report = DoctorReport(guild.name)
-    gp = bot.policy.guild_policy(guild.id, guild.name)
+    gp = bot.guild_policies.get(guild.id)
     if gp is None:
         report.sections.append(
             ("Policy", [f"config.toml has no [guild] section for '{guild.name}' ({guild.id}) — add one"])

@@ -851,3 +851,38 @@ def load_policy(path: str | Path) -> Policy:
     except tomllib.TOMLDecodeError as e:
         raise PolicyError([f"{source}: invalid TOML: {e}"], source) from None
     return parse_policy(data, source)
+
+
+class GuildDirectory:
+    """Which policy table each guild uses, by guild id.
+
+    A ``[guild.<name>]`` table is matched to its guild once, when the bot sees the guild
+    (on ready, on join, on rename), so services look policy up by id alone.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._bound: dict[int, GuildPolicy | None] = {}
+        self._names: dict[int, str] = {}
+
+    def bind(self, guild_id: int, name: str) -> GuildPolicy | None:
+        gp = self.policy.guild_policy(guild_id, name)
+        self._bound[guild_id] = gp
+        self._names[guild_id] = name
+        return gp
+
+    def get(self, guild_id: int) -> GuildPolicy | None:
+        if guild_id in self._bound:
+            return self._bound[guild_id]
+        return self.policy.guild_policy(guild_id, "")  # a table keyed by id needs no name
+
+    def name(self, guild_id: int) -> str:
+        return self._names.get(guild_id, str(guild_id))
+
+    def scopes(self, guild_id: int) -> list[Scope]:
+        gp = self.get(guild_id)
+        return self.policy.scopes_for(gp) if gp else []
+
+    def scope(self, guild_id: int, scope_id: str) -> Scope | None:
+        gp = self.get(guild_id)
+        return self.policy.scope(gp, scope_id.strip()) if gp else None

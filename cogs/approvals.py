@@ -32,10 +32,6 @@ def _member(interaction: discord.Interaction) -> discord.Member:
     return interaction.user
 
 
-# How long the Deny button may spend checking eligibility before it opens the modal anyway.
-PRECHECK_SECONDS = 1.5
-
-
 def vote_receipt(out: VoteOutcome) -> str:
     """What the approver sees after their click (the card itself is updated for everyone)."""
     req = out.request
@@ -80,7 +76,7 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=VOTE_T
                 # slow: the modal must open within Discord's 3 seconds, and the submit re-checks.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        bot.requests.check_can_vote(member, self.request_id), PRECHECK_SECONDS
+                        bot.requests.check_can_vote(member, self.request_id), bot.tuning.deny_precheck_seconds
                     )
                 await interaction.response.send_modal(DenyReasonModal(self.request_id))
                 return

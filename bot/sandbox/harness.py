@@ -23,6 +23,7 @@ from bot.policy import Policy
 from bot.sandbox.errors import SandboxError
 from bot.sandbox.models import SGuild
 from bot.sandbox.server import SandboxDiscord
+from bot.wiring import Tuning, build_bot
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +122,20 @@ class SandboxWorld:
         clock: ManualClock | None = None,
         signer: Signer | None = None,
         scheduler_seconds: float | None = None,
+        tuning: Tuning | None = None,
     ) -> None:
         self.policy = policy
         self.database_url = database_url
         self.clock = clock or ManualClock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC), frozen=True)
         self.signer = signer or Signer.generate()
         self.scheduler_seconds = scheduler_seconds
+        # By default the world drives sweeps explicitly; scheduler_seconds runs the real scheduler.
+        self.tuning = tuning or Tuning(
+            run_scheduler=scheduler_seconds is not None,
+            sweep_seconds=scheduler_seconds or 10.0,
+            narrative_seconds=scheduler_seconds or 2.0,
+            guild_ready_timeout=0.05,  # the sandbox sends every GUILD_CREATE at once
+        )
         self.sb = SandboxDiscord(clock=self.clock)
         self.bot: Any = None
         self._engine: Any = None
@@ -152,24 +161,18 @@ class SandboxWorld:
         return next(iter(self.guilds.values()))
 
     async def start_bot(self, timeout: float = 10.0) -> Any:
-        from bot.client import WardenBot
-
         if self.bot is not None:
             raise SandboxError("the bot is already running")
         self.sb.point_discord_here()
         if self._engine is None:
             self._engine = create_engine(self.database_url)
             await upgrade_to_head(self._engine)
-        bot = WardenBot(
+        bot = build_bot(
             policy=self.policy,
             clock=self.clock,
             session_factory=create_session_factory(self._engine),
             signer=self.signer,
-            # By default the world drives sweeps explicitly; scheduler_seconds runs the real scheduler.
-            run_scheduler=self.scheduler_seconds is not None,
-            sweep_seconds=self.scheduler_seconds or 10.0,
-            narrative_seconds=self.scheduler_seconds or 2.0,
-            guild_ready_timeout=0.05,  # the sandbox sends every GUILD_CREATE at once
+            tuning=self.tuning,
         )
         self.bot = bot
         self.sb.gateway.ready.clear()

@@ -9,6 +9,7 @@ is raised to the caller, which records it and tells people.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -76,18 +77,27 @@ def audit_reason(text: str) -> str:
 class DiscordOps:
     """Applies and removes grants through a connected discord.py client."""
 
-    def __init__(self, client: discord.Client, *, attempts: int = 4, max_wait: float = 8.0) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        attempts: int = 4,
+        max_wait: float = 8.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
         self._client = client
         self._attempts = attempts
         self._max_wait = max_wait
+        self._sleep = sleep  # None: tenacity's own (asyncio.sleep)
 
     def _retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(
+        retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=0.25, max=self._max_wait),
             reraise=True,
         )
+        return retrying if self._sleep is None else retrying.copy(sleep=self._sleep)
 
     async def apply(self, target: GrantTarget, reason: str) -> None:
         async for attempt in self._retrying():

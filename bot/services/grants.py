@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.db.models import AccessRequest, Grant, GrantStatus
 from bot.durations import format_duration
-from bot.policy import Policy, permission_names
+from bot.policy import GuildDirectory, permission_names
 from bot.services.base import rowcount, transaction
 from bot.services.decisions import Decision, DecisionService, Outcome
 from bot.services.discord_ops import GrantTarget, describe_error
@@ -68,14 +68,14 @@ class GrantService:
     def __init__(
         self,
         *,
-        policy: Policy,
+        guilds: GuildDirectory,
         session_factory: async_sessionmaker[AsyncSession],
         clock: Clock,
         decisions: DecisionService,
         ops: OpsLike,
         notifier: GrantNotifierLike,
     ) -> None:
-        self.policy = policy
+        self._guilds = guilds
         self._sessions = session_factory
         self._clock = clock
         self._decisions = decisions
@@ -224,8 +224,7 @@ class GrantService:
                 raise NotFound(
                     f"There is no grant #{grant_id} in this server. Check the id with `/jit mine`."
                 )
-            gp = self.policy.guild_policy(guild.id, guild.name)
-            scope = self.policy.scope(gp, grant.scope_id) if gp else None
+            scope = self._guilds.scope(guild.id, grant.scope_id)
             is_approver = scope is not None and may_approve(scope, member)
             if member.id != grant.subject_id and not is_approver:
                 who = describe_refs(guild, scope.approvers) if scope else "its approvers"
@@ -409,7 +408,8 @@ class GrantService:
         for grant in rows:
             lead = lead_by_guild.get(grant.guild_id)
             if lead is None:
-                lead = self._notifier.reminder_lead(grant.guild_id)
+                gp = self._guilds.get(grant.guild_id)
+                lead = gp.expiry_reminder if gp else dt.timedelta(minutes=15)
                 lead_by_guild[grant.guild_id] = lead
             assert grant.expires_at is not None
             if grant.expires_at - lead > now:
@@ -455,7 +455,6 @@ class OpsLike(Protocol):
 
 
 class GrantNotifierLike(Protocol):
-    def reminder_lead(self, guild_id: int) -> dt.timedelta: ...
     async def grant_applied(self, grant: Grant) -> None: ...
     async def grant_failed(self, grant: Grant) -> None: ...
     async def grant_ended(self, grant: Grant) -> None: ...

@@ -7,7 +7,6 @@ the governance channel go through the ledger's outbox, which retries on its own.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
 from bot.narrative import NO_PINGS
-from bot.policy import GuildPolicy, Policy, Scope
+from bot.policy import GuildDirectory, GuildPolicy, Scope
 from bot.services.base import transaction
 from bot.services.discord_ops import describe_error
 from bot.services.eligibility import describe_refs, resolve_channel, resolve_role
@@ -31,11 +30,12 @@ class Notifier:
     def __init__(
         self,
         client: discord.Client,
-        policy: Policy,
+        guilds: GuildDirectory,
         session_factory: async_sessionmaker[AsyncSession],
     ) -> None:
         self._client = client
-        self._policy = policy
+        self._guilds = guilds
+        self._policy = guilds.policy
         self._sessions = session_factory
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -44,11 +44,7 @@ class Notifier:
         guild = self._client.get_guild(guild_id)
         if guild is None:
             return None, None
-        return guild, self._policy.guild_policy(guild.id, guild.name)
-
-    def reminder_lead(self, guild_id: int) -> dt.timedelta:
-        _, gp = self._guild(guild_id)
-        return gp.expiry_reminder if gp else dt.timedelta(minutes=15)
+        return guild, self._guilds.get(guild_id)
 
     async def _safely(self, what: str, coro: Awaitable[Any], **ctx: Any) -> Any:
         try:
@@ -92,7 +88,7 @@ class Notifier:
     # ---- approval cards ----------------------------------------------------------------------
 
     async def request_created(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None:
-        gp = self._policy.guild_policy(guild.id, guild.name)
+        gp = self._guilds.get(guild.id)
         if gp is None:
             return
         channel = resolve_channel(guild, gp.approvals_channel)
@@ -305,14 +301,14 @@ class Notifier:
 ChannelResolver = Callable[[int], Awaitable[discord.abc.Messageable | None]]
 
 
-def governance_resolver(client: discord.Client, policy: Policy) -> ChannelResolver:
+def governance_resolver(client: discord.Client, guilds: GuildDirectory) -> ChannelResolver:
     """Where a guild's narratives go (used by the ledger's narrative poster)."""
 
     async def resolve(guild_id: int) -> discord.abc.Messageable | None:
         guild = client.get_guild(guild_id)
         if guild is None:
             return None
-        gp = policy.guild_policy(guild.id, guild.name)
+        gp = guilds.get(guild_id)
         channel = resolve_channel(guild, gp.governance_channel) if gp else None
         return channel if isinstance(channel, discord.abc.Messageable) else None
 

@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus, Vote
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
-from bot.policy import GuildPolicy, Policy, Scope, permission_names, permissions_from_names
+from bot.policy import GuildDirectory, GuildPolicy, Scope, permission_names, permissions_from_names
 from bot.services.base import rowcount, transaction
 from bot.services.decisions import Decision, DecisionService, Outcome
 from bot.services.eligibility import (
@@ -81,14 +81,15 @@ class RequestService:
     def __init__(
         self,
         *,
-        policy: Policy,
+        guilds: GuildDirectory,
         session_factory: async_sessionmaker[AsyncSession],
         clock: Clock,
         decisions: DecisionService,
         grants: GrantServiceLike,
         notifier: NotifierLike,
     ) -> None:
-        self.policy = policy
+        self._guilds = guilds
+        self.policy = guilds.policy
         self._sessions = session_factory
         self._clock = clock
         self._decisions = decisions
@@ -98,7 +99,7 @@ class RequestService:
     # ---- lookups shared by commands -------------------------------------------------------
 
     def guild_policy(self, guild: discord.Guild) -> GuildPolicy:
-        gp = self.policy.guild_policy(guild.id, guild.name)
+        gp = self._guilds.get(guild.id)
         if gp is None:
             raise BadInput(
                 "This server has no Warden policy. A server admin must add a [guild] section "
@@ -107,14 +108,10 @@ class RequestService:
         return gp
 
     def requestable_scopes(self, member: discord.Member) -> list[Scope]:
-        gp = self.policy.guild_policy(member.guild.id, member.guild.name)
-        if gp is None:
-            return []
-        return [s for s in self.policy.scopes_for(gp) if may_request(s, member)]
+        return [s for s in self._guilds.scopes(member.guild.id) if may_request(s, member)]
 
     def find_scope(self, guild: discord.Guild, scope_id: str) -> Scope | None:
-        gp = self.policy.guild_policy(guild.id, guild.name)
-        return self.policy.scope(gp, scope_id.strip()) if gp else None
+        return self._guilds.scope(guild.id, scope_id)
 
     def scope_for(self, guild: discord.Guild, scope_id: str, member: discord.Member | None = None) -> Scope:
         gp = self.guild_policy(guild)

@@ -180,23 +180,30 @@ async def test_the_scheduler_removes_an_expired_grant_without_being_asked(policy
         await world.sb.wait_for_message(g.channel("governance"), contains="Access expired", timeout=5)
 
 
-async def test_deny_opens_its_modal_in_time_even_when_the_check_is_slow(world, monkeypatch):
+async def test_deny_opens_its_modal_in_time_even_when_the_check_is_slow(
+    policy, acme_spec, db_url, clock, monkeypatch
+):
     import asyncio
-    import sys
 
-    approvals = sys.modules["cogs.approvals"]  # the module the bot loaded as an extension
-    g = world.guild
-    await request(world, "alice")
-    real_check = world.bot.requests.check_can_vote
+    from bot.sandbox.harness import SandboxWorld
+    from bot.wiring import Tuning
 
-    async def slow_check(member, request_id):
-        await asyncio.sleep(1)  # a database under load
-        await real_check(member, request_id)
+    quick = Tuning(run_scheduler=False, guild_ready_timeout=0.05, deny_precheck_seconds=0.05)
+    async with SandboxWorld(policy, database_url=db_url, clock=clock, tuning=quick) as world:
+        world.add_guild(acme_spec)
+        await world.start_bot()
+        g = world.guild
+        await request(world, "alice")
+        real_check = world.bot.requests.check_can_vote
 
-    monkeypatch.setattr(approvals, "PRECHECK_SECONDS", 0.05)
-    monkeypatch.setattr(world.bot.requests, "check_can_vote", slow_check)
-    world.sb.interaction_deadline = 0.5  # Discord's 3 s, scaled down
-    modal = await world.sb.click(g.member("bob"), card_in(world, 1), "Deny")
-    assert modal.modal is not None
-    await world.sb.submit_modal(g.member("bob"), modal, reason="no ticket")
-    assert "Denied by" in card_in(world, 1).text
+        async def slow_check(member, request_id):
+            await asyncio.sleep(1)  # a database under load
+            await real_check(member, request_id)
+
+        monkeypatch.setattr(world.bot.requests, "check_can_vote", slow_check)
+        world.sb.interaction_deadline = 0.5  # Discord's 3 s, scaled down
+        modal = await world.sb.click(g.member("bob"), card_in(world, 1), "Deny")
+        assert modal.modal is not None
+        await world.sb.submit_modal(g.member("bob"), modal, reason="no ticket")
+        assert "Denied by" in card_in(world, 1).text
+        world.sb.conformance.assert_ok()

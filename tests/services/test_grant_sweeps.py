@@ -11,7 +11,7 @@ from bot.controls import ControlMap
 from bot.db.models import Grant, GrantStatus, LedgerEntry
 from bot.db.session import create_engine, create_session_factory
 from bot.ledger import Signer, verify_chain
-from bot.policy import load_policy
+from bot.policy import GuildDirectory, load_policy
 from bot.sandbox.harness import EXAMPLE_CONFIG
 from bot.services.decisions import DecisionService
 from bot.services.grants import GrantService
@@ -46,7 +46,7 @@ class QuietNotifier:
 
 def service(factory, clock, signer, ops) -> GrantService:
     return GrantService(
-        policy=load_policy(EXAMPLE_CONFIG),
+        guilds=GuildDirectory(load_policy(EXAMPLE_CONFIG)),
         session_factory=factory,
         clock=clock,
         decisions=DecisionService(signer, ControlMap.load_default(), clock),

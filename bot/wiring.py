@@ -1,0 +1,130 @@
+"""The composition root: every service Warden runs, built once from its inputs.
+
+`warden run`, the sandbox harness and the tests all build the bot here, so what they
+run is the same object graph; only the inputs and the ``Tuning`` knobs differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import discord
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.client import WardenBot
+from bot.clock import Clock
+from bot.controls import ControlMap
+from bot.jobs import Jobs
+from bot.ledger import Signer
+from bot.narrative import NarrativePoster
+from bot.policy import GuildDirectory, Policy
+from bot.services.decisions import DecisionService
+from bot.services.discord_ops import DiscordOps
+from bot.services.grants import GrantService
+from bot.services.notify import Notifier, governance_resolver
+from bot.services.requests import RequestService
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Timings and switches. Production uses the defaults; tests and the sandbox pass their own."""
+
+    sweep_seconds: float = 10.0  # expiry is checked at least this often (removal within 30 s)
+    narrative_seconds: float = 2.0
+    sync_commands: bool = True
+    run_scheduler: bool = True
+    guild_ready_timeout: float = 2.0
+    discord_attempts: int = 4  # tries per grant change in Discord, transient failures only
+    discord_max_wait: float = 8.0  # the longest back-off between two tries, in seconds
+    # How retries wait; None is asyncio.sleep. The scenario runner shrinks waits, never patches.
+    discord_sleep: Callable[[float], Awaitable[None]] | None = None
+    # How long the Deny button may check eligibility before it opens the modal anyway
+    # (the modal must open within Discord's 3 seconds; the submit checks again).
+    deny_precheck_seconds: float = 1.5
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the bot's commands, buttons and jobs call."""
+
+    guilds: GuildDirectory
+    decisions: DecisionService
+    ops: DiscordOps
+    notifier: Notifier
+    grants: GrantService
+    requests: RequestService
+    poster: NarrativePoster
+    jobs: Jobs
+
+
+def build_services(
+    client: discord.Client,
+    *,
+    policy: Policy,
+    clock: Clock,
+    session_factory: async_sessionmaker[AsyncSession],
+    signer: Signer,
+    controls: ControlMap,
+    tuning: Tuning,
+) -> Services:
+    guilds = GuildDirectory(policy)
+    decisions = DecisionService(signer, controls, clock)
+    ops = DiscordOps(
+        client, attempts=tuning.discord_attempts, max_wait=tuning.discord_max_wait, sleep=tuning.discord_sleep
+    )
+    notifier = Notifier(client, guilds, session_factory)
+    grants = GrantService(
+        guilds=guilds,
+        session_factory=session_factory,
+        clock=clock,
+        decisions=decisions,
+        ops=ops,
+        notifier=notifier,
+    )
+    requests = RequestService(
+        guilds=guilds,
+        session_factory=session_factory,
+        clock=clock,
+        decisions=decisions,
+        grants=grants,
+        notifier=notifier,
+    )
+    poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
+    jobs = Jobs(
+        grants=grants,
+        requests=requests,
+        poster=poster,
+        sweep_seconds=tuning.sweep_seconds,
+        narrative_seconds=tuning.narrative_seconds,
+    )
+    return Services(guilds, decisions, ops, notifier, grants, requests, poster, jobs)
+
+
+def build_bot(
+    *,
+    policy: Policy,
+    clock: Clock,
+    session_factory: async_sessionmaker[AsyncSession],
+    signer: Signer,
+    controls: ControlMap | None = None,
+    tuning: Tuning | None = None,
+) -> WardenBot:
+    """The production bot, with every service wired to it."""
+    tuning = tuning or Tuning()
+    control_map = controls or ControlMap.load_default()
+    return WardenBot(
+        policy=policy,
+        clock=clock,
+        session_factory=session_factory,
+        tuning=tuning,
+        wire=lambda client: build_services(
+            client,
+            policy=policy,
+            clock=clock,
+            session_factory=session_factory,
+            signer=signer,
+            controls=control_map,
+            tuning=tuning,
+        ),
+    )
