@@ -12,7 +12,7 @@ from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.interactions import answer_error
+from bot.discord_io.replies import answer_error
 from bot.policy import Policy
 
 if TYPE_CHECKING:

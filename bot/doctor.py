@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.grantability import EVERYONE, resolve_channel, resolve_role
 from bot.policy import Approver
-from bot.services.eligibility import EVERYONE, resolve_channel, resolve_role
 from bot.services.errors import WardenError
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.grants.service import GrantService
+from bot.requests.service import RequestService
 from bot.services.errors import Unavailable
-from bot.services.grants import GrantService
-from bot.services.requests import RequestService
 
 log = logging.getLogger(__name__)
 

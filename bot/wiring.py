@@ -15,15 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
+from bot.decisions.narrative import NarrativePoster
+from bot.decisions.service import DecisionService
+from bot.discord_io.notifier import Notifier, governance_resolver
+from bot.discord_io.ops import DiscordOps
+from bot.grants.service import GrantService
 from bot.jobs import Jobs
 from bot.ledger import Signer
-from bot.narrative import NarrativePoster
 from bot.policy import GuildDirectory, Policy
-from bot.services.decisions import DecisionService
-from bot.services.discord_ops import DiscordOps
-from bot.services.grants import GrantService
-from bot.services.notify import Notifier, governance_resolver
-from bot.services.requests import RequestService
+from bot.requests.service import RequestService
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import discord
 from discord.ext import commands
 
 from bot.db.models import GrantStatus, RequestStatus
-from bot.interactions import answer_error
+from bot.discord_io.replies import answer_error
+from bot.requests.service import VoteOutcome
 from bot.services.errors import BadInput
-from bot.services.requests import VoteOutcome
 from bot.ui import DENY_MODAL_PREFIX, REVIEW_TEMPLATE, VOTE_TEMPLATE, DenyReasonModal, ts
 
 if TYPE_CHECKING:

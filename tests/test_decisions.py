@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from bot.controls import ControlMap, ControlMapError
 from bot.db.models import LedgerEntry, NarrativeOutbox
+from bot.decisions.service import Decision, DecisionService, Outcome
 from bot.ledger import Signer, verify_chain
-from bot.services.decisions import Decision, DecisionService, Outcome
 
 
 @pytest.fixture

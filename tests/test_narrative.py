@@ -15,9 +15,9 @@ from sqlalchemy import select
 from bot.controls import ControlMap
 from bot.db.models import LedgerEntry, NarrativeOutbox
 from bot.db.session import create_engine, create_session_factory
+from bot.decisions.narrative import NO_PINGS, NarrativePoster, proof_lines, render_narrative
+from bot.decisions.service import Decision, DecisionService, Outcome
 from bot.ledger import Signer
-from bot.narrative import NO_PINGS, NarrativePoster, proof_lines, render_narrative
-from bot.services.decisions import Decision, DecisionService, Outcome
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 UNIX0 = int(T0.timestamp())
@@ -125,7 +125,7 @@ def test_title_and_colour_by_outcome(controls, outcome, title, colour):
 
 
 def test_every_outcome_has_a_title(controls):
-    from bot.narrative import OUTCOME_STYLE
+    from bot.decisions.narrative import OUTCOME_STYLE
 
     assert {o.value for o in Outcome} == set(OUTCOME_STYLE)
 
@@ -265,7 +265,7 @@ async def test_failing_channel_backs_off_and_logs(session_factory, clock, contro
         return channels[guild_id]
 
     poster = NarrativePoster(session_factory, clock, controls, resolve)
-    with caplog.at_level(logging.WARNING, logger="bot.narrative"):
+    with caplog.at_level(logging.WARNING, logger="bot.decisions.narrative"):
         assert await poster.deliver_due() == 1  # the other guild is not held up
     assert posted_ids(sent) == ids_b
     assert f"narrative for ledger #{ids_a[0]} in guild 900 not posted: HTTP 500" in caplog.text
@@ -312,7 +312,7 @@ async def test_missing_channel_is_logged(session_factory, clock, controls, servi
         return None
 
     poster = NarrativePoster(session_factory, clock, controls, resolve)
-    with caplog.at_level(logging.WARNING, logger="bot.narrative"):
+    with caplog.at_level(logging.WARNING, logger="bot.decisions.narrative"):
         assert await poster.deliver_due() == 0
     assert (
         f"guild 902 has no governance channel Warden can post in; narrative for ledger #{ids[0]}"

@@ -512,7 +512,7 @@ def _fast_discord_retries() -> Any:
     """
     import discord.http
 
-    import bot.services.discord_ops as ops
+    import bot.discord_io.ops as ops
 
     saved_asyncio, saved_retrying = discord.http.asyncio, ops.AsyncRetrying
     discord.http.asyncio = _FastSleep()

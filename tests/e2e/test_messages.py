@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.interactions import APOLOGY
+from bot.discord_io.replies import APOLOGY
 from bot.policy import load_policy, parse_policy
 from bot.sandbox.harness import EXAMPLE_CONFIG, SandboxWorld
 from tests.e2e.test_core_flow import card_in, request
@@ -26,10 +26,10 @@ async def test_unexpected_errors_get_an_apology_and_a_log_line(world, monkeypatc
         raise RuntimeError("boom")
 
     monkeypatch.setattr(world.bot.requests, "mine", broken)
-    with caplog.at_level(logging.ERROR, logger="bot.interactions"):
+    with caplog.at_level(logging.ERROR, logger="bot.discord_io.replies"):
         out = await world.sb.slash(g, g.member("alice"), "jit mine")
     assert out.ephemeral and out.text == APOLOGY
-    record = next(r for r in caplog.records if r.name == "bot.interactions")
+    record = next(r for r in caplog.records if r.name == "bot.discord_io.replies")
     assert record.guild_id == g.id and record.command == "jit mine"
 
 

@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 from bot.controls import ControlMap
 from bot.db.models import Grant, GrantStatus, LedgerEntry
 from bot.db.session import create_engine, create_session_factory
+from bot.decisions.service import DecisionService
+from bot.grants.service import GrantService
 from bot.ledger import Signer, verify_chain
 from bot.policy import GuildDirectory, load_policy
 from bot.sandbox.harness import EXAMPLE_CONFIG
-from bot.services.decisions import DecisionService
-from bot.services.grants import GrantService
 
 
 class RecordingOps:

@@ -2,7 +2,7 @@
 
 Every outcome Warden reaches goes through ``DecisionService.record`` exactly once.
 The narrative is not posted here: an outbox row is written with the entry and
-``bot.narrative.NarrativePoster`` posts it after the transaction commits, so a
+``bot.decisions.narrative.NarrativePoster`` posts it after the transaction commits, so a
 rolled-back decision never reaches the governance channel and a Discord outage
 never loses one.
 """
@@ -51,7 +51,7 @@ class Outcome(StrEnum):
 class Decision:
     """One outcome, explained: the rule that decided, why in one sentence, and the facts.
 
-    ``proof`` keys follow the conventions in ``bot.narrative`` (``*_id`` for users,
+    ``proof`` keys follow the conventions in ``bot.decisions.narrative`` (``*_id`` for users,
     ``*role_id`` for roles, ``*channel_id`` for channels, ``*_at`` for times,
     ``votes`` …) so the narrative renders them as mentions and timestamps.
     ``controls=None`` takes them from the control map by outcome and rule.

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
-from bot.narrative import NO_PINGS
+from bot.decisions.narrative import NO_PINGS
+from bot.discord_io.ops import describe_error
+from bot.grantability import describe_refs, resolve_channel, resolve_role
 from bot.policy import GuildDirectory, GuildPolicy, Scope
 from bot.services.base import transaction
-from bot.services.discord_ops import describe_error
-from bot.services.eligibility import describe_refs, resolve_channel, resolve_role
 from bot.ui import grant_applied_dm, grant_target_text, request_card, review_card, ts
 
 log = logging.getLogger(__name__)

@@ -21,12 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus, Vote
+from bot.decisions.service import Decision, DecisionService, Outcome
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
-from bot.policy import GuildDirectory, GuildPolicy, Scope, permission_names, permissions_from_names
-from bot.services.base import rowcount, transaction
-from bot.services.decisions import Decision, DecisionService, Outcome
-from bot.services.eligibility import (
+from bot.grantability import (
     describe_refs,
     is_member_of,
     may_approve,
@@ -34,6 +32,8 @@ from bot.services.eligibility import (
     resolve_channel,
     resolve_role,
 )
+from bot.policy import GuildDirectory, GuildPolicy, Scope, permission_names, permissions_from_names
+from bot.services.base import rowcount, transaction
 from bot.services.errors import (
     AlreadyDecided,
     BadInput,

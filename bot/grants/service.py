@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AccessRequest, Grant, GrantStatus
+from bot.decisions.service import Decision, DecisionService, Outcome
+from bot.discord_io.ops import GrantTarget, describe_error
 from bot.durations import format_duration
+from bot.grantability import describe_refs, may_approve
 from bot.policy import GuildDirectory, permission_names
 from bot.services.base import rowcount, transaction
-from bot.services.decisions import Decision, DecisionService, Outcome
-from bot.services.discord_ops import GrantTarget, describe_error
-from bot.services.eligibility import describe_refs, may_approve
 from bot.services.errors import AlreadyDecided, NotAllowed, NotFound
 
 log = logging.getLogger(__name__)

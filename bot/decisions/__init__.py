@@ -1,0 +1,1 @@
+"""Decisions: the signed ledger entry for every outcome, and its narrative in the governance channel."""

@@ -1,0 +1,1 @@
+"""Discord adapters: mutations with retries, cards and DMs, interaction replies. No rules live here."""

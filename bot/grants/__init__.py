@@ -1,0 +1,1 @@
+"""Grant lifecycle: apply, revoke, expire, remind, and re-apply after a crash."""

@@ -1,0 +1,1 @@
+"""Requests: create, extend, cancel, break-glass, /jit mine, and the pending-request sweeps."""
