@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
-from bot.decisions.narrative import NarrativePoster
+from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from bot.controls import ControlMap
 from bot.db.models import LedgerEntry, NarrativeOutbox
 from bot.db.session import create_engine, create_session_factory
-from bot.decisions.narrative import NO_PINGS, NarrativePoster, proof_lines, render_narrative
+from bot.decisions.narrative import NO_PINGS, proof_lines, render_narrative
+from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import Decision, DecisionService, Outcome
 from bot.ledger import Signer
 
@@ -265,7 +266,7 @@ async def test_failing_channel_backs_off_and_logs(session_factory, clock, contro
         return channels[guild_id]
 
     poster = NarrativePoster(session_factory, clock, controls, resolve)
-    with caplog.at_level(logging.WARNING, logger="bot.decisions.narrative"):
+    with caplog.at_level(logging.WARNING, logger="bot.decisions.outbox"):
         assert await poster.deliver_due() == 1  # the other guild is not held up
     assert posted_ids(sent) == ids_b
     assert f"narrative for ledger #{ids_a[0]} in guild 900 not posted: HTTP 500" in caplog.text
@@ -312,7 +313,7 @@ async def test_missing_channel_is_logged(session_factory, clock, controls, servi
         return None
 
     poster = NarrativePoster(session_factory, clock, controls, resolve)
-    with caplog.at_level(logging.WARNING, logger="bot.decisions.narrative"):
+    with caplog.at_level(logging.WARNING, logger="bot.decisions.outbox"):
         assert await poster.deliver_due() == 0
     assert (
         f"guild 902 has no governance channel Warden can post in; narrative for ledger #{ids[0]}"

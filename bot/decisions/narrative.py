@@ -19,27 +19,24 @@ Proof conventions (what services put in ``Decision.proof``; other keys render as
 - nested mappings (``before`` / ``after``) are flattened one level:
   ``before roles: <@&1>, <@&2>``.
 
-Posting goes through an outbox (see ``NarrativePoster``) so a Discord outage never
-loses a narrative and two bot processes never post one twice.
+Posting goes through an outbox (``bot.decisions.outbox.NarrativePoster``) so a Discord
+outage never loses a narrative and two bot processes never post one twice.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import discord
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.clock import Clock
 from bot.controls import ControlMap
-from bot.db.models import LedgerEntry, NarrativeOutbox
-from bot.services.base import rowcount
+from bot.db.models import LedgerEntry
+from bot.durations import discord_ts, format_duration
+from bot.policy import permission_names
 
 log = logging.getLogger(__name__)
 
@@ -144,23 +141,7 @@ def _as_time(value: Any) -> dt.datetime | None:
 
 def discord_time(value: Any, style: str = "f") -> str:
     when = _as_time(value)
-    return f"<t:{int(when.timestamp())}:{style}>" if when else _text(value)
-
-
-def human_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds <= 0:
-        return f"{seconds}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        amount, seconds = divmod(seconds, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return " ".join(parts)
-
-
-def permission_names(bits: int) -> list[str]:
-    return [name for name, on in discord.Permissions(bits) if on]
+    return discord_ts(when, style) if when else _text(value)
 
 
 def _text(value: Any) -> str:
@@ -217,7 +198,7 @@ def _one(kind: str, value: Any) -> str:
     if kind == "time":
         return discord_time(value)
     if kind == "duration" and isinstance(value, int | float) and not isinstance(value, bool):
-        return human_duration(value)
+        return format_duration(dt.timedelta(seconds=value))
     if kind == "permissions":
         if as_int is not None:
             return ", ".join(f"`{name}`" for name in permission_names(as_int)) or "none"
@@ -289,7 +270,7 @@ def proof_lines(proof: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------- embed
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -337,10 +318,10 @@ def _lines_within(lines: list[str], limit: int) -> str:
 def render_narrative(entry: LedgerEntry, controls: ControlMap) -> discord.Embed:
     """The governance-channel embed for one ledger entry, within Discord's limits."""
     title, colour = OUTCOME_STYLE.get(entry.outcome, (entry.outcome.replace("-", " ").capitalize(), GREY))
-    title = _clip(title, TITLE_LIMIT)
-    footer = _clip(f"ledger #{entry.id} · sha256 {entry.hash[:16]} · key {entry.key_id}", FOOTER_LIMIT)
-    rule = _clip(f"`{entry.rule}`" if entry.rule else "none", FIELD_VALUE_LIMIT)
-    reason = _clip(entry.reason or "none", FIELD_VALUE_LIMIT)
+    title = clip(title, TITLE_LIMIT)
+    footer = clip(f"ledger #{entry.id} · sha256 {entry.hash[:16]} · key {entry.key_id}", FOOTER_LIMIT)
+    rule = clip(f"`{entry.rule}`" if entry.rule else "none", FIELD_VALUE_LIMIT)
+    reason = clip(entry.reason or "none", FIELD_VALUE_LIMIT)
 
     control_text = _lines_within([controls.describe(c) for c in entry.controls or ()], FIELD_VALUE_LIMIT)
 
@@ -367,205 +348,3 @@ def render_narrative(entry: LedgerEntry, controls: ControlMap) -> discord.Embed:
     embed.add_field(name="Control map", value=control_text, inline=False)
     embed.set_footer(text=footer)
     return embed
-
-
-# --------------------------------------------------------------------- posting
-
-
-@dataclasses.dataclass(frozen=True)
-class _Claimed:
-    outbox_id: int
-    entry_id: int
-    guild_id: int
-    attempts: int
-    entry: LedgerEntry
-
-
-class NarrativePoster:
-    """Posts queued narratives to governance channels, in ledger order per guild.
-
-    Safe with several bot processes on one database: each row is claimed with a
-    conditional UPDATE before it is posted, and a failed or in-flight row holds
-    back the later rows of its guild (for ``HOLD_ATTEMPTS`` attempts, so one
-    message Discord keeps refusing cannot silence a governance channel forever).
-    """
-
-    CLAIM_SECONDS = 60
-    CLAIM_SECONDS_PER_ROW = 2  # a batch posts one row after another; later rows are claimed longer
-    BACKOFF_BASE_SECONDS = 5
-    BACKOFF_MAX_SECONDS = 600
-    HOLD_ATTEMPTS = 5
-
-    def __init__(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        clock: Clock,
-        controls: ControlMap,
-        resolve_channel: Callable[[int], Awaitable[discord.abc.Messageable | None]],
-    ) -> None:
-        self.session_factory = session_factory
-        self.clock = clock
-        self.controls = controls
-        self.resolve_channel = resolve_channel
-
-    def backoff(self, attempts: int) -> dt.timedelta:
-        seconds = self.BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0)
-        return dt.timedelta(seconds=min(seconds, self.BACKOFF_MAX_SECONDS))
-
-    async def deliver_due(self, limit: int = 50) -> int:
-        """Post due narratives (at most ``limit``); returns how many were posted."""
-        claimed = await self._claim(limit)
-        posted = 0
-        stalled: set[int] = set()
-        for item in claimed:
-            if item.guild_id in stalled:
-                await self._release(item)  # keep ledger order: nothing after a failed row
-                continue
-            if await self._post(item):
-                posted += 1
-            elif item.attempts + 1 < self.HOLD_ATTEMPTS:
-                stalled.add(item.guild_id)
-        return posted
-
-    async def _claim(self, limit: int) -> list[_Claimed]:
-        now = self.clock.now()
-        o = NarrativeOutbox
-        due = and_(
-            o.posted_at.is_(None),
-            or_(o.next_attempt_at.is_(None), o.next_attempt_at <= now),
-            or_(o.claimed_until.is_(None), o.claimed_until < now),
-        )
-        # Per guild, the first unposted row that is waiting (backing off or in flight elsewhere).
-        barrier = (
-            select(o.guild_id.label("guild_id"), func.min(o.entry_id).label("entry_id"))
-            .where(
-                o.posted_at.is_(None),
-                o.attempts < self.HOLD_ATTEMPTS,
-                or_(o.next_attempt_at > now, o.claimed_until >= now),
-            )
-            .group_by(o.guild_id)
-            .subquery()
-        )
-        candidates = (
-            select(o.id, o.entry_id, o.guild_id, o.attempts)
-            .outerjoin(barrier, barrier.c.guild_id == o.guild_id)
-            .where(
-                due,
-                o.guild_id.is_not(None),
-                or_(barrier.c.entry_id.is_(None), o.entry_id < barrier.c.entry_id),
-            )
-            .order_by(o.entry_id)
-            .limit(limit)
-        )
-        async with self.session_factory() as session:
-            rows = (await session.execute(candidates)).all()
-            mine: list[tuple[int, int, int, int]] = []
-            lost: set[int] = set()
-            for outbox_id, entry_id, guild_id, attempts in rows:
-                assert guild_id is not None  # the query only selects rows with a guild
-                if guild_id in lost:
-                    continue
-                until = now + dt.timedelta(
-                    seconds=self.CLAIM_SECONDS + self.CLAIM_SECONDS_PER_ROW * len(mine)
-                )
-                result = await session.execute(
-                    update(o)
-                    .where(
-                        o.id == outbox_id,
-                        o.posted_at.is_(None),
-                        or_(o.claimed_until.is_(None), o.claimed_until < now),
-                    )
-                    .values(claimed_until=until)
-                    .execution_options(synchronize_session=False)
-                )
-                if rowcount(result) == 1:
-                    mine.append((outbox_id, entry_id, guild_id, attempts))
-                else:
-                    lost.add(guild_id)  # another process has it: leave the rest of this guild to it
-            await session.commit()
-            if not mine:
-                return []
-            entries = {
-                e.id: e
-                for e in (
-                    await session.scalars(select(LedgerEntry).where(LedgerEntry.id.in_([m[1] for m in mine])))
-                ).all()
-            }
-        return [
-            _Claimed(outbox_id, entry_id, guild_id, attempts, entries[entry_id])
-            for outbox_id, entry_id, guild_id, attempts in mine
-        ]
-
-    async def _post(self, item: _Claimed) -> bool:
-        context = {"guild_id": item.guild_id, "ledger_entry_id": item.entry_id}
-        try:
-            embed = render_narrative(item.entry, self.controls)
-            channel = await self.resolve_channel(item.guild_id)
-            if channel is None:
-                log.warning(
-                    "guild %s has no governance channel Warden can post in; narrative for ledger #%s "
-                    "is waiting (set governance_channel in the policy and check the bot's permissions)",
-                    item.guild_id,
-                    item.entry_id,
-                    extra=context,
-                )
-                await self._failed(item, "governance channel not found")
-                return False
-            message = await channel.send(embed=embed, allowed_mentions=NO_PINGS)
-        except discord.HTTPException as exc:
-            error = _clip(f"HTTP {exc.status} (code {exc.code}): {exc.text or type(exc).__name__}", 300)
-            await self._failed(item, error)
-            log.warning(
-                "narrative for ledger #%s in guild %s not posted: %s",
-                item.entry_id,
-                item.guild_id,
-                error,
-                extra=context,
-            )
-            return False
-        except Exception as exc:  # a bug must not stop the other guilds' narratives
-            await self._failed(item, _clip(f"{type(exc).__name__}: {exc}", 300))
-            log.exception(
-                "narrative for ledger #%s in guild %s failed unexpectedly",
-                item.entry_id,
-                item.guild_id,
-                extra=context,
-            )
-            return False
-        await self._posted(item, getattr(message, "id", None))
-        return True
-
-    async def _posted(self, item: _Claimed, message_id: int | None) -> None:
-        async with self.session_factory() as session, session.begin():
-            await session.execute(
-                update(NarrativeOutbox)
-                .where(NarrativeOutbox.id == item.outbox_id, NarrativeOutbox.posted_at.is_(None))
-                .values(
-                    posted_at=self.clock.now(), message_id=message_id, claimed_until=None, last_error=None
-                )
-                .execution_options(synchronize_session=False)
-            )
-
-    async def _failed(self, item: _Claimed, error: str) -> None:
-        attempts = item.attempts + 1
-        async with self.session_factory() as session, session.begin():
-            await session.execute(
-                update(NarrativeOutbox)
-                .where(NarrativeOutbox.id == item.outbox_id, NarrativeOutbox.posted_at.is_(None))
-                .values(
-                    attempts=attempts,
-                    next_attempt_at=self.clock.now() + self.backoff(attempts),
-                    claimed_until=None,
-                    last_error=error,
-                )
-                .execution_options(synchronize_session=False)
-            )
-
-    async def _release(self, item: _Claimed) -> None:
-        async with self.session_factory() as session, session.begin():
-            await session.execute(
-                update(NarrativeOutbox)
-                .where(NarrativeOutbox.id == item.outbox_id, NarrativeOutbox.posted_at.is_(None))
-                .values(claimed_until=None)
-                .execution_options(synchronize_session=False)
-            )

@@ -2,7 +2,7 @@
 
 Every outcome Warden reaches goes through ``DecisionService.record`` exactly once.
 The narrative is not posted here: an outbox row is written with the entry and
-``bot.decisions.narrative.NarrativePoster`` posts it after the transaction commits, so a
+``bot.decisions.outbox.NarrativePoster`` posts it after the transaction commits, so a
 rolled-back decision never reaches the governance channel and a Discord outage
 never loses one.
 """
