@@ -66,6 +66,7 @@ class WardenBot(commands.Bot):
         self.notifier = services.notifier
         self.grants = services.grants
         self.requests = services.requests
+        self.approvals = services.approvals
         self.poster = services.poster
         self.jobs = services.jobs
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).

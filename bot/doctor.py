@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.grantability import EVERYONE, resolve_channel, resolve_role
+from bot.grantability import EVERYONE, check_grantable, resolve_channel, resolve_role
 from bot.policy import Approver
 from bot.services.errors import WardenError
 
@@ -93,7 +93,7 @@ def diagnose(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
     for scope in bot.policy.scopes_for(gp):
         problems: list[str] = []
         try:
-            bot.requests.check_grantable(guild, scope)
+            check_grantable(guild, scope)
         except WardenError as exc:
             problems.append(exc.message)
         for approver in scope.approvers:

@@ -1,16 +1,20 @@
-"""Who may request, who may approve, and what a policy name or id points at in a guild.
+"""Grantability: who may request or approve, what a policy name or id points at, and
+whether Discord would accept a grant (role hierarchy, managed roles, ceilings, permissions).
 
-Policy refers to roles and channels by name or id; these helpers resolve them against
-the live guild so a renamed role by id, or a role by name, both work.
+Requests check a scope here before anything is written; /warden doctor runs the same
+checks for every scope. Policy refers to roles and channels by name or id; these helpers
+resolve them against the live guild so a renamed role by id, or a role by name, both work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import discord
 
-from bot.policy import Approver, Scope
+from bot.policy import Approver, Scope, permission_names, permissions_from_names
+from bot.services.errors import CannotGrant
 
 EVERYONE = "@everyone"
 
@@ -96,3 +100,70 @@ def describe_refs(guild: discord.Guild, refs: Iterable[str | int | Approver]) ->
         else:
             out.append(f"@{ref} (no such role)")
     return ", ".join(out) or "nobody"
+
+
+@dataclass(frozen=True)
+class GrantPlan:
+    """What a grant would change in Discord: a role, or a member overwrite on a channel."""
+
+    kind: str  # "role" | "channel"
+    target_id: int
+    allow_bits: int
+    deny_bits: int
+
+
+def check_grantable(guild: discord.Guild, scope: Scope) -> GrantPlan:
+    """Would Discord accept this grant? Raises CannotGrant saying why not (/warden doctor shows it too)."""
+    me = guild.me
+    if scope.kind == "role":
+        role = resolve_role(guild, scope.role)
+        if role is None:
+            raise CannotGrant(
+                f"`{scope.id}` names the role `{scope.role}`, which does not exist in this server. "
+                "A server admin must fix the policy or create the role."
+            )
+        if role.managed or role.is_default():
+            raise CannotGrant(
+                f"{role.mention} is managed by an integration (or is @everyone) and cannot be given to "
+                "anyone. A server admin must point the scope at an ordinary role."
+            )
+        if not me.guild_permissions.manage_roles:
+            raise CannotGrant(
+                "Warden lacks the Manage Roles permission, so Discord would refuse (50013). "
+                "A server admin must give Warden's role Manage Roles."
+            )
+        if role >= me.top_role:
+            raise CannotGrant(
+                f"{role.mention} is not below Warden's highest role ({me.top_role.mention}), so Discord "
+                "would refuse (50013). A server admin must move Warden's role above it."
+            )
+        if scope.permission_ceiling is not None:
+            ceiling = permissions_from_names(scope.permission_ceiling).value
+            extra = permission_names(role.permissions.value & ~ceiling)
+            if extra:
+                raise CannotGrant(
+                    f"{role.mention} carries permissions beyond the scope's ceiling: {', '.join(extra)}. "
+                    "A server admin must remove them from the role or raise the ceiling."
+                )
+        return GrantPlan("role", role.id, 0, 0)
+    channel = resolve_channel(guild, scope.channel)
+    if channel is None:
+        raise CannotGrant(
+            f"`{scope.id}` names the channel `{scope.channel}`, which does not exist here. "
+            "A server admin must fix the policy."
+        )
+    perms = channel.permissions_for(me)
+    if not (perms.manage_roles or perms.administrator):
+        raise CannotGrant(
+            f"Warden cannot edit permissions in {channel.mention} (it needs Manage Permissions there). "
+            "A server admin must allow it."
+        )
+    allow = permissions_from_names(scope.allow)
+    deny = permissions_from_names(scope.deny)
+    missing = permission_names(allow.value & ~perms.value)
+    if missing and not perms.administrator:
+        raise CannotGrant(
+            f"Discord only lets Warden grant permissions it has itself in {channel.mention}; "
+            f"it lacks: {', '.join(missing)}."
+        )
+    return GrantPlan("channel", channel.id, allow.value, deny.value)

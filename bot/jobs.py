@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.grants.service import GrantService
-from bot.requests.service import RequestService
+from bot.grants.service import DueReport, GrantService
+from bot.requests.sweeps import PendingSweeps
 from bot.services.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -33,30 +32,18 @@ class NarrativePosterLike(Protocol):
     async def deliver_due(self) -> int: ...
 
 
-@dataclass
-class DueReport:
-    expired: int = 0
-    removed: int = 0
-    still_due: int = 0
-    reminded: int = 0
-    requests_expired: int = 0
-    approvers_reminded: int = 0
-    narratives: int = 0
-    failures: int = 0
-
-
 class Jobs:
     def __init__(
         self,
         *,
         grants: GrantService,
-        requests: RequestService,
+        pending: PendingSweeps,
         poster: NarrativePosterLike,
         sweep_seconds: float = SWEEP_SECONDS,
         narrative_seconds: float = NARRATIVE_SECONDS,
     ) -> None:
         self._grants = grants
-        self._requests = requests
+        self._pending = pending
         self._poster = poster
         self._sweep_seconds = sweep_seconds
         self._narrative_seconds = narrative_seconds
@@ -68,22 +55,14 @@ class Jobs:
         if self._scheduler is not None:
             return
         self._scheduler = AsyncIOScheduler()
-        self._scheduler.add_job(
-            self.run_due,
-            "interval",
-            seconds=self._sweep_seconds,
-            id="warden-sweep",
-            max_instances=1,
-            coalesce=True,
+        jobs = (
+            ("warden-sweep", self.run_due, self._sweep_seconds),
+            ("warden-narratives", self.deliver_narratives, self._narrative_seconds),
         )
-        self._scheduler.add_job(
-            self.deliver_narratives,
-            "interval",
-            seconds=self._narrative_seconds,
-            id="warden-narratives",
-            max_instances=1,
-            coalesce=True,
-        )
+        for job_id, run, seconds in jobs:
+            self._scheduler.add_job(
+                run, "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True
+            )
         self._scheduler.start()
 
     async def stop(self) -> None:
@@ -122,9 +101,9 @@ class Jobs:
                     sweep.still_due,
                 )
             report.reminded = await self._step(report, "remind", self._grants.remind_due()) or 0
-            expired = await self._step(report, "pending-ttl", self._requests.expire_pending())
+            expired = await self._step(report, "pending-ttl", self._pending.expire_pending())
             report.requests_expired = len(expired or [])
-            reminded = await self._step(report, "approver-reminders", self._requests.remind_approvers())
+            reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
         report.narratives = await self.deliver_narratives()
         return report

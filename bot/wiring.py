@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.approvals.service import ApprovalService
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
@@ -24,6 +25,8 @@ from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
+from bot.requests.sweeps import PendingSweeps
+from bot.services.base import Core
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Services:
     notifier: Notifier
     grants: GrantService
     requests: RequestService
+    approvals: ApprovalService
+    pending: PendingSweeps
     poster: NarrativePoster
     jobs: Jobs
 
@@ -70,35 +75,24 @@ def build_services(
 ) -> Services:
     guilds = GuildDirectory(policy)
     decisions = DecisionService(signer, controls, clock)
+    core = Core(guilds=guilds, sessions=session_factory, clock=clock, decisions=decisions)
     ops = DiscordOps(
         client, attempts=tuning.discord_attempts, max_wait=tuning.discord_max_wait, sleep=tuning.discord_sleep
     )
     notifier = Notifier(client, guilds, session_factory)
-    grants = GrantService(
-        guilds=guilds,
-        session_factory=session_factory,
-        clock=clock,
-        decisions=decisions,
-        ops=ops,
-        notifier=notifier,
-    )
-    requests = RequestService(
-        guilds=guilds,
-        session_factory=session_factory,
-        clock=clock,
-        decisions=decisions,
-        grants=grants,
-        notifier=notifier,
-    )
+    grants = GrantService(core, ops=ops, notifier=notifier)
+    requests = RequestService(core, grants=grants, notifier=notifier)
+    approvals = ApprovalService(core, grants=grants, notifier=notifier)
+    pending = PendingSweeps(core, notifier=notifier)
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
     jobs = Jobs(
         grants=grants,
-        requests=requests,
+        pending=pending,
         poster=poster,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
     )
-    return Services(guilds, decisions, ops, notifier, grants, requests, poster, jobs)
+    return Services(guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs)
 
 
 def build_bot(

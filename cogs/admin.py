@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from bot.client import WardenBot
 
 
-def _require_admin(interaction: discord.Interaction) -> discord.Member:
+def _require_admin(interaction: discord.Interaction[WardenBot]) -> discord.Member:
     # default_member_permissions only hides the command; a server can override that, so check again.
     user = interaction.user
     if not isinstance(user, discord.Member) or not (
@@ -33,7 +33,7 @@ class Admin(commands.GroupCog, group_name="warden", group_description="Warden ad
         super().__init__()
 
     @app_commands.command(name="doctor", description="Check that Warden can really grant every scope")
-    async def doctor(self, interaction: discord.Interaction) -> None:
+    async def doctor(self, interaction: discord.Interaction[WardenBot]) -> None:
         member = _require_admin(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = diagnose(self.bot, member.guild)

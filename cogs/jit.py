@@ -10,14 +10,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.durations import DurationError, format_duration, parse_duration
+from bot.durations import discord_ts as ts
+from bot.requests.cards import mine_embed
 from bot.services.errors import BadInput
-from bot.ui import mine_embed, ts
 
 if TYPE_CHECKING:
     from bot.client import WardenBot
 
 
-def _member(interaction: discord.Interaction) -> discord.Member:
+def _member(interaction: discord.Interaction[WardenBot]) -> discord.Member:
     if interaction.guild is None or not isinstance(interaction.user, discord.Member):
         raise BadInput("Use Warden's commands in a server, not in DMs.")
     return interaction.user
@@ -33,7 +34,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         super().__init__()
 
     async def scope_autocomplete(
-        self, interaction: discord.Interaction, current: str
+        self, interaction: discord.Interaction[WardenBot], current: str
     ) -> list[app_commands.Choice[str]]:
         if not isinstance(interaction.user, discord.Member):
             return []
@@ -48,13 +49,13 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         ][:25]
 
     async def duration_autocomplete(
-        self, interaction: discord.Interaction, current: str
+        self, interaction: discord.Interaction[WardenBot], current: str
     ) -> list[app_commands.Choice[str]]:
         """Durations this scope allows, its default first; what was typed is checked as you type."""
         if not isinstance(interaction.user, discord.Member):
             return []
         scope = self.bot.requests.find_scope(
-            interaction.user.guild, str(getattr(interaction.namespace, "scope", ""))
+            interaction.user.guild.id, str(getattr(interaction.namespace, "scope", ""))
         )
         limit = scope.max_duration if scope else None
         options: dict[str, str] = {}  # value → label, in order; the first label for a value wins
@@ -77,7 +78,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         return [app_commands.Choice(name=label, value=value) for value, label in options.items()][:25]
 
     async def _own_grants(
-        self, interaction: discord.Interaction, current: str
+        self, interaction: discord.Interaction[WardenBot], current: str
     ) -> list[app_commands.Choice[int]]:
         if not isinstance(interaction.user, discord.Member):
             return []
@@ -95,7 +96,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         ][:25]
 
     async def _own_requests(
-        self, interaction: discord.Interaction, current: str
+        self, interaction: discord.Interaction[WardenBot], current: str
     ) -> list[app_commands.Choice[int]]:
         if not isinstance(interaction.user, discord.Member):
             return []
@@ -117,7 +118,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     @app_commands.autocomplete(scope=scope_autocomplete, duration=duration_autocomplete)
     async def request(
         self,
-        interaction: discord.Interaction,
+        interaction: discord.Interaction[WardenBot],
         scope: str,
         duration: str | None = None,
         reason: str | None = None,
@@ -148,7 +149,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="mine", description="Your pending requests and active grants")
-    async def mine(self, interaction: discord.Interaction) -> None:
+    async def mine(self, interaction: discord.Interaction[WardenBot]) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         out = await self.bot.requests.mine(member)
@@ -157,7 +158,9 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     @app_commands.command(name="revoke", description="End a grant now (its holder or an approver)")
     @app_commands.describe(grant="The grant id (see /jit mine)", reason="Why it ends early")
     @app_commands.autocomplete(grant=_own_grants)
-    async def revoke(self, interaction: discord.Interaction, grant: int, reason: str | None = None) -> None:
+    async def revoke(
+        self, interaction: discord.Interaction[WardenBot], grant: int, reason: str | None = None
+    ) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         out = await self.bot.grants.revoke(member, grant, reason)
@@ -172,7 +175,11 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     )
     @app_commands.autocomplete(grant=_own_grants)
     async def extend(
-        self, interaction: discord.Interaction, grant: int, duration: str, reason: str | None = None
+        self,
+        interaction: discord.Interaction[WardenBot],
+        grant: int,
+        duration: str,
+        reason: str | None = None,
     ) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -184,7 +191,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     @app_commands.command(name="cancel", description="Withdraw one of your pending requests")
     @app_commands.describe(request="The request id (see /jit mine)")
     @app_commands.autocomplete(request=_own_requests)
-    async def cancel(self, interaction: discord.Interaction, request: int) -> None:
+    async def cancel(self, interaction: discord.Interaction[WardenBot], request: int) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         req = await self.bot.requests.cancel(member, request)
@@ -197,7 +204,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         scope="A scope that allows break-glass", reason="The emergency (approvers will review)"
     )
     @app_commands.autocomplete(scope=scope_autocomplete)
-    async def breakglass(self, interaction: discord.Interaction, scope: str, reason: str) -> None:
+    async def breakglass(self, interaction: discord.Interaction[WardenBot], scope: str, reason: str) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         out = await self.bot.requests.breakglass(member, scope, reason)

@@ -15,13 +15,15 @@ import discord
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.approvals.cards import request_card, review_card
 from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
 from bot.decisions.narrative import NO_PINGS
 from bot.discord_io.ops import describe_error
+from bot.durations import discord_ts as ts
 from bot.grantability import describe_refs, resolve_channel, resolve_role
+from bot.grants.texts import grant_applied_dm, grant_target_text
 from bot.policy import GuildDirectory, GuildPolicy, Scope
 from bot.services.base import transaction
-from bot.ui import grant_applied_dm, grant_target_text, request_card, review_card, ts
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +87,26 @@ class Notifier:
                     grant = await session.scalar(select(Grant).where(Grant.request_id == req.id))
             return req, grant
 
+    async def _remember(
+        self,
+        model: type[AccessRequest | Grant],
+        row_id: int,
+        msg: discord.Message,
+        channel: str,
+        message: str,
+    ) -> None:
+        """Store where a card was posted, so it can be edited later."""
+        async with transaction(self._sessions) as session:
+            row = await session.get(model, row_id)
+            if row is not None:
+                setattr(row, channel, msg.channel.id)
+                setattr(row, message, msg.id)
+
     # ---- approval cards ----------------------------------------------------------------------
 
-    async def request_created(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None:
-        gp = self._guilds.get(guild.id)
-        if gp is None:
+    async def request_created(self, req: AccessRequest, scope: Scope) -> None:
+        guild, gp = self._guild(req.guild_id)
+        if guild is None or gp is None:
             return
         channel = resolve_channel(guild, gp.approvals_channel)
         if not isinstance(channel, discord.abc.Messageable):
@@ -113,10 +130,7 @@ class Notifier:
             request_id=req.id,
         )
         if msg is not None:
-            async with transaction(self._sessions) as session:
-                row = await session.get(AccessRequest, req.id)
-                if row is not None:
-                    row.card_channel_id, row.card_message_id = msg.channel.id, msg.id
+            await self._remember(AccessRequest, req.id, msg, "card_channel_id", "card_message_id")
             req.card_channel_id, req.card_message_id = msg.channel.id, msg.id
 
     async def refresh_card(
@@ -151,15 +165,15 @@ class Notifier:
             request_id=req.id,
         )
 
-    async def request_updated(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None:
+    async def request_updated(self, req: AccessRequest) -> None:
         await self.refresh_card(req.id)
 
-    async def request_decided(self, guild: discord.Guild, req: AccessRequest, scope: Scope) -> None:
+    async def request_decided(self, req: AccessRequest, scope: Scope) -> None:
         await self.refresh_card(req.id)
         if req.status == RequestStatus.DENIED:
             await self.dm(
                 req.requester_id,
-                f"Your request #{req.id} for **{scope.id}** in **{guild.name}** was denied by "
+                f"Your request #{req.id} for **{scope.id}** in **{self._guilds.name(req.guild_id)}** was denied by "
                 f"<@{req.decided_by}>: {req.decision_note}",
                 request_id=req.id,
             )
@@ -230,10 +244,7 @@ class Notifier:
             grant_id=grant.id,
         )
         if msg is not None:
-            async with transaction(self._sessions) as session:
-                row = await session.get(Grant, grant.id)
-                if row is not None:
-                    row.review_channel_id, row.review_message_id = msg.channel.id, msg.id
+            await self._remember(Grant, grant.id, msg, "review_channel_id", "review_message_id")
 
     async def refresh_review(self, grant_id: int) -> None:
         async with transaction(self._sessions) as session:
@@ -287,7 +298,7 @@ class Notifier:
             grant_id=grant.id,
         )
 
-    async def grant_extended(self, guild: discord.Guild, grant: Grant, req: AccessRequest) -> None:
+    async def grant_extended(self, grant: Grant, req: AccessRequest) -> None:
         await self.refresh_card(req.id)
         if grant.request_id:
             await self.refresh_card(grant.request_id)

@@ -13,20 +13,19 @@ import datetime as dt
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import Clock
 from bot.db.models import AccessRequest, Grant, GrantStatus
-from bot.decisions.service import Decision, DecisionService, Outcome
+from bot.decisions import outcomes
+from bot.decisions.service import Outcome
 from bot.discord_io.ops import GrantTarget, describe_error
 from bot.durations import format_duration
 from bot.grantability import describe_refs, may_approve
-from bot.policy import GuildDirectory, permission_names
-from bot.services.base import rowcount, transaction
+from bot.services.base import Core, Service, rowcount, transaction
 from bot.services.errors import AlreadyDecided, NotAllowed, NotFound
 
 log = logging.getLogger(__name__)
@@ -41,46 +40,49 @@ REMOVAL_CONCURRENCY = 8
 
 
 def target_of(grant: Grant) -> GrantTarget:
-    return GrantTarget(
-        guild_id=grant.guild_id,
-        subject_id=grant.subject_id,
-        kind=grant.kind,
-        target_id=grant.target_id,
-        allow_bits=grant.allow_bits,
-        deny_bits=grant.deny_bits,
-    )
+    g = grant
+    return GrantTarget(g.guild_id, g.subject_id, g.kind, g.target_id, g.allow_bits, g.deny_bits)
 
 
 def backoff(attempts: int) -> dt.timedelta:
     return min(dt.timedelta(seconds=5 * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
-@dataclass(frozen=True)
-class SweepReport:
-    applied: int = 0
+async def _move(
+    session: AsyncSession, grant_id: int, only_if: GrantStatus, **values: Any
+) -> tuple[bool, Grant]:
+    """Update a grant only if it is still in ``only_if`` (so exactly one process acts), then reload it."""
+    done = await session.execute(
+        update(Grant).where(Grant.id == grant_id, Grant.status == only_if).values(**values)
+    )
+    grant = await session.get(Grant, grant_id, populate_existing=True)
+    assert grant is not None
+    return rowcount(done) == 1, grant
+
+
+@dataclass
+class DueReport:
+    """What one sweep did. The grant expiry sweep fills the first three; Jobs.run_due the rest."""
+
     expired: int = 0
     removed: int = 0
-    reminded: int = 0
     still_due: int = 0
+    reminded: int = 0
+    requests_expired: int = 0
+    approvers_reminded: int = 0
+    narratives: int = 0
+    failures: int = 0
 
 
-class GrantService:
-    def __init__(
-        self,
-        *,
-        guilds: GuildDirectory,
-        session_factory: async_sessionmaker[AsyncSession],
-        clock: Clock,
-        decisions: DecisionService,
-        ops: OpsLike,
-        notifier: GrantNotifierLike,
-    ) -> None:
-        self._guilds = guilds
-        self._sessions = session_factory
-        self._clock = clock
-        self._decisions = decisions
+class GrantService(Service):
+    def __init__(self, core: Core, *, ops: OpsLike, notifier: GrantNotifierLike) -> None:
+        super().__init__(core)
         self._ops = ops
         self._notifier = notifier
+
+    async def _record(self, session: AsyncSession, grant: Grant, outcome: Outcome, **how: Any) -> None:
+        """One ledger decision about a grant, in the caller's transaction."""
+        await self._decisions.record(session, outcomes.about_grant(grant, outcome, **how))
 
     def _audit_reason(self, grant: Grant, what: str, reason: str | None = None) -> str:
         base = f"Warden grant #{grant.id} (request #{grant.request_id}, scope {grant.scope_id}) {what}"
@@ -109,32 +111,26 @@ class GrantService:
         now = self._clock.now()
         # Proof for the narrative: the entry Discord wrote in its own audit log for this change.
         audit_entry = await self._ops.audit_entry_for(target, audit_text)
+        active = {
+            "status": GrantStatus.ACTIVE,
+            "applied_at": now,
+            "expires_at": now + dt.timedelta(seconds=grant.duration_seconds),
+        }
         async with transaction(self._sessions) as session:
-            done = await session.execute(
-                update(Grant)
-                .where(Grant.id == grant.id, Grant.status == GrantStatus.APPROVED)
-                .values(
-                    status=GrantStatus.ACTIVE,
-                    applied_at=now,
-                    expires_at=now + dt.timedelta(seconds=grant.duration_seconds),
-                )
-            )
-            grant = await session.get(Grant, grant.id, populate_existing=True)
-            assert grant is not None
-            if rowcount(done) == 1:
+            done, grant = await _move(session, grant.id, GrantStatus.APPROVED, **active)
+            if done:
                 await self._record(
                     session,
                     grant,
-                    outcome=Outcome.APPLIED,
+                    Outcome.APPLIED,
                     rule=f"scope.{grant.scope_id}",
                     reason=f"Warden applied grant #{grant.id} for "
                     f"{format_duration(dt.timedelta(seconds=grant.duration_seconds))}; "
                     "the clock started when the access existed in Discord.",
                     actor_id=grant.subject_id,
-                    proof=self._grant_proof(grant)
-                    | ({"audit_log_entry": audit_entry} if audit_entry else {}),
+                    extra={"audit_log_entry": audit_entry} if audit_entry else None,
                 )
-        if rowcount(done) == 1:
+        if done:
             await self._notifier.grant_applied(grant)
         return grant
 
@@ -145,71 +141,20 @@ class GrantService:
         )
         now = self._clock.now()
         async with transaction(self._sessions) as session:
-            done = await session.execute(
-                update(Grant)
-                .where(Grant.id == grant.id, Grant.status == GrantStatus.APPROVED)
-                .values(status=GrantStatus.FAILED, ended_at=now, last_error=why, end_reason=why)
-            )
-            failed = await session.get(Grant, grant.id, populate_existing=True)
-            assert failed is not None
-            grant = failed
-            if rowcount(done) == 1:
+            failed = {"status": GrantStatus.FAILED, "ended_at": now, "last_error": why, "end_reason": why}
+            done, grant = await _move(session, grant.id, GrantStatus.APPROVED, **failed)
+            if done:
                 await self._record(
                     session,
                     grant,
-                    outcome=Outcome.FAILED,
+                    Outcome.FAILED,
                     rule=f"scope.{grant.scope_id}",
                     reason=f"Warden could not apply grant #{grant.id}, so no access was given. {why}.",
-                    proof=self._grant_proof(grant) | {"error": why},
+                    extra={"error": why},
                 )
-        if rowcount(done) == 1:
+        if done:
             await self._notifier.grant_failed(grant)
         return grant
-
-    async def _record(
-        self,
-        session: AsyncSession,
-        grant: Grant,
-        *,
-        outcome: Outcome,
-        rule: str,
-        reason: str,
-        proof: dict[str, object],
-        actor_id: int | None = None,
-    ) -> None:
-        """One ledger decision about a grant, in the caller's transaction."""
-        await self._decisions.record(
-            session,
-            Decision(
-                outcome=outcome,
-                rule=rule,
-                reason=reason,
-                guild_id=grant.guild_id,
-                actor_id=actor_id,
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                proof=proof,
-            ),
-        )
-
-    def _grant_proof(self, grant: Grant) -> dict[str, object]:
-        proof: dict[str, object] = {
-            "grant": grant.id,
-            "request": grant.request_id,
-            "scope": grant.scope_id,
-            "subject": grant.subject_id,
-            "subject_is_bot": grant.subject_is_bot,
-            "kind": grant.kind,
-            "role" if grant.kind == "role" else "channel": grant.target_id,
-            "applied_at": grant.applied_at,
-            "expires_at": grant.expires_at,
-        }
-        if grant.kind == "channel":
-            proof["allow"] = permission_names(grant.allow_bits)
-            proof["deny"] = permission_names(grant.deny_bits)
-        if grant.breakglass:
-            proof["breakglass"] = True
-        return proof
 
     # ---- ending -----------------------------------------------------------------------------
 
@@ -240,11 +185,11 @@ class GrantService:
             await self._record(
                 session,
                 grant,
-                outcome=Outcome.REVOKED,
+                Outcome.REVOKED,
                 rule=f"scope.{grant.scope_id}" + (".approvers" if member.id != grant.subject_id else ""),
                 reason=f"{member} revoked grant #{grant.id}" + (f": {note}" if note else "."),
                 actor_id=member.id,
-                proof=self._grant_proof(grant) | {"revoked_by": member.id, "reason": note},
+                extra={"revoked_by": member.id, "reason": note},
             )
         await self._remove_claimed(grant)
         return await self.get(grant.id) or grant
@@ -269,11 +214,11 @@ class GrantService:
             await self._record(
                 session,
                 grant,
-                outcome=Outcome.EXPIRED,
+                Outcome.EXPIRED,
                 rule=f"scope.{grant.scope_id}.max_duration",
                 reason=f"Grant #{grant.id} reached the end of its approved time, so it ends now and Warden removes it from Discord.",
                 actor_id=grant.subject_id,
-                proof=self._grant_proof(grant) | {"ended_at": now},
+                extra={"ended_at": now},
             )
             return grant
 
@@ -301,14 +246,13 @@ class GrantService:
             await self._removal_failed(grant, exc)
             return False
         async with transaction(self._sessions) as session:
-            await session.execute(
-                update(Grant)
-                .where(Grant.id == grant.id, Grant.status == GrantStatus.REMOVING)
-                .values(status=grant.final_status, claimed_until=None, next_attempt_at=None, last_error=None)
-            )
-            ended = await session.get(Grant, grant.id, populate_existing=True)
-        assert ended is not None
-        grant = ended
+            ended = {
+                "status": grant.final_status,
+                "claimed_until": None,
+                "next_attempt_at": None,
+                "last_error": None,
+            }
+            _, grant = await _move(session, grant.id, GrantStatus.REMOVING, **ended)
         await self._notifier.grant_ended(grant)
         return True
 
@@ -337,40 +281,35 @@ class GrantService:
                 await self._record(
                     session,
                     grant,
-                    outcome=Outcome.REMOVAL_STUCK,
+                    Outcome.REMOVAL_STUCK,
                     rule=f"scope.{grant.scope_id}",
                     reason=f"Warden has failed {attempts} times to remove grant #{grant.id}; the access still "
                     "exists in Discord. Warden keeps retrying; a server admin should check its permissions "
                     "or remove it by hand.",
-                    proof=self._grant_proof(grant) | {"attempts": attempts, "error": why},
+                    extra={"attempts": attempts, "error": why},
                 )
 
     # ---- sweeps: run at start-up and periodically; idempotent ---------------------------------
 
-    async def expire_due(self, limit: int = 200) -> SweepReport:
+    async def expire_due(self, limit: int = 200) -> DueReport:
         """End every grant past its expiry and retry every removal that is due."""
         now = self._clock.now()
-        async with transaction(self._sessions) as session:
-            expiring = (
-                await session.scalars(
-                    select(Grant.id)
-                    .where(Grant.status == GrantStatus.ACTIVE, Grant.expires_at <= now)
-                    .order_by(Grant.expires_at)
-                    .limit(limit)
-                )
-            ).all()
-            retrying = (
-                await session.scalars(
-                    select(Grant.id)
-                    .where(
-                        Grant.status == GrantStatus.REMOVING,
-                        or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now),
-                        or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now),
-                    )
-                    .order_by(Grant.id)
-                    .limit(limit)
-                )
-            ).all()
+        expiring = await self._all(
+            select(Grant.id)
+            .where(Grant.status == GrantStatus.ACTIVE, Grant.expires_at <= now)
+            .order_by(Grant.expires_at)
+            .limit(limit)
+        )
+        retrying = await self._all(
+            select(Grant.id)
+            .where(
+                Grant.status == GrantStatus.REMOVING,
+                or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now),
+                or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now),
+            )
+            .order_by(Grant.id)
+            .limit(limit)
+        )
         counts: Counter[str] = Counter()
         # Removals overlap (bounded) so a burst of expiries still ends within the 30-second promise;
         # discord.py waits out any per-route rate limit Discord signals.
@@ -385,25 +324,22 @@ class GrantService:
                 counts["removed" if await self._remove_claimed(grant) else "failed"] += 1
 
         await asyncio.gather(*(end(g, True) for g in expiring), *(end(g, False) for g in retrying))
-        return SweepReport(expired=counts["expired"], removed=counts["removed"], still_due=counts["failed"])
+        return DueReport(expired=counts["expired"], removed=counts["removed"], still_due=counts["failed"])
 
     async def remind_due(self, limit: int = 200) -> int:
         """DM holders once, the policy's lead time before their grant ends."""
         now = self._clock.now()
         lead_by_guild: dict[int, dt.timedelta] = {}
-        async with transaction(self._sessions) as session:
-            rows = (
-                await session.scalars(
-                    select(Grant)
-                    .where(
-                        Grant.status == GrantStatus.ACTIVE,
-                        Grant.reminded_at.is_(None),
-                        Grant.expires_at > now,
-                    )
-                    .order_by(Grant.expires_at)
-                    .limit(limit)
-                )
-            ).all()
+        rows = await self._all(
+            select(Grant)
+            .where(
+                Grant.status == GrantStatus.ACTIVE,
+                Grant.reminded_at.is_(None),
+                Grant.expires_at > now,
+            )
+            .order_by(Grant.expires_at)
+            .limit(limit)
+        )
         sent = 0
         for grant in rows:
             lead = lead_by_guild.get(grant.guild_id)
@@ -433,12 +369,9 @@ class GrantService:
         Adding a role or overwrite twice is harmless in Discord, so this is safe to repeat.
         """
         cutoff = self._clock.now() - STALE_APPROVED
-        async with transaction(self._sessions) as session:
-            ids = (
-                await session.scalars(
-                    select(Grant.id).where(Grant.status == GrantStatus.APPROVED, Grant.created_at <= cutoff)
-                )
-            ).all()
+        ids = await self._all(
+            select(Grant.id).where(Grant.status == GrantStatus.APPROVED, Grant.created_at <= cutoff)
+        )
         for gid in ids:
             await self.apply(gid)
         return len(ids)

@@ -1,19 +1,29 @@
-"""The unit of work every service uses: one session, one transaction, fail closed."""
+"""What every rule service shares: its collaborators (Core) and one unit of work (one session,
+one transaction, fail closed)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import sqlalchemy.exc
+from sqlalchemy import Select
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.errors import Unavailable
 
+if TYPE_CHECKING:
+    from bot.clock import Clock
+    from bot.decisions.service import DecisionService
+    from bot.policy import GuildDirectory
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Errors that mean "the database is not answering", as opposed to a bug or a constraint.
 DB_DOWN = (
@@ -45,3 +55,28 @@ def rowcount(result: Result[Any]) -> int:
     ``CursorResult``, which is the type that carries ``rowcount``.
     """
     return cast("CursorResult[Any]", result).rowcount
+
+
+@dataclass(frozen=True)
+class Core:
+    """What every rule service needs: policy by guild id, sessions, the clock and the ledger."""
+
+    guilds: GuildDirectory
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    decisions: DecisionService
+
+
+class Service:
+    """A rule service: the shared collaborators, under the names every service uses."""
+
+    def __init__(self, core: Core) -> None:
+        self._guilds = core.guilds
+        self._sessions = core.sessions
+        self._clock = core.clock
+        self._decisions = core.decisions
+
+    async def _all(self, statement: Select[T]) -> list[T]:
+        """Every row a query selects, read in its own short transaction."""
+        async with transaction(self._sessions) as session:
+            return list((await session.scalars(statement)).all())

@@ -194,13 +194,13 @@ async def test_deny_opens_its_modal_in_time_even_when_the_check_is_slow(
         await world.start_bot()
         g = world.guild
         await request(world, "alice")
-        real_check = world.bot.requests.check_can_vote
+        real_check = world.bot.approvals.check_can_vote
 
         async def slow_check(member, request_id):
             await asyncio.sleep(1)  # a database under load
             await real_check(member, request_id)
 
-        monkeypatch.setattr(world.bot.requests, "check_can_vote", slow_check)
+        monkeypatch.setattr(world.bot.approvals, "check_can_vote", slow_check)
         world.sb.interaction_deadline = 0.5  # Discord's 3 s, scaled down
         modal = await world.sb.click(g.member("bob"), card_in(world, 1), "Deny")
         assert modal.modal is not None

@@ -15,6 +15,7 @@ from bot.grants.service import GrantService
 from bot.ledger import Signer, verify_chain
 from bot.policy import GuildDirectory, load_policy
 from bot.sandbox.harness import EXAMPLE_CONFIG
+from bot.services.base import Core
 
 
 class RecordingOps:
@@ -45,14 +46,13 @@ class QuietNotifier:
 
 
 def service(factory, clock, signer, ops) -> GrantService:
-    return GrantService(
+    core = Core(
         guilds=GuildDirectory(load_policy(EXAMPLE_CONFIG)),
-        session_factory=factory,
+        sessions=factory,
         clock=clock,
         decisions=DecisionService(signer, ControlMap.load_default(), clock),
-        ops=ops,
-        notifier=QuietNotifier(),
     )
+    return GrantService(core, ops=ops, notifier=QuietNotifier())
 
 
 async def seed_active(factory, clock, n: int, *, expires_in: dt.timedelta) -> None:

@@ -1,9 +1,9 @@
-"""What people see: approval cards, review cards, DMs and listings.
+"""The approval and break-glass review cards, and the custom ids their buttons carry.
 
-Buttons carry only a kind and a record id in their custom id; the handlers in
-cogs/approvals.py match them with DynamicItem templates and re-read the database, so
-a card keeps working after a restart. Views built here are never stored by
-discord.py (they are stopped before sending) — the templates do the dispatch.
+A button carries only a kind and a record id in its custom id; bot/approvals/buttons.py
+matches them with DynamicItem templates and re-reads the database, so a card keeps
+working after a restart. Views built here are never stored by discord.py (they are
+stopped before sending): the templates do the dispatch.
 """
 
 from __future__ import annotations
@@ -17,12 +17,23 @@ from bot.durations import discord_ts as ts
 from bot.durations import format_duration
 from bot.policy import Scope
 
-VOTE_ID = "warden:vote:{request_id}:{choice}"
+# Each custom id is written here once: its format and the template that matches it.
 VOTE_TEMPLATE = r"warden:vote:(?P<request_id>[0-9]{1,18}):(?P<choice>approve|deny)"
-REVIEW_ID = "warden:review:{grant_id}"
 REVIEW_TEMPLATE = r"warden:review:(?P<grant_id>[0-9]{1,18})"
-DENY_MODAL_ID = "warden:deny:{request_id}"
 DENY_MODAL_PREFIX = "warden:deny:"
+
+
+def vote_id(request_id: int, choice: str) -> str:
+    return f"warden:vote:{request_id}:{choice}"
+
+
+def review_id(grant_id: int) -> str:
+    return f"warden:review:{grant_id}"
+
+
+def deny_modal_id(request_id: int) -> str:
+    return f"{DENY_MODAL_PREFIX}{request_id}"
+
 
 BLUE = discord.Colour.blurple()
 GREEN = discord.Colour.green()
@@ -91,22 +102,15 @@ def request_card(
     embed.set_footer(text=f"request #{req.id}" + (f" · grant #{grant.id}" if grant else ""))
     pending = req.status == RequestStatus.PENDING
     view = discord.ui.View(timeout=None)
-    view.add_item(
-        discord.ui.Button(
-            label="Approve",
-            style=discord.ButtonStyle.success,
-            disabled=not pending,
-            custom_id=VOTE_ID.format(request_id=req.id, choice="approve"),
+    for label, style, choice in (
+        ("Approve", discord.ButtonStyle.success, "approve"),
+        ("Deny", discord.ButtonStyle.danger, "deny"),
+    ):
+        view.add_item(
+            discord.ui.Button(
+                label=label, style=style, disabled=not pending, custom_id=vote_id(req.id, choice)
+            )
         )
-    )
-    view.add_item(
-        discord.ui.Button(
-            label="Deny",
-            style=discord.ButtonStyle.danger,
-            disabled=not pending,
-            custom_id=VOTE_ID.format(request_id=req.id, choice="deny"),
-        )
-    )
     view.stop()  # dispatch goes through the DynamicItem templates, not this instance
     return embed, view
 
@@ -137,71 +141,8 @@ def review_card(grant: Grant, reason: str, approvers_text: str) -> tuple[discord
             label="Acknowledge review",
             style=discord.ButtonStyle.primary,
             disabled=done,
-            custom_id=REVIEW_ID.format(grant_id=grant.id),
+            custom_id=review_id(grant.id),
         )
     )
     view.stop()
     return embed, view
-
-
-class DenyReasonModal(discord.ui.Modal):
-    """Asks an approver why. The submit is handled by cogs/approvals.py from its custom id,
-    so a modal opened before a restart still works after it."""
-
-    reason: discord.ui.TextInput[DenyReasonModal] = discord.ui.TextInput(
-        label="Reason for denying",
-        style=discord.TextStyle.paragraph,
-        custom_id="reason",
-        min_length=1,
-        max_length=400,
-        placeholder="Tell the requester what is missing or what to do instead",
-    )
-
-    def __init__(self, request_id: int) -> None:
-        super().__init__(
-            title=f"Deny request #{request_id}",
-            custom_id=DENY_MODAL_ID.format(request_id=request_id),
-            timeout=900,
-        )
-
-
-def grant_target_text(grant: Grant) -> str:
-    return f"<@&{grant.target_id}>" if grant.kind == "role" else f"<#{grant.target_id}>"
-
-
-def grant_applied_dm(grant: Grant, guild_name: str, approvers: list[int]) -> str:
-    who = ", ".join(f"<@{a}>" for a in approvers) or (
-        "break-glass (no approval)" if grant.breakglass else "automatic approval"
-    )
-    return (
-        f"**{grant.scope_id}** is yours in **{guild_name}** ({grant_target_text(grant)}) until "
-        f"{ts(grant.expires_at)} ({ts(grant.expires_at, 'R')}). Approved by {who}. Grant #{grant.id}."
-    )
-
-
-def mine_embed(pending: list[AccessRequest], active: list[Grant]) -> discord.Embed:
-    embed = discord.Embed(title="Your access", colour=BLUE)
-    if pending:
-        embed.add_field(
-            name="Pending requests",
-            value="\n".join(
-                f"#{r.id} `{r.scope_id}` for {format_duration(dt.timedelta(seconds=r.duration_seconds))} — "
-                f"expires {ts(r.pending_until, 'R')}"
-                for r in pending
-            )[:1024],
-            inline=False,
-        )
-    if active:
-        embed.add_field(
-            name="Active grants",
-            value="\n".join(
-                f"grant #{g.id} `{g.scope_id}` — until {ts(g.expires_at)} ({ts(g.expires_at, 'R')})"
-                if g.status == GrantStatus.ACTIVE
-                else f"grant #{g.id} `{g.scope_id}` — {g.status}"
-                for g in active
-            )[:1024],
-            inline=False,
-        )
-    if not pending and not active:
-        embed.description = "You have no pending requests and no active grants. Ask with `/jit request`."
-    return embed

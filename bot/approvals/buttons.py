@@ -1,0 +1,191 @@
+"""The approval card's buttons, the deny modal and its submit, and the break-glass review button.
+
+Every button is a DynamicItem matched by its custom id, and the deny modal is matched by
+its custom id too, so cards posted before a restart keep working: each click re-reads
+the request from the database. Every handler runs through ``answering_errors``, the one
+place a refusal or a bug becomes the reply the person sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.approvals.cards import (
+    DENY_MODAL_PREFIX,
+    REVIEW_TEMPLATE,
+    VOTE_TEMPLATE,
+    deny_modal_id,
+    review_id,
+    vote_id,
+)
+from bot.approvals.service import VoteOutcome
+from bot.db.models import GrantStatus, RequestStatus
+from bot.discord_io.replies import answer_error
+from bot.durations import discord_ts as ts
+from bot.services.errors import BadInput
+
+if TYPE_CHECKING:
+    from bot.client import WardenBot
+
+    Interaction = discord.Interaction[WardenBot]
+
+
+async def answering_errors(interaction: Interaction, action: Callable[[], Awaitable[None]]) -> None:
+    """Run a click or submit; anything it raises is answered by the one error path."""
+    try:
+        await action()
+    except Exception as exc:
+        await answer_error(interaction, exc)
+
+
+def approver(interaction: Interaction) -> discord.Member:
+    if not isinstance(interaction.user, discord.Member):
+        raise BadInput("Decide on requests in the server, on the approval card.")
+    return interaction.user
+
+
+def vote_receipt(out: VoteOutcome) -> str:
+    """What the approver sees after their click (the card itself is updated for everyone)."""
+    req = out.request
+    if req.status == RequestStatus.DENIED:
+        return f"You denied request #{req.id}; the requester has been told why."
+    if not out.decided:
+        return f"Your approval of request #{req.id} is counted ({out.approvals} of {req.approvals_required})."
+    grant = out.grant
+    if grant is None:
+        return f"Request #{req.id} is approved."
+    if grant.status == GrantStatus.ACTIVE:
+        return (
+            f"Your approval completed the quorum: grant #{grant.id} is applied until {ts(grant.expires_at)}."
+        )
+    return f"Request #{req.id} is approved, but Warden could not apply it: {grant.last_error}."
+
+
+# The base is never registered, so its template (which matches nothing) is never used.
+class WardenButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
+    """A persistent button: subclasses say what a click does; errors take the one path."""
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:  # Any: the supertype's
+        await answering_errors(interaction, lambda: self.clicked(interaction))
+
+    async def clicked(self, interaction: Interaction) -> None:
+        raise NotImplementedError
+
+
+class VoteButton(WardenButton, template=VOTE_TEMPLATE):
+    def __init__(self, request_id: int, choice: str) -> None:
+        self.request_id = request_id
+        self.choice = choice
+        super().__init__(
+            discord.ui.Button(
+                label="Approve" if choice == "approve" else "Deny",
+                style=discord.ButtonStyle.success if choice == "approve" else discord.ButtonStyle.danger,
+                custom_id=vote_id(request_id, choice),
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> VoteButton:
+        return cls(int(match["request_id"]), match["choice"])
+
+    async def clicked(self, interaction: Interaction) -> None:
+        bot = interaction.client
+        member = approver(interaction)
+        if self.choice == "deny":
+            # Refuse before asking for a reason that would not count — unless the check is
+            # slow: the modal must open within Discord's 3 seconds, and the submit re-checks.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    bot.approvals.check_can_vote(member, self.request_id), bot.tuning.deny_precheck_seconds
+                )
+            await interaction.response.send_modal(DenyReasonModal(self.request_id))
+            return
+        await interaction.response.defer()  # the card is edited in place once the vote is counted
+        out = await bot.approvals.vote(member, self.request_id, approve=True)
+        await interaction.followup.send(vote_receipt(out), ephemeral=True)
+
+
+class DenyReasonModal(discord.ui.Modal):
+    """Asks an approver why. Its submit is matched by custom id (``submitted``), so a modal
+    opened before a restart still works after it."""
+
+    reason: discord.ui.TextInput[DenyReasonModal] = discord.ui.TextInput(
+        label="Reason for denying",
+        style=discord.TextStyle.paragraph,
+        custom_id="reason",
+        min_length=1,
+        max_length=400,
+        placeholder="Tell the requester what is missing or what to do instead",
+    )
+
+    def __init__(self, request_id: int) -> None:
+        super().__init__(
+            title=f"Deny request #{request_id}", custom_id=deny_modal_id(request_id), timeout=900
+        )
+
+    @staticmethod
+    def matches(interaction: discord.Interaction[Any]) -> bool:
+        data: Mapping[str, Any] = interaction.data or {}
+        return interaction.type is discord.InteractionType.modal_submit and str(
+            data.get("custom_id", "")
+        ).startswith(DENY_MODAL_PREFIX)
+
+    @staticmethod
+    async def submitted(interaction: Interaction) -> None:
+        async def deny() -> None:
+            data: Mapping[str, Any] = interaction.data or {}
+            rid = str(data.get("custom_id", "")).removeprefix(DENY_MODAL_PREFIX)
+            if not rid.isdigit():
+                raise BadInput("That form names no request.")
+            member = approver(interaction)
+            reason = modal_values(data).get("reason", "")
+            await interaction.response.defer()
+            out = await interaction.client.approvals.vote(member, int(rid), approve=False, reason=reason)
+            await interaction.followup.send(vote_receipt(out), ephemeral=True)
+
+        await answering_errors(interaction, deny)
+
+
+class ReviewButton(WardenButton, template=REVIEW_TEMPLATE):
+    def __init__(self, grant_id: int) -> None:
+        self.grant_id = grant_id
+        super().__init__(discord.ui.Button(label="Acknowledge review", custom_id=review_id(grant_id)))
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> ReviewButton:
+        return cls(int(match["grant_id"]))
+
+    async def clicked(self, interaction: Interaction) -> None:
+        member = approver(interaction)
+        await interaction.response.defer()
+        grant = await interaction.client.approvals.acknowledge_review(member, self.grant_id)
+        await interaction.followup.send(
+            f"Your review of break-glass grant #{grant.id} is recorded.", ephemeral=True
+        )
+
+
+def modal_values(data: Mapping[str, Any]) -> dict[str, str]:
+    """Text input values by custom id, from action rows or the newer label components."""
+    values: dict[str, str] = {}
+
+    def walk(components: list[dict[str, Any]]) -> None:
+        for c in components:
+            if "value" in c and "custom_id" in c:
+                values[c["custom_id"]] = c["value"]
+            if "components" in c:
+                walk(c["components"])
+            if "component" in c:
+                walk([c["component"]])
+
+    walk(data.get("components", []))
+    return values

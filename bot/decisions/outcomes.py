@@ -1,0 +1,224 @@
+"""One constructor per outcome: each owns its rule, its sentence and its proof keys.
+
+Services call these instead of building ``Decision`` by hand, so what a given outcome
+records (and so what its narrative shows) is written in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from bot.db.models import AccessRequest, Grant
+from bot.decisions.service import Decision, Outcome
+from bot.durations import format_duration
+from bot.policy import Scope, permission_names
+
+
+def _length(seconds: int) -> str:
+    return format_duration(dt.timedelta(seconds=seconds))
+
+
+def votes_proof(req: AccessRequest) -> list[dict[str, object]]:
+    return [{"approver": v.approver_id, "approve": v.approve, "at": v.created_at} for v in req.votes]
+
+
+def _made(
+    outcome: Outcome,
+    rule: str,
+    reason: str,
+    proof: dict[str, Any],
+    *,
+    req: AccessRequest | None = None,
+    grant: Grant | None = None,
+    actor_id: int | None = None,
+) -> Decision:
+    """The ids come from the rows: the request (else the grant's request) and the grant, if any."""
+    row = req if req is not None else grant
+    assert row is not None
+    return Decision(
+        outcome=outcome,
+        rule=rule,
+        reason=reason,
+        guild_id=row.guild_id,
+        proof=proof,
+        actor_id=actor_id,
+        request_id=req.id if req is not None else grant.request_id if grant is not None else None,
+        grant_id=grant.id if grant is not None else None,
+    )
+
+
+# ---- requests -------------------------------------------------------------------------------
+
+
+def requested(
+    req: AccessRequest, scope: Scope, *, reason: str, requester_roles: list[int], extends: Grant | None = None
+) -> Decision:
+    proof: dict[str, Any] = {
+        "request": req.id,
+        "scope": scope.id,
+        "kind": req.kind,
+        "requester": req.requester_id,
+        "subject": req.subject_id,
+        "subject_is_bot": req.subject_is_bot,
+        "duration": _length(req.duration_seconds),
+        "reason": req.reason,
+        "approvals_required": req.approvals_required,
+        "requester_roles": requester_roles,
+    }
+    if extends is not None:
+        proof["extends_grant"] = extends.id
+    return _made(
+        Outcome.REQUESTED,
+        f"scope.{scope.id}",
+        reason,
+        proof,
+        req=req,
+        grant=extends,
+        actor_id=req.requester_id,
+    )
+
+
+def cancelled(req: AccessRequest, *, reason: str) -> Decision:
+    proof = {"request": req.id, "scope": req.scope_id, "requester": req.requester_id}
+    return _made(Outcome.CANCELLED, "requester.cancel", reason, proof, req=req, actor_id=req.requester_id)
+
+
+def request_expired(req: AccessRequest) -> Decision:
+    reason = f"Nobody decided request #{req.id} before its deadline, so it expired."
+    proof = {
+        "request": req.id,
+        "scope": req.scope_id,
+        "requester": req.requester_id,
+        "created_at": req.created_at,
+        "deadline": req.pending_until,
+        "approvals": sum(1 for v in req.votes if v.approve),
+        "required": req.approvals_required,
+    }
+    return _made(Outcome.REQUEST_EXPIRED, "guild.pending_ttl", reason, proof, req=req)
+
+
+# ---- approvals ------------------------------------------------------------------------------
+
+
+def voted(
+    req: AccessRequest,
+    scope: Scope,
+    *,
+    approver_id: int,
+    approve: bool,
+    note: str | None,
+    at: dt.datetime,
+    reason: str,
+) -> Decision:
+    proof = {
+        "request": req.id,
+        "approver": approver_id,
+        "approve": approve,
+        "at": at,
+        "reason": note,
+        "approvals": sum(1 for v in req.votes if v.approve),
+        "required": req.approvals_required,
+    }
+    return _made(Outcome.VOTED, f"scope.{scope.id}.approvers", reason, proof, req=req, actor_id=approver_id)
+
+
+def denied(req: AccessRequest, scope: Scope, *, approver_id: int, note: str, reason: str) -> Decision:
+    proof = {
+        "request": req.id,
+        "scope": scope.id,
+        "requester": req.requester_id,
+        "subject": req.subject_id,
+        "denied_by": approver_id,
+        "reason": note,
+        "votes": votes_proof(req),
+    }
+    rule = f"scope.{scope.id}.deny_ends_request"
+    return _made(Outcome.DENIED, rule, reason, proof, req=req, actor_id=approver_id)
+
+
+def granted(
+    req: AccessRequest,
+    scope: Scope,
+    grant: Grant,
+    *,
+    outcome: Outcome,
+    rule: str,
+    reason: str,
+    actor_id: int | None,
+) -> Decision:
+    """A request approved (by quorum, automatically or by break-glass) and its grant created."""
+    proof = {
+        "request": req.id,
+        "grant": grant.id,
+        "scope": scope.id,
+        "subject": req.subject_id,
+        "requester": req.requester_id,
+        "duration": _length(req.duration_seconds),
+        "votes": votes_proof(req),
+    }
+    return _made(outcome, rule, reason, proof, req=req, grant=grant, actor_id=actor_id)
+
+
+def extended(
+    req: AccessRequest, scope: Scope, grant: Grant, *, rule: str, reason: str, actor_id: int | None
+) -> Decision:
+    proof = {
+        "request": req.id,
+        "grant": grant.id,
+        "scope": scope.id,
+        "subject": grant.subject_id,
+        "added": _length(req.duration_seconds),
+        "expires_at": grant.expires_at,
+        "votes": votes_proof(req),
+    }
+    return _made(Outcome.EXTENDED, rule, reason, proof, req=req, grant=grant, actor_id=actor_id)
+
+
+def reviewed(grant: Grant, scope: Scope, *, reviewer_id: int, at: dt.datetime, reason: str) -> Decision:
+    proof = {
+        "grant": grant.id,
+        "scope": scope.id,
+        "subject": grant.subject_id,
+        "reviewed_by": reviewer_id,
+        "at": at,
+    }
+    return _made(
+        Outcome.REVIEWED, f"scope.{scope.id}.breakglass", reason, proof, grant=grant, actor_id=reviewer_id
+    )
+
+
+# ---- grants ---------------------------------------------------------------------------------
+
+
+def grant_proof(grant: Grant) -> dict[str, object]:
+    proof: dict[str, object] = {
+        "grant": grant.id,
+        "request": grant.request_id,
+        "scope": grant.scope_id,
+        "subject": grant.subject_id,
+        "subject_is_bot": grant.subject_is_bot,
+        "kind": grant.kind,
+        "role" if grant.kind == "role" else "channel": grant.target_id,
+        "applied_at": grant.applied_at,
+        "expires_at": grant.expires_at,
+    }
+    if grant.kind == "channel":
+        proof["allow"] = permission_names(grant.allow_bits)
+        proof["deny"] = permission_names(grant.deny_bits)
+    if grant.breakglass:
+        proof["breakglass"] = True
+    return proof
+
+
+def about_grant(
+    grant: Grant,
+    outcome: Outcome,
+    *,
+    rule: str,
+    reason: str,
+    extra: dict[str, object] | None = None,
+    actor_id: int | None = None,
+) -> Decision:
+    """Applied, failed, revoked, expired, removal stuck: the grant's facts plus what is new."""
+    return _made(outcome, rule, reason, grant_proof(grant) | (extra or {}), grant=grant, actor_id=actor_id)

@@ -1,0 +1,164 @@
+"""The checks a request must pass before anything is written, and the one way a request row is made."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import discord
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
+from bot.durations import DurationError, format_duration, parse_duration
+from bot.durations import discord_ts as ts
+from bot.policy import GuildPolicy, Scope
+from bot.services.errors import AlreadyDecided, BadInput, NotFound, TooSoon
+
+# The user's reason goes into Discord's audit-log reason (512 characters) together with
+# the grant and request ids; this leaves room for them so the reason is never cut.
+MAX_REASON_LENGTH = 400
+
+
+def length_of(scope: Scope, text: str | None) -> dt.timedelta:
+    if text is None or not text.strip():
+        return scope.default_duration
+    try:
+        duration = parse_duration(text)
+    except DurationError as exc:
+        raise BadInput(f"Duration: {exc}") from None
+    if duration > scope.max_duration:
+        raise BadInput(
+            f"{format_duration(duration)} is longer than `{scope.id}` allows "
+            f"(at most {format_duration(scope.max_duration)}). Ask for "
+            f"{format_duration(scope.max_duration)} or less."
+        )
+    return duration
+
+
+def reason_for(scope: Scope, text: str | None) -> str:
+    reason = (text or "").strip()
+    if scope.reason_required and not reason:
+        raise BadInput(f"`{scope.id}` needs a reason. Say briefly why you need it and ask again.")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise BadInput(
+            f"Your reason is {len(reason)} characters long; the limit is {MAX_REASON_LENGTH} so that it "
+            "fits, with the grant id, in Discord's 512-character audit-log reason. Shorten it and ask again."
+        )
+    return reason
+
+
+def check_subject(scope: Scope, subject: discord.Member) -> None:
+    if subject.bot and not scope.allows_bots():
+        raise BadInput(
+            f"`{scope.id}` is for members, not bots, and {subject.mention} is a bot. "
+            "Use a scope whose subjects include bots."
+        )
+    if not subject.bot and not scope.allows_members():
+        raise BadInput(
+            f"`{scope.id}` is a bot scope upgrade: its subject must be a bot, and {subject.mention} "
+            "is not one. Name the bot with `for:`."
+        )
+
+
+async def abuse_guard(
+    session: AsyncSession, gp: GuildPolicy, member: discord.Member, now: dt.datetime
+) -> None:
+    pending = await session.scalar(
+        select(func.count())
+        .select_from(AccessRequest)
+        .where(
+            AccessRequest.guild_id == member.guild.id,
+            AccessRequest.requester_id == member.id,
+            AccessRequest.status == RequestStatus.PENDING,
+        )
+    )
+    if pending is not None and pending >= gp.max_pending_per_member:
+        raise TooSoon(
+            f"You already have {pending} pending requests (the limit is {gp.max_pending_per_member}). "
+            "Wait for a decision, or withdraw one with `/jit cancel`."
+        )
+    last = await session.scalar(
+        select(func.max(AccessRequest.created_at)).where(
+            AccessRequest.guild_id == member.guild.id, AccessRequest.requester_id == member.id
+        )
+    )
+    if last is not None:
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=dt.UTC)
+        again = last + gp.request_cooldown
+        if again > now:
+            raise TooSoon(f"You are asking too fast. You may ask again {ts(again, 'R')}.")
+
+
+async def no_duplicate(session: AsyncSession, guild_id: int, scope: Scope, subject: discord.Member) -> None:
+    pending = await session.scalar(
+        select(AccessRequest.id).where(
+            AccessRequest.guild_id == guild_id,
+            AccessRequest.scope_id == scope.id,
+            AccessRequest.subject_id == subject.id,
+            AccessRequest.status == RequestStatus.PENDING,
+        )
+    )
+    if pending is not None:
+        raise AlreadyDecided(
+            f"Request #{pending} for `{scope.id}` for {subject.mention} is already waiting for approval. "
+            "Wait for it, or withdraw it with `/jit cancel`."
+        )
+    active = await session.scalar(
+        select(Grant).where(
+            Grant.guild_id == guild_id,
+            Grant.scope_id == scope.id,
+            Grant.subject_id == subject.id,
+            Grant.status.in_([GrantStatus.ACTIVE, GrantStatus.APPROVED]),
+        )
+    )
+    if active is not None:
+        until = f" until {ts(active.expires_at)}" if active.expires_at else ""
+        raise AlreadyDecided(
+            f"{subject.mention} already holds `{scope.id}` (grant #{active.id}){until}. "
+            f"To keep it longer use `/jit extend grant:{active.id}`."
+        )
+
+
+async def open_request(
+    session: AsyncSession,
+    kind: RequestKind,
+    scope: Scope,
+    requester: discord.Member,
+    subject: tuple[int, bool],
+    length: dt.timedelta,
+    reason: str,
+    now: dt.datetime,
+    pending_until: dt.datetime,
+    *,
+    approvals_required: int,
+    extends_grant_id: int | None = None,
+) -> AccessRequest:
+    """Add a pending request and flush it, so it has its id for the ledger."""
+    req = AccessRequest(
+        guild_id=requester.guild.id,
+        scope_id=scope.id,
+        kind=kind,
+        requester_id=requester.id,
+        subject_id=subject[0],
+        subject_is_bot=subject[1],
+        duration_seconds=int(length.total_seconds()),
+        reason=reason,
+        status=RequestStatus.PENDING,
+        approvals_required=approvals_required,
+        extends_grant_id=extends_grant_id,
+        created_at=now,
+        pending_until=pending_until,
+        votes=[],
+    )
+    session.add(req)
+    await session.flush()
+    return req
+
+
+async def locked_request(session: AsyncSession, guild_id: int, request_id: int) -> AccessRequest:
+    """The request, locked for this transaction; NotFound if it is not in this guild."""
+    req = await session.get(AccessRequest, request_id, with_for_update=True, populate_existing=True)
+    if req is None or req.guild_id != guild_id:
+        raise NotFound(f"There is no request #{request_id} in this server. Check the id with `/jit mine`.")
+    return req
