@@ -6,6 +6,7 @@ run is the same object graph; only the inputs and the ``Tuning`` knobs differ.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -105,20 +106,14 @@ def build_bot(
     tuning: Tuning | None = None,
 ) -> WardenBot:
     """The production bot, with every service wired to it."""
-    tuning = tuning or Tuning()
-    control_map = controls or ControlMap.load_default()
+    knobs = tuning or Tuning()
+    wire = functools.partial(
+        build_services, policy=policy, clock=clock, session_factory=session_factory, signer=signer
+    )
     return WardenBot(
         policy=policy,
         clock=clock,
         session_factory=session_factory,
-        tuning=tuning,
-        wire=lambda client: build_services(
-            client,
-            policy=policy,
-            clock=clock,
-            session_factory=session_factory,
-            signer=signer,
-            controls=control_map,
-            tuning=tuning,
-        ),
+        tuning=knobs,
+        wire=functools.partial(wire, controls=controls or ControlMap.load_default(), tuning=knobs),
     )

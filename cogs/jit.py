@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.db.models import AccessRequest, Grant
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
 from bot.requests.cards import mine_embed
+from bot.requests.service import Mine
 from bot.services.errors import BadInput
 
 if TYPE_CHECKING:
@@ -22,6 +25,18 @@ def _member(interaction: discord.Interaction[WardenBot]) -> discord.Member:
     if interaction.guild is None or not isinstance(interaction.user, discord.Member):
         raise BadInput("Use Warden's commands in a server, not in DMs.")
     return interaction.user
+
+
+Row = TypeVar("Row", AccessRequest, Grant)
+
+
+def _choices(rows: list[Row], current: str, label: Callable[[Row], str]) -> list[app_commands.Choice[int]]:
+    """The rows whose id or scope matches what was typed, for autocomplete (Discord shows 25)."""
+    return [
+        app_commands.Choice(name=label(r), value=r.id)
+        for r in rows
+        if current in str(r.id) or current.casefold() in r.scope_id.casefold()
+    ][:25]
 
 
 COMMON_DURATIONS = ("15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "7d")
@@ -80,32 +95,28 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     async def _own_grants(
         self, interaction: discord.Interaction[WardenBot], current: str
     ) -> list[app_commands.Choice[int]]:
-        if not isinstance(interaction.user, discord.Member):
-            return []
-        mine = await self.bot.requests.mine(interaction.user)
         now = self.bot.clock.now()
-        return [
-            app_commands.Choice(
-                name=f"grant #{g.id} {g.scope_id} — ends in {format_duration(max(g.expires_at - now, dt.timedelta(0)))}"
-                if g.expires_at
-                else f"grant #{g.id} {g.scope_id} — {g.status}",
-                value=g.id,
-            )
-            for g in mine.active
-            if current in str(g.id) or current.casefold() in g.scope_id.casefold()
-        ][:25]
+
+        def label(g: Grant) -> str:
+            if g.expires_at is None:
+                return f"grant #{g.id} {g.scope_id} — {g.status}"
+            return f"grant #{g.id} {g.scope_id} — ends in {format_duration(max(g.expires_at - now, dt.timedelta(0)))}"
+
+        mine = await self._mine(interaction)
+        return _choices(mine.active if mine else [], current, label)
 
     async def _own_requests(
         self, interaction: discord.Interaction[WardenBot], current: str
     ) -> list[app_commands.Choice[int]]:
+        mine = await self._mine(interaction)
+        return _choices(
+            mine.pending if mine else [], current, lambda r: f"request #{r.id} {r.scope_id} (pending)"
+        )
+
+    async def _mine(self, interaction: discord.Interaction[WardenBot]) -> Mine | None:
         if not isinstance(interaction.user, discord.Member):
-            return []
-        mine = await self.bot.requests.mine(interaction.user)
-        return [
-            app_commands.Choice(name=f"request #{r.id} {r.scope_id} (pending)", value=r.id)
-            for r in mine.pending
-            if current in str(r.id) or current.casefold() in r.scope_id.casefold()
-        ][:25]
+            return None
+        return await self.bot.requests.mine(interaction.user)
 
     @app_commands.command(name="request", description="Ask for a scope for a limited time")
     @app_commands.describe(

@@ -116,20 +116,13 @@ class GrantService(Service):
             "applied_at": now,
             "expires_at": now + dt.timedelta(seconds=grant.duration_seconds),
         }
-        async with transaction(self._sessions) as session:
-            done, grant = await _move(session, grant.id, GrantStatus.APPROVED, **active)
-            if done:
-                await self._record(
-                    session,
-                    grant,
-                    Outcome.APPLIED,
-                    rule=f"scope.{grant.scope_id}",
-                    reason=f"Warden applied grant #{grant.id} for "
-                    f"{format_duration(dt.timedelta(seconds=grant.duration_seconds))}; "
-                    "the clock started when the access existed in Discord.",
-                    actor_id=grant.subject_id,
-                    extra={"audit_log_entry": audit_entry} if audit_entry else None,
-                )
+        reason = (
+            f"Warden applied grant #{grant.id} for "
+            f"{format_duration(dt.timedelta(seconds=grant.duration_seconds))}; "
+            "the clock started when the access existed in Discord."
+        )
+        evidence: dict[str, object] | None = {"audit_log_entry": audit_entry} if audit_entry else None
+        done, grant = await self._settle(grant, active, Outcome.APPLIED, reason, evidence, grant.subject_id)
         if done:
             await self._notifier.grant_applied(grant)
         return grant
@@ -140,21 +133,34 @@ class GrantService(Service):
             "grant apply failed", extra={"grant_id": grant.id, "guild_id": grant.guild_id, "error": why}
         )
         now = self._clock.now()
-        async with transaction(self._sessions) as session:
-            failed = {"status": GrantStatus.FAILED, "ended_at": now, "last_error": why, "end_reason": why}
-            done, grant = await _move(session, grant.id, GrantStatus.APPROVED, **failed)
-            if done:
-                await self._record(
-                    session,
-                    grant,
-                    Outcome.FAILED,
-                    rule=f"scope.{grant.scope_id}",
-                    reason=f"Warden could not apply grant #{grant.id}, so no access was given. {why}.",
-                    extra={"error": why},
-                )
+        failed = {"status": GrantStatus.FAILED, "ended_at": now, "last_error": why, "end_reason": why}
+        reason = f"Warden could not apply grant #{grant.id}, so no access was given. {why}."
+        done, grant = await self._settle(grant, failed, Outcome.FAILED, reason, {"error": why})
         if done:
             await self._notifier.grant_failed(grant)
         return grant
+
+    async def _settle(
+        self,
+        grant: Grant,
+        values: dict[str, Any],
+        outcome: Outcome,
+        reason: str,
+        extra: dict[str, object] | None = None,
+        actor_id: int | None = None,
+    ) -> tuple[bool, Grant]:
+        """An approved grant becomes active or failed, and that is recorded, exactly once."""
+        async with transaction(self._sessions) as session:
+            done, grant = await _move(session, grant.id, GrantStatus.APPROVED, **values)
+            if done:
+                how = {
+                    "rule": f"scope.{grant.scope_id}",
+                    "reason": reason,
+                    "extra": extra,
+                    "actor_id": actor_id,
+                }
+                await self._record(session, grant, outcome, **how)
+        return done, grant
 
     # ---- ending -----------------------------------------------------------------------------
 
@@ -332,11 +338,7 @@ class GrantService(Service):
         lead_by_guild: dict[int, dt.timedelta] = {}
         rows = await self._all(
             select(Grant)
-            .where(
-                Grant.status == GrantStatus.ACTIVE,
-                Grant.reminded_at.is_(None),
-                Grant.expires_at > now,
-            )
+            .where(Grant.status == GrantStatus.ACTIVE, Grant.reminded_at.is_(None), Grant.expires_at > now)
             .order_by(Grant.expires_at)
             .limit(limit)
         )

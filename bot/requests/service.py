@@ -98,16 +98,10 @@ class RequestService(Service):
                 session, RequestKind.NEW, scope, member, (subject.id, subject.bot), length, why, now, until,
                 approvals_required=scope.approvals_required,
             )  # fmt: skip
+            on_behalf = f" for {subject}" if subject.id != member.id else ""
+            said = f"{member} asked for {scope.id} for {format_duration(length)}{on_behalf}."
             await self._decisions.record(
-                session,
-                outcomes.requested(
-                    req,
-                    scope,
-                    reason=f"{member} asked for {scope.id} for {format_duration(length)}"
-                    + (f" for {subject}" if subject.id != member.id else "")
-                    + ".",
-                    requester_roles=_roles(member),
-                ),
+                session, outcomes.requested(req, scope, reason=said, requester_roles=_roles(member))
             )
             grant = None
             auto_rule = None
@@ -200,15 +194,10 @@ class RequestService(Service):
                 session, RequestKind.EXTENSION, scope, member, subject, length, why, now, until,
                 approvals_required=scope.approvals_required, extends_grant_id=grant.id,
             )  # fmt: skip
+            said = f"{member} asked to extend grant #{grant.id} by {format_duration(length)}."
+            roles = _roles(member)
             await self._decisions.record(
-                session,
-                outcomes.requested(
-                    req,
-                    scope,
-                    reason=f"{member} asked to extend grant #{grant.id} by {format_duration(length)}.",
-                    requester_roles=_roles(member),
-                    extends=grant,
-                ),
+                session, outcomes.requested(req, scope, reason=said, requester_roles=roles, extends=grant)
             )
         await self._notifier.request_created(req, scope)
         return RequestOutcome(req, scope)
