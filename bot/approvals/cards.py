@@ -146,3 +146,13 @@ def review_card(grant: Grant, reason: str, approvers_text: str) -> tuple[discord
     )
     view.stop()
     return embed, view
+
+
+def approver_reminder(req: AccessRequest) -> str:
+    """Posted as a reply to the card half-way through the pending time."""
+    approvals = sum(1 for v in req.votes if v.approve)
+    missing = max(req.approvals_required - approvals, 1)
+    return (
+        f"Reminder: request #{req.id} (`{req.scope_id}` for <@{req.subject_id}>) still needs {missing} "
+        f"approval{'s' if missing != 1 else ''}; it expires {ts(req.pending_until, 'R')}."
+    )

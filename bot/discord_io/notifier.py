@@ -15,14 +15,20 @@ import discord
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.approvals.cards import request_card, review_card
-from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
+from bot.approvals.cards import approver_reminder, request_card, review_card
+from bot.db.models import AccessRequest, Grant, RequestKind, RequestStatus
 from bot.decisions.narrative import NO_PINGS
 from bot.discord_io.ops import describe_error
-from bot.durations import discord_ts as ts
 from bot.grantability import describe_refs, resolve_channel, resolve_role
-from bot.grants.texts import grant_applied_dm, grant_target_text
+from bot.grants.texts import (
+    grant_applied_dm,
+    grant_ended_dm,
+    grant_expiring_dm,
+    grant_extended_dm,
+    grant_failed_dm,
+)
 from bot.policy import GuildDirectory, GuildPolicy, Scope
+from bot.requests.texts import request_denied_dm, request_expired_dm
 from bot.services.base import transaction
 
 log = logging.getLogger(__name__)
@@ -171,23 +177,15 @@ class Notifier:
     async def request_decided(self, req: AccessRequest, scope: Scope) -> None:
         await self.refresh_card(req.id)
         if req.status == RequestStatus.DENIED:
-            await self.dm(
-                req.requester_id,
-                f"Your request #{req.id} for **{scope.id}** in **{self._guilds.name(req.guild_id)}** was denied by "
-                f"<@{req.decided_by}>: {req.decision_note}",
-                request_id=req.id,
-            )
+            guild, _ = self._guild(req.guild_id)
+            name = guild.name if guild else self._guilds.name(req.guild_id)
+            await self.dm(req.requester_id, request_denied_dm(req, scope.id, name), request_id=req.id)
 
     async def request_expired(self, req: AccessRequest) -> None:
         await self.refresh_card(req.id)
         guild, _ = self._guild(req.guild_id)
-        await self.dm(
-            req.requester_id,
-            f"Nobody decided your request #{req.id} for **{req.scope_id}**"
-            + (f" in **{guild.name}**" if guild else "")
-            + " in time, so it expired. You can ask again with `/jit request`.",
-            request_id=req.id,
-        )
+        text = request_expired_dm(req, guild.name if guild else None)
+        await self.dm(req.requester_id, text, request_id=req.id)
 
     async def remind_approvers(self, req: AccessRequest) -> None:
         guild, gp = self._guild(req.guild_id)
@@ -196,12 +194,7 @@ class Notifier:
         channel = guild.get_channel(req.card_channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             return
-        approvals = sum(1 for v in req.votes if v.approve)
-        missing = max(req.approvals_required - approvals, 1)
-        text = (
-            f"Reminder: request #{req.id} (`{req.scope_id}` for <@{req.subject_id}>) still needs {missing} "
-            f"approval{'s' if missing != 1 else ''}; it expires {ts(req.pending_until, 'R')}."
-        )
+        text = approver_reminder(req)
         reference = (
             channel.get_partial_message(req.card_message_id).to_reference(fail_if_not_exists=False)
             if req.card_message_id
@@ -272,41 +265,21 @@ class Notifier:
             await self.refresh_card(grant.request_id, loaded)
             req = loaded[0]
             if req is not None:
-                await self.dm(
-                    req.requester_id,
-                    f"Your request #{req.id} for **{grant.scope_id}** was approved, but Warden could not apply "
-                    f"it, so you have no new access: {grant.last_error}. A server admin has been told in the "
-                    "governance channel.",
-                    grant_id=grant.id,
-                )
+                await self.dm(req.requester_id, grant_failed_dm(grant, req), grant_id=grant.id)
 
     async def grant_ended(self, grant: Grant) -> None:
         if grant.request_id:
             await self.refresh_card(grant.request_id)
-        if grant.status == GrantStatus.EXPIRED:
-            text = f"Your access **{grant.scope_id}** ({grant_target_text(grant)}) has ended. Grant #{grant.id} expired."
-        else:
-            by = f" by <@{grant.ended_by}>" if grant.ended_by and grant.ended_by != grant.subject_id else ""
-            text = f"Your access **{grant.scope_id}** ({grant_target_text(grant)}) was revoked{by}. Grant #{grant.id}."
-        await self.dm(grant.subject_id, text, grant_id=grant.id)
+        await self.dm(grant.subject_id, grant_ended_dm(grant), grant_id=grant.id)
 
     async def grant_expiring(self, grant: Grant) -> None:
-        await self.dm(
-            grant.subject_id,
-            f"Reminder: your access **{grant.scope_id}** (grant #{grant.id}) ends {ts(grant.expires_at, 'R')}, at "
-            f"{ts(grant.expires_at)}. Need longer? `/jit extend grant:{grant.id}`.",
-            grant_id=grant.id,
-        )
+        await self.dm(grant.subject_id, grant_expiring_dm(grant), grant_id=grant.id)
 
     async def grant_extended(self, grant: Grant, req: AccessRequest) -> None:
         await self.refresh_card(req.id)
         if grant.request_id:
             await self.refresh_card(grant.request_id)
-        await self.dm(
-            grant.subject_id,
-            f"Grant #{grant.id} (**{grant.scope_id}**) was extended; it now ends {ts(grant.expires_at)}.",
-            grant_id=grant.id,
-        )
+        await self.dm(grant.subject_id, grant_extended_dm(grant), grant_id=grant.id)
 
 
 ChannelResolver = Callable[[int], Awaitable[discord.abc.Messageable | None]]

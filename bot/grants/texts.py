@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.db.models import Grant
+from bot.db.models import AccessRequest, Grant, GrantStatus
 from bot.durations import discord_ts as ts
 
 
@@ -18,3 +18,31 @@ def grant_applied_dm(grant: Grant, guild_name: str, approvers: list[int]) -> str
         f"**{grant.scope_id}** is yours in **{guild_name}** ({grant_target_text(grant)}) until "
         f"{ts(grant.expires_at)} ({ts(grant.expires_at, 'R')}). Approved by {who}. Grant #{grant.id}."
     )
+
+
+def grant_failed_dm(grant: Grant, req: AccessRequest) -> str:
+    return (
+        f"Your request #{req.id} for **{grant.scope_id}** was approved, but Warden could not apply "
+        f"it, so you have no new access: {grant.last_error}. A server admin has been told in the "
+        "governance channel."
+    )
+
+
+def grant_ended_dm(grant: Grant) -> str:
+    if grant.status == GrantStatus.EXPIRED:
+        return f"Your access **{grant.scope_id}** ({grant_target_text(grant)}) has ended. Grant #{grant.id} expired."
+    by = f" by <@{grant.ended_by}>" if grant.ended_by and grant.ended_by != grant.subject_id else ""
+    return (
+        f"Your access **{grant.scope_id}** ({grant_target_text(grant)}) was revoked{by}. Grant #{grant.id}."
+    )
+
+
+def grant_expiring_dm(grant: Grant) -> str:
+    return (
+        f"Reminder: your access **{grant.scope_id}** (grant #{grant.id}) ends {ts(grant.expires_at, 'R')}, at "
+        f"{ts(grant.expires_at)}. Need longer? `/jit extend grant:{grant.id}`."
+    )
+
+
+def grant_extended_dm(grant: Grant) -> str:
+    return f"Grant #{grant.id} (**{grant.scope_id}**) was extended; it now ends {ts(grant.expires_at)}."
