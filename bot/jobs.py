@@ -21,9 +21,6 @@ from bot.services.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-# Expiry is checked at least this often, so removal happens within 30 s of expiry.
-SWEEP_SECONDS = 10.0
-NARRATIVE_SECONDS = 2.0
 
 T = TypeVar("T")
 
@@ -39,8 +36,8 @@ class Jobs:
         grants: GrantService,
         pending: PendingSweeps,
         poster: NarrativePosterLike,
-        sweep_seconds: float = SWEEP_SECONDS,
-        narrative_seconds: float = NARRATIVE_SECONDS,
+        sweep_seconds: float,
+        narrative_seconds: float,
     ) -> None:
         self._grants = grants
         self._pending = pending

@@ -34,14 +34,14 @@ from bot.services.base import Core
 class Tuning:
     """Timings and switches. Production uses the defaults; tests and the sandbox pass their own."""
 
-    sweep_seconds: float = 10.0  # expiry is checked at least this often (removal within 30 s)
+    sweep_seconds: float = 10.0  # expiry is checked at least this often, so removal is within 30 s
     narrative_seconds: float = 2.0
     sync_commands: bool = True
     run_scheduler: bool = True
     guild_ready_timeout: float = 2.0
     discord_attempts: int = 4  # tries per grant change in Discord, transient failures only
     discord_max_wait: float = 8.0  # the longest back-off between two tries, in seconds
-    # How retries wait; None is asyncio.sleep. The scenario runner shrinks waits, never patches.
+    # How retries wait (None: asyncio.sleep), so a runner in virtual time can shrink waits without patching.
     discord_sleep: Callable[[float], Awaitable[None]] | None = None
     # How long the Deny button may check eligibility before it opens the modal anyway
     # (the modal must open within Discord's 3 seconds; the submit checks again).
