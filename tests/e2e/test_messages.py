@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.discord_io import replies
 from bot.discord_io.replies import APOLOGY
 from bot.policy import load_policy, parse_policy
 from bot.sandbox.harness import EXAMPLE_CONFIG, SandboxWorld
@@ -26,10 +27,10 @@ async def test_unexpected_errors_get_an_apology_and_a_log_line(world, monkeypatc
         raise RuntimeError("boom")
 
     monkeypatch.setattr(world.bot.requests, "mine", broken)
-    with caplog.at_level(logging.ERROR, logger="bot.discord_io.replies"):
+    with caplog.at_level(logging.ERROR, logger=replies.log.name):  # the one error path's logger
         out = await world.sb.slash(g, g.member("alice"), "jit mine")
     assert out.ephemeral and out.text == APOLOGY
-    record = next(r for r in caplog.records if r.name == "bot.discord_io.replies")
+    record = next(r for r in caplog.records if r.name == replies.log.name)
     assert record.guild_id == g.id and record.command == "jit mine"
 
 
