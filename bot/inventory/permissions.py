@@ -85,6 +85,26 @@ def base_permissions(
     return perms
 
 
+def guild_permissions(
+    *,
+    member_id: int,
+    owner_id: int | None,
+    everyone_permissions: int,
+    role_permissions: Iterable[int],
+    timed_out: bool = False,
+) -> int:
+    """Guild-wide permissions as Discord enforces them now: the base, narrowed by a timeout."""
+    base = base_permissions(
+        member_id=member_id,
+        owner_id=owner_id,
+        everyone_permissions=everyone_permissions,
+        role_permissions=role_permissions,
+    )
+    if base != ALL and timed_out:
+        base &= TIMEOUT_KEEPS
+    return base
+
+
 def apply_overwrites(
     base: int,
     *,
@@ -207,15 +227,13 @@ def role_permissions_of(guild: discord.Guild) -> dict[int, int]:
 def member_guild_permissions(member: discord.Member) -> int:
     guild = member.guild
     roles = role_permissions_of(guild)
-    base = base_permissions(
+    return guild_permissions(
         member_id=member.id,
         owner_id=guild.owner_id,
         everyone_permissions=roles.get(guild.id, 0),
         role_permissions=(roles.get(r.id, 0) for r in member.roles if r.id != guild.id),
+        timed_out=member.is_timed_out(),
     )
-    if base != ALL and member.is_timed_out():
-        base &= TIMEOUT_KEEPS
-    return base
 
 
 def member_channel_permissions(member: discord.Member, channel: discord.abc.GuildChannel) -> int:
