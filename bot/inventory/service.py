@@ -156,7 +156,7 @@ class InventoryService:
         gone: list[int] = []
         inferred: list[int] = []
         async with transaction(self._sessions) as s:
-            seen.extend(await self._tokens(s, snapshot.guild_id))
+            seen.extend(await self._tokens(s, snapshot.guild_id, now))
             rows = {
                 (r.kind, r.external_id): r
                 for r in (
@@ -270,11 +270,14 @@ class InventoryService:
             )
         return out
 
-    async def _tokens(self, s: AsyncSession, guild_id: int) -> list[_Seen]:
+    async def _tokens(self, s: AsyncSession, guild_id: int, now: dt.datetime) -> list[_Seen]:
+        # A token past its expiry is gone even before the expiry sweep marks it.
         rows = (
             await s.execute(
                 select(AccessToken).where(
-                    AccessToken.guild_id == guild_id, AccessToken.status == TokenStatus.ACTIVE
+                    AccessToken.guild_id == guild_id,
+                    AccessToken.status == TokenStatus.ACTIVE,
+                    AccessToken.expires_at > now,
                 )
             )
         ).scalars()

@@ -163,6 +163,14 @@ async def test_tokens_appear_with_their_holder_as_owner(inventory, session_facto
     await tokens.revoke(issued.info.id, reason="test")
     report = await inventory.refresh(snapshot())
     assert report.gone == (token.id,)
+    # A token past its expiry leaves the inventory even before the expiry sweep marks it.
+    later = await tokens.issue(guild_id=G, scope_id="ci", subject_id=CAROL, ttl=dt.timedelta(hours=1))
+    await inventory.refresh(snapshot())
+    clock.advance(dt.timedelta(hours=2))
+    report = await inventory.refresh(snapshot())
+    assert [i.name for i in await inventory.items(G, include_gone=True) if i.id in report.gone] == [
+        f"token {later.info.id} for scope ci"
+    ]
 
 
 async def test_pages(inventory) -> None:
