@@ -29,8 +29,11 @@ from bot.startup import StartupError
 T = TypeVar("T")
 
 
-def add_inventory_parser(sub: Any) -> None:
-    """Register ``inventory export`` on the ``warden`` subparsers (``sub`` from ``add_subparsers``)."""
+def add_inventory_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``inventory export`` on the ``warden`` subparsers (``sub`` from ``add_subparsers``).
+
+    Returns the command's parser, for ``set_defaults(func=...)``.
+    """
     p = sub.add_parser("inventory", help="the inventory of bots, webhooks, integrations and tokens")
     isub = p.add_subparsers(dest="inventory_command", required=True)
     e = isub.add_parser("export", help="write the inventory, riskiest first, with each score's reasons")
@@ -40,6 +43,7 @@ def add_inventory_parser(sub: Any) -> None:
     e.add_argument("--include-gone", action="store_true", help="also identities no longer in the server")
     e.add_argument("--dormant-days", type=int, default=30, help="days without activity that count as dormant")
     e.add_argument("--config", help="policy file, for [warden] settings")
+    return p
 
 
 def run_inventory_cli(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:

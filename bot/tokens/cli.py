@@ -30,13 +30,17 @@ from bot.tokens.service import TokenCheck, TokenService
 MAX_TOKEN_INPUT = 512
 
 
-def add_token_parser(sub: Any) -> None:
-    """Register ``token verify`` on the ``warden`` subparsers (``sub`` from ``add_subparsers``)."""
+def add_token_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``token verify`` on the ``warden`` subparsers (``sub`` from ``add_subparsers``).
+
+    Returns the command's parser, for ``set_defaults(func=...)``.
+    """
     p = sub.add_parser("token", help="access tokens Warden issued for systems outside Discord")
     tsub = p.add_subparsers(dest="token_command", required=True)
     v = tsub.add_parser("verify", help="check a token read from standard input; records a use when valid")
     v.add_argument("--json", action="store_true", help="print an RFC 7662-style introspection object")
     v.add_argument("--config", help="policy file, for [warden] settings")
+    return p
 
 
 def run_token_cli(
