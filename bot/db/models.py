@@ -232,3 +232,91 @@ class NarrativeOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_narrative_outbox_posted_at", "posted_at", "next_attempt_at"),)
+
+
+# ---- inventory, owners and tokens
+
+
+class IdentityKind(enum.StrEnum):
+    BOT = "bot"
+    WEBHOOK = "webhook"
+    INTEGRATION = "integration"
+    TOKEN = "token"  # an access token Warden issued
+
+
+class OwnerSource(enum.StrEnum):
+    EXPLICIT = "explicit"  # set by an admin (/warden owner set)
+    INFERRED = "inferred"  # from the audit log (webhook creator, member who added the bot)
+    CONFIRMED = "confirmed"  # the inferred owner confirmed it
+
+
+class Identity(Base):
+    """One non-human identity in a guild, as last seen, with its owner and permission baseline."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    # Discord's id for bots, webhooks and integrations; the token's row id for tokens.
+    external_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # a webhook's channel
+    role_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)  # an integration's OAuth2 scopes
+    permissions: Mapped[int] = mapped_column(BigInteger, default=0)  # guild-wide, effective
+    # channel id (as a string: JSON keys) → effective permissions there
+    channel_permissions: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    channel_count: Mapped[int] = mapped_column(Integer, default=0)
+    baseline_permissions: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    baseline_scopes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    baseline_set_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    owner_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    owner_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    owner_set_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    owner_set_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Who created it according to Discord (webhook creator, member who added the bot).
+    creator_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_activity_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    first_seen_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    # Set when a snapshot no longer contains it (deleted, kicked, token revoked or expired).
+    gone_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("guild_id", "kind", "external_id", name="uq_identities_guild_kind_external"),
+        Index("ix_identities_guild_owner", "guild_id", "owner_id"),
+    )
+
+
+class TokenStatus(enum.StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"  # its time (or its grant's) ran out
+    REVOKED = "revoked"  # ended early: by a person, with its grant, or for dormancy
+
+
+class AccessToken(Base):
+    """A token Warden issued for a system outside Discord. Only a hash of its secret is stored."""
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    # The public half of the token: how verification finds the row without scanning hashes.
+    lookup_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    scope_id: Mapped[str] = mapped_column(String(100))
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=TokenStatus.ACTIVE)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    use_count: Mapped[int] = mapped_column(Integer, default=0)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        Index("ix_access_tokens_grant", "grant_id"),
+        Index("ix_access_tokens_status_last_used", "status", "last_used_at"),
+    )
