@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cli import main
 from bot.clock import ManualClock
 from bot.controls import ControlMap
 from bot.db.models import LedgerEntry
@@ -104,7 +107,9 @@ async def test_failed_controls_and_unreviewed_breakglass(session_factory, tmp_pa
     assert "Ledger VERIFIED" in page
 
 
-async def test_a_tampered_ledger_is_reported_as_failed(populated: Populated, tmp_path: Path) -> None:
+async def test_a_tampered_ledger_is_reported_as_failed(
+    populated: Populated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     world = populated.world
     async with world.bot.session_factory() as session, session.begin():
         await session.execute(
@@ -125,3 +130,34 @@ async def test_a_tampered_ledger_is_reported_as_failed(populated: Populated, tmp
     assert "entry 9: hash does not match its contents (edited?)" in v
     assert "does not verify" in v  # the export carries the edited entry too
     assert not result.verification.ok
+
+    # The command still writes the report (the evidence of the problem) and exits 1.
+    monkeypatch.setenv("WARDEN_DATABASE_URL", populated.database_url)
+    monkeypatch.setenv("WARDEN_SIGNING_KEY", str(populated.key_path))
+    monkeypatch.chdir(tmp_path)
+    code = await asyncio.to_thread(main, ["audit", "report", "--out", str(tmp_path / "cli")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "the ledger does not verify" in err and "entry 9: hash does not match" in err
+    assert "Ledger FAILED" in (tmp_path / "cli" / "report.html").read_text(encoding="utf-8")
+
+
+def test_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "report.html"
+    target.write_text("keep me")
+    assert main(["audit", "report", "--out", str(target)]) == 2
+    assert f"--out {target} exists and is not a directory" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+
+
+async def test_an_empty_ledger_gives_a_readable_report(session_factory, tmp_path: Path) -> None:
+    signer = Signer.generate()
+    async with session_factory() as session:
+        result = await write_report(
+            session, tmp_path, signer, ControlMap.load_default(), since=T0, until=None, now=T0
+        )
+    page = result.path.read_text(encoding="utf-8")
+    assert "<strong>Ledger VERIFIED</strong>: 0 entries" in page
+    assert "No grants in this period" in page and "No approvals by vote in this period" in page
+    assert "No break-glass access was used in this period." in page
+    assert page.count("<svg ") == 3
