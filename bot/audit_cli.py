@@ -47,7 +47,11 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
         return _verify(args, settings)
     if args.audit_command == "export":
         return _export(args, settings)
-    raise StartupError(f"unknown audit command {args.audit_command!r}; use verify or export")
+    if args.audit_command == "report":
+        from bot.report.cli import run_report
+
+        return run_report(args, settings)
+    raise StartupError(f"unknown audit command {args.audit_command!r}; use verify, export or report")
 
 
 # --------------------------------------------------------------------- inputs

@@ -204,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     e = asub.add_parser("export", help="write signed evidence for an auditor")
     e.add_argument("out", help="directory to write")
     e.add_argument("--config", help="policy file, for [warden] settings")
+    r = asub.add_parser("report", help="write the signed export plus a readable HTML report")
+    r.add_argument("--out", required=True, help="directory to write (report.html beside the export)")
+    r.add_argument("--since", help="first day to report, YYYY-MM-DD UTC (default: the first entry)")
+    r.add_argument("--until", help="day to stop before, YYYY-MM-DD UTC (default: now)")
+    r.add_argument("--config", help="policy file, for [warden] settings")
     p.set_defaults(func=cmd_audit)
     return parser
 
