@@ -16,7 +16,7 @@ from bot.controls import ControlMap
 from bot.db.models import LedgerEntry
 from bot.ledger import Signer
 from bot.report import write_report
-from bot.services.decisions import Decision, DecisionService, Outcome
+from bot.decisions.service import Decision, DecisionService, Outcome
 from tests.report.conftest import T0, Populated
 from tests.report.test_report import rows, section
 
