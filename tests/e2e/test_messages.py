@@ -6,7 +6,7 @@ import logging
 
 from bot.interactions import APOLOGY
 from bot.policy import load_policy, parse_policy
-from bot.sandbox.harness import EXAMPLE_CONFIG, SandboxWorld
+from sandbox.harness import EXAMPLE_CONFIG, SandboxWorld
 from tests.e2e.test_core_flow import card_in, request
 
 

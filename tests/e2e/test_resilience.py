@@ -167,7 +167,7 @@ async def test_sweeps_survive_a_database_outage_and_catch_up(world, caplog):
 
 
 async def test_the_scheduler_removes_an_expired_grant_without_being_asked(policy, acme_spec, db_url, clock):
-    from bot.sandbox.harness import SandboxWorld
+    from sandbox.harness import SandboxWorld
 
     async with SandboxWorld(policy, database_url=db_url, clock=clock, scheduler_seconds=0.1) as world:
         world.add_guild(acme_spec)

@@ -12,9 +12,9 @@ from bot.db.models import Grant, GrantStatus, LedgerEntry
 from bot.db.session import create_engine, create_session_factory
 from bot.ledger import Signer, verify_chain
 from bot.policy import load_policy
-from bot.sandbox.harness import EXAMPLE_CONFIG
 from bot.services.decisions import DecisionService
 from bot.services.grants import GrantService
+from sandbox.harness import EXAMPLE_CONFIG
 
 
 class RecordingOps:
