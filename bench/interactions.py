@@ -1,6 +1,6 @@
 """Slash-command interactions per second: the real Warden bot vs. a plain discord.py floor.
 
-Both halves run in one process against the same local sandbox Discord (``bot.sandbox``), through
+Both halves run in one process against the same local sandbox Discord (``sandbox``), through
 discord.py's own HTTP and gateway code, with the same number of interactions in flight:
 
 1. floor  — a plain ``discord.Client`` + ``CommandTree`` answering ``/ping`` with a message
@@ -37,8 +37,8 @@ import discord  # noqa: E402
 from discord import app_commands  # noqa: E402
 
 from bot.policy import load_policy  # noqa: E402
-from bot.sandbox import SandboxDiscord  # noqa: E402
-from bot.sandbox.harness import SandboxWorld  # noqa: E402
+from sandbox import SandboxDiscord  # noqa: E402
+from sandbox.harness import SandboxWorld  # noqa: E402
 
 POLICY = """
 [guild.bench]

@@ -59,7 +59,7 @@ async def _migrate(url: str) -> None:
 def point_at_discord(settings: Settings) -> None:
     """WARDEN_DISCORD_API_URL / _GATEWAY_URL: a REST proxy or the local sandbox. Nothing else differs."""
     if settings.discord_api_url or settings.discord_gateway_url:
-        from bot.sandbox.endpoints import point_discord_at
+        from bot.discord_endpoints import point_discord_at
 
         point_discord_at(
             settings.discord_api_url or "https://discord.com/api/v10",
@@ -164,7 +164,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from bot.sandbox.walkthrough import main as sandbox_main
+    from sandbox.walkthrough import main as sandbox_main
 
     return sandbox_main(args)
 

@@ -1,6 +1,6 @@
 """Session-wide sandbox conformance report.
 
-Every :class:`~bot.sandbox.SandboxDiscord` created while a test runs is tracked
+Every :class:`~sandbox.SandboxDiscord` created while a test runs is tracked
 (its ``conformance`` record: operations, per-operation call counts, violations).
 At the end of the session the terminal summary says::
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.conformance import Conformance
-from bot.sandbox.server import SandboxDiscord
+from sandbox.conformance import Conformance
+from sandbox.server import SandboxDiscord
 
 MARKER = "expect_violations"
 

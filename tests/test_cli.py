@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from bot.db.migrate import alembic_config
-from bot.sandbox import SandboxDiscord
-from bot.sandbox.harness import ACME, build_guild
+from sandbox import SandboxDiscord
+from sandbox.harness import ACME, build_guild
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config.example.toml"

@@ -12,7 +12,7 @@ HELPERS = """
 import aiohttp
 import pytest
 
-from bot.sandbox import SandboxDiscord
+from sandbox import SandboxDiscord
 
 
 async def call(sb, method, path, **kw):

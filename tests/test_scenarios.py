@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario_file
+from sandbox.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario_file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples" / "scenarios").glob("*.toml"))

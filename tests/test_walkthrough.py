@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.sandbox.walkthrough import WALKTHROUGH
+from sandbox.walkthrough import WALKTHROUGH
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,8 +50,8 @@ def test_walkthrough_runs_and_shows_the_whole_story(tmp_path):
 
 
 def test_walkthrough_is_a_scenario():
-    from bot.sandbox.scenario import parse_scenario
-    from bot.sandbox.walkthrough import walkthrough_data
+    from sandbox.scenario import parse_scenario
+    from sandbox.walkthrough import walkthrough_data
 
     scenario = parse_scenario(walkthrough_data(), "walkthrough")
     assert scenario.steps == WALKTHROUGH["step"]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.policy import load_policy
-from bot.sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
+from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import copy
 import tomllib
 
 from bot.policy import parse_policy
-from bot.sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
+from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
 
 GLOBEX = {
     "name": "globex",

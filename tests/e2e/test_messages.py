@@ -7,7 +7,7 @@ import logging
 from bot.discord_io import replies
 from bot.discord_io.replies import APOLOGY
 from bot.policy import load_policy, parse_policy
-from bot.sandbox.harness import EXAMPLE_CONFIG, SandboxWorld
+from sandbox.harness import EXAMPLE_CONFIG, SandboxWorld
 from tests.e2e.test_core_flow import card_in, request
 
 

@@ -167,7 +167,7 @@ async def test_sweeps_survive_a_database_outage_and_catch_up(world, caplog):
 
 
 async def test_the_scheduler_removes_an_expired_grant_without_being_asked(policy, acme_spec, db_url, clock):
-    from bot.sandbox.harness import SandboxWorld
+    from sandbox.harness import SandboxWorld
 
     async with SandboxWorld(policy, database_url=db_url, clock=clock, scheduler_seconds=0.1) as world:
         world.add_guild(acme_spec)
@@ -185,8 +185,8 @@ async def test_deny_opens_its_modal_in_time_even_when_the_check_is_slow(
 ):
     import asyncio
 
-    from bot.sandbox.harness import SandboxWorld
     from bot.wiring import Tuning
+    from sandbox.harness import SandboxWorld
 
     quick = Tuning(run_scheduler=False, guild_ready_timeout=0.05, deny_precheck_seconds=0.05)
     async with SandboxWorld(policy, database_url=db_url, clock=clock, tuning=quick) as world:

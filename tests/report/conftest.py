@@ -13,7 +13,7 @@ import pytest
 from bot.clock import ManualClock
 from bot.ledger import Signer
 from bot.policy import load_policy
-from bot.sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
+from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 HOSTILE_REASON = "<script>alert('x')</script> release 4.2 & \"hotfix\""

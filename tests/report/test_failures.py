@@ -14,9 +14,9 @@ from bot.cli import main
 from bot.clock import ManualClock
 from bot.controls import ControlMap
 from bot.db.models import LedgerEntry
+from bot.decisions.service import Decision, DecisionService, Outcome
 from bot.ledger import Signer
 from bot.report import write_report
-from bot.decisions.service import Decision, DecisionService, Outcome
 from tests.report.conftest import T0, Populated
 from tests.report.test_report import rows, section
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sandbox import SandboxDiscord
+from sandbox import SandboxDiscord
 
 from .tinybot import TinyBot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.sandbox import SandboxDiscord
+from sandbox import SandboxDiscord
 
 
 async def _call(sb, method, path, **kw):

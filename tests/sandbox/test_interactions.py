@@ -7,7 +7,7 @@ import asyncio
 import discord
 import pytest
 
-from bot.sandbox import SandboxError, SandboxTimeout
+from sandbox import SandboxError, SandboxTimeout
 
 
 async def test_slash_ephemeral_reply(sandbox, world, tinybot):

@@ -7,7 +7,7 @@ import datetime as dt
 import aiohttp
 
 from bot.clock import ManualClock
-from bot.sandbox import SandboxDiscord
+from sandbox import SandboxDiscord
 
 from .tinybot import TinyBot
 

@@ -9,7 +9,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.sandbox import SandboxDiscord
+from sandbox import SandboxDiscord
 
 SCOPES = ["deploy", "deploy-prod", "db-read", "billing"]
 

@@ -14,8 +14,8 @@ from bot.decisions.service import DecisionService
 from bot.grants.service import GrantService
 from bot.ledger import Signer, verify_chain
 from bot.policy import GuildDirectory, load_policy
-from bot.sandbox.harness import EXAMPLE_CONFIG
 from bot.services.base import Core
+from sandbox.harness import EXAMPLE_CONFIG
 
 
 class RecordingOps:

@@ -1,4 +1,7 @@
-"""Point an unmodified discord.py at another Discord (the sandbox, or any compatible server)."""
+"""Point an unmodified discord.py at another Discord: a REST proxy, the local sandbox, any compatible server.
+
+Production behaviour (``WARDEN_DISCORD_API_URL`` / ``_GATEWAY_URL``), so it lives in ``bot``; the sandbox uses it too.
+"""
 
 from __future__ import annotations
 

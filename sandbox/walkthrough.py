@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.policy import PolicyError, load_policy
-from bot.sandbox.harness import EXAMPLE_CONFIG
-from bot.sandbox.scenario import ScenarioError, parse_scenario, run_all
+from sandbox.harness import EXAMPLE_CONFIG
+from sandbox.scenario import ScenarioError, parse_scenario, run_all
 
 # The walkthrough, in the scenario format (docs/scenarios.md); the policy is filled in at run time.
 WALKTHROUGH: dict[str, Any] = {

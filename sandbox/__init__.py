@@ -6,8 +6,9 @@ with Discord's semantics (permissions, role hierarchy, interaction deadlines, au
 log, resume) and request validation against Discord's OpenAPI description.
 """
 
+from bot.discord_endpoints import point_discord_at, reset_discord_endpoints
+
 from .conformance import Conformance
-from .endpoints import point_discord_at, reset_discord_endpoints
 from .errors import DiscordAPIError, SandboxError, SandboxTimeout
 from .interactions import InteractionOutcome
 from .models import SChannel, SGuild, SIntegration, SMember, SMessage, SOverwrite, SRole, SUser, SWebhook

@@ -16,7 +16,8 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
-from ..clock import SystemClock
+from bot.clock import SystemClock
+
 from . import gateway as gw
 from .acting import ActingMixin
 from .admin import Admin
@@ -199,7 +200,7 @@ class SandboxDiscord(ActingMixin):
 
     def point_discord_here(self) -> None:
         """Set discord.py's class-level endpoints to this sandbox."""
-        from .endpoints import point_discord_at
+        from bot.discord_endpoints import point_discord_at
 
         point_discord_at(self.api_url, self.gateway_url)
 

@@ -29,9 +29,9 @@ from typing import Any, TextIO
 from bot.clock import ManualClock
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.policy import Policy, PolicyError, load_policy, parse_policy
-from bot.sandbox.errors import SandboxError
-from bot.sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
-from bot.sandbox.models import SChannel, SGuild, SMember, SMessage
+from sandbox.errors import SandboxError
+from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
+from sandbox.models import SChannel, SGuild, SMember, SMessage
 
 DEFAULT_START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 EVENTUALLY_SECONDS = 1.0  # how long a positive expectation may take to come true (DMs are sent after replies)
@@ -591,7 +591,7 @@ class ScenarioRunner:
                                 break
                 finally:
                     with contextlib.suppress(Exception):
-                        from bot.sandbox.endpoints import reset_discord_endpoints
+                        from bot.discord_endpoints import reset_discord_endpoints
 
                         reset_discord_endpoints()
         except (SandboxError, PolicyError, OSError) as e:
@@ -1085,7 +1085,7 @@ class ScenarioRunner:
                 m = self._member(guild, who)
                 ch = self._channel(guild, cname)
                 ow = ch.overwrite_for(m.id)
-                from bot.sandbox.models import permission_names
+                from sandbox.models import permission_names
 
                 state = (
                     f"allow {permission_names(ow.allow)} deny {permission_names(ow.deny)}" if ow else "none"

@@ -15,20 +15,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import bot.data
 from bot.clock import ManualClock
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_engine, create_session_factory
 from bot.ledger import Signer, verify_chain
 from bot.policy import Policy
-from bot.sandbox.errors import SandboxError
-from bot.sandbox.models import SGuild
-from bot.sandbox.server import SandboxDiscord
 from bot.wiring import Tuning, build_bot
+from sandbox.errors import SandboxError
+from sandbox.models import SGuild
+from sandbox.server import SandboxDiscord
 
 log = logging.getLogger(__name__)
 
 # Shipped in the package (bot/data links to the repository root copy), so an installed wheel has it too.
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "data" / "config.example.toml"
+EXAMPLE_CONFIG = Path(bot.data.__file__).with_name("config.example.toml")
 
 # The server config.example.toml is written for. Roles are listed bottom to top; Warden's
 # own role sits above them all, as an admin would set it up.
