@@ -1,11 +1,15 @@
-"""`warden audit verify|export`: check the signed ledger, or write evidence for an auditor.
+"""`warden audit verify|export|checkpoint|rotate-key`: prove the signed ledger.
 
 - ``warden audit verify``: every entry's hash, link and signature in the database, and the head.
   The public key is ``--public-key`` (a PEM file, obtained independently — preferred) or the one
-  derived from the signing key Warden runs with.
+  derived from the signing key Warden runs with. ``--checkpoint FILE|DIR`` (repeatable): the
+  ledger must still reach every checkpoint with the same hash (catches a cut-off tail).
 - ``warden audit verify --export DIR``: an exported directory, from its files alone.
-- ``warden audit export OUT``: ``ledger.jsonl``, ``public_key.pem``, a signed ``head.json`` and a
-  README for the auditor.
+- ``warden audit export OUT [--since DATE] [--format jsonl|csv]``: the ledger (from ``--since``,
+  anchored to the entry before), ``public_key.pem``, a signed ``head.json`` with every public key
+  and its validity, and a README for the auditor.
+- ``warden audit checkpoint [--out FILE|DIR]``: a signed checkpoint of the ledger's length and head.
+- ``warden audit rotate-key [--lost-key]``: a new signing key; old entries stay verifiable.
 
 Exit status: 0 verified / exported, 1 the ledger does not verify, 2 a setup problem
 (missing key, database, config). The private key is only ever used to sign, never printed.
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,13 +33,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.ledger import (
+    CheckpointFile,
+    LedgerKeyError,
     Signer,
     VerifyReport,
     export_evidence,
     key_id_for,
+    ledger_file_of,
     load_public_key,
+    read_checkpoints,
+    rotate_key,
     verify_chain,
     verify_export,
+    write_checkpoint,
 )
 from bot.policy import Policy, PolicyError, load_policy
 from bot.settings import Settings, redact_url
@@ -41,13 +53,21 @@ from bot.startup import StartupError
 
 T = TypeVar("T")
 
+DEFAULT_CHECKPOINT_DIR = "ledger-checkpoints"
+
 
 def run_audit(args: argparse.Namespace, settings: Settings) -> int:
     if args.audit_command == "verify":
         return _verify(args, settings)
     if args.audit_command == "export":
         return _export(args, settings)
-    raise StartupError(f"unknown audit command {args.audit_command!r}; use verify or export")
+    if args.audit_command == "checkpoint":
+        return _checkpoint(args, settings)
+    if args.audit_command == "rotate-key":
+        return _rotate_key(args, settings)
+    raise StartupError(
+        f"unknown audit command {args.audit_command!r}; use verify, export, checkpoint or rotate-key"
+    )
 
 
 # --------------------------------------------------------------------- inputs
@@ -88,6 +108,29 @@ def _signer(settings: Settings, policy: Policy | None) -> Signer:
         ) from None
     except (ValueError, TypeError, OSError) as exc:
         raise StartupError(f"ledger signing key {path} cannot be used: {exc}") from None
+
+
+def _checkpoint_files(args: argparse.Namespace) -> list[CheckpointFile]:
+    paths = getattr(args, "checkpoint", None) or []
+    for path in paths:
+        if not Path(path).exists():
+            raise StartupError(f"--checkpoint {path}: no such file or directory")
+    files = read_checkpoints(paths)
+    if paths and not files:
+        raise StartupError(f"--checkpoint {', '.join(paths)}: no checkpoint files (*.json) found")
+    return files
+
+
+def _since(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise StartupError(
+            f"--since {value!r} is not a date: use ISO 8601, e.g. 2026-01-01 or 2026-01-01T09:00+00:00"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def _database_url(settings: Settings, policy: Policy | None) -> str:
@@ -133,6 +176,7 @@ def _print_report(what: str, report: VerifyReport, key_id: str) -> int:
         print(
             f"{what} OK: {report.entries} entries, chain and signatures verified with key {key_id}"
             + (f" (last entry {report.last_entry_id})" if report.last_entry_id is not None else "")
+            + (f"; reaches all {report.checkpoints} checkpoint(s)" if report.checkpoints else "")
         )
         return 0
     print(
@@ -149,15 +193,17 @@ def _print_report(what: str, report: VerifyReport, key_id: str) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    checkpoints = _checkpoint_files(args)
     if args.export:
         directory = Path(args.export)
-        if not (directory / "ledger.jsonl").is_file():
+        if ledger_file_of(directory) is None:
             raise StartupError(
-                f"{directory} is not an evidence export (no ledger.jsonl); make one with `warden audit export`"
+                f"{directory} is not an evidence export (no ledger.jsonl or ledger.csv); make one with "
+                "`warden audit export`"
             )
         pem = _read_public_key(args.public_key)[1] if args.public_key else None
         try:
-            report = verify_export(directory, public_key_pem=pem)
+            report = verify_export(directory, public_key_pem=pem, checkpoints=checkpoints)
         except (OSError, ValueError) as exc:
             raise StartupError(f"{directory}: cannot be read ({exc})") from None
         key = load_public_key(pem if pem is not None else (directory / "public_key.pem").read_bytes())
@@ -174,7 +220,9 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     else:
         key = _signer(settings, policy).public_key
     url = _database_url(settings, policy)
-    report = asyncio.run(_with_session(url, lambda session: verify_chain(session, key)))
+    report = asyncio.run(
+        _with_session(url, lambda session: verify_chain(session, key, checkpoints=checkpoints))
+    )
     return _print_report("ledger", report, key_id_for(key))
 
 
@@ -185,17 +233,28 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise StartupError(f"{out} exists and is not a directory")
+    since = _since(getattr(args, "since", None))
+    fmt = getattr(args, "format", None) or "jsonl"
 
     async def work(session: AsyncSession) -> VerifyReport:
         report = await verify_chain(session, signer.public_key)
-        await export_evidence(session, out, signer)
+        await export_evidence(session, out, signer, since=since, fmt=fmt)
         return report
 
     report = asyncio.run(_with_session(url, work))
+    exported = verify_export(out, signer.public_key_pem())
+    scope = (
+        f"{exported.entries} of {report.entries} ledger entries"
+        if since
+        else f"{report.entries} ledger entries"
+    )
     print(
-        f"exported {report.entries} ledger entries to {out} (key id {signer.key_id}); "
+        f"exported {scope} to {out} as {fmt} (key id {signer.key_id}); "
         f"verify with: warden audit verify --export {out} --public-key <Warden's public key PEM>"
     )
+    for warning in exported.warnings:
+        if "starts after entry" in warning:
+            print(f"note: {warning}")
     if not report.ok:
         print(
             "warning: the ledger in the database does not verify; the export carries the problems as found:",
@@ -204,4 +263,67 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         for problem in report.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    policy = _optional_policy(args, settings)
+    signer = _signer(settings, policy)
+    url = _database_url(settings, policy)
+    given = getattr(args, "out", None)
+    out = Path(given or DEFAULT_CHECKPOINT_DIR)
+    if not given or given.endswith(("/", os.sep)):  # a directory: a new file in it each time
+        try:
+            out.mkdir(mode=0o750, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(
+                f"{out}: cannot create the checkpoint directory ({exc.strerror or exc})"
+            ) from None
+
+    async def work(session: AsyncSession) -> str:
+        async with session.begin():
+            checkpoint = await write_checkpoint(session, signer, out, now=dt.datetime.now(dt.UTC))
+        return f"wrote {checkpoint.source}: {checkpoint.narrative()}"
+
+    try:
+        print(asyncio.run(_with_session(url, work)))
+    except OSError as exc:  # raised by the file write, not the database
+        raise StartupError(f"{out}: cannot write the checkpoint ({exc.strerror or exc})") from None
+    print("ship it off this machine; check with: warden audit verify --checkpoint <file or directory>")
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    policy = _optional_policy(args, settings)
+    path = settings.resolved_signing_key(policy)
+    url = _database_url(settings, policy)
+    lost = bool(getattr(args, "lost_key", False))
+    if lost and path.exists():
+        raise StartupError(
+            f"--lost-key, but the signing key {path} is there: rotate without --lost-key so the old key "
+            "signs the handover"
+        )
+
+    async def work(session: AsyncSession) -> str:
+        from bot.db.session import create_session_factory
+
+        factory = create_session_factory(session.bind)  # type: ignore[arg-type]
+        rotation = await rotate_key(factory, path, now=dt.datetime.now(dt.UTC), lost=lost)
+        return (
+            f"signing key rotated: key {rotation.new_key_id} is now active in {path} (was "
+            f"{rotation.old_key_id or 'none'}; handover recorded as ledger entry {rotation.entry_id}). "
+            "Back up the new key file, give auditors its public key (`warden audit export` carries every "
+            "key), and restart Warden on other hosts with the new file."
+        )
+
+    try:
+        print(asyncio.run(_with_session(url, work)))
+    except LedgerKeyError as exc:
+        raise StartupError(str(exc)) from None
+    if lost:
+        print(
+            "warning: the old key did not sign this handover; auditors must obtain the new public key "
+            "from you directly to trust entries from here on",
+            file=sys.stderr,
+        )
     return 0
