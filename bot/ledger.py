@@ -17,6 +17,18 @@ with ``created_at`` as ISO 8601 UTC with microseconds
 (``2026-03-02T09:00:00.000000+00:00``). ``hash = sha256(canonical).hexdigest()``;
 the signature is Ed25519 over the ASCII bytes of that hex hash, base64-encoded.
 The row id is not hashed (sequences may leave gaps); order is the prev_hash link.
+
+Beyond the chain (see docs/audit.md):
+
+- *Checkpoints* (``write_checkpoint``): the entry count and head hash, signed, kept
+  off-box; ``verify_chain(..., checkpoints=...)`` shows a tail cut off after one.
+- *Key rotation* (``rotate_key``): a ``key-rotated`` entry signed by the old key names
+  the new one (which signs the handover too); each key may sign only its own period.
+  ``ledger_keys`` indexes the public keys and their ranges; ``append_entry`` refuses a
+  retired key. ``open_signer`` is how a process gets its signer: it never creates a new
+  key for a ledger that already has entries.
+- *Exports* (``export_evidence``) from a date carry the anchor: the hash of the entry
+  before the first exported one.
 """
 
 from __future__ import annotations
@@ -136,23 +148,35 @@ class Signer:
             log.warning("ledger signing key %s is readable by others (mode %o); chmod 600 it", path, mode)
         return cls(_read_private_key(path), path)
 
-    def reload(self) -> bool:
-        """Re-read the key file; whether the key changed (it was rotated by another process)."""
-        if self.path is None or not self.path.exists():
+    def reload(self, accept: Iterable[str] | None = None) -> bool:
+        """Re-read the key file; whether the key changed (it was rotated by another process).
+
+        With ``accept``, take the new key only if its id is among them; the pending
+        ``<file>.new`` of a rotation that has committed but not yet moved its file is
+        tried too.
+        """
+        if self.path is None:
             return False
-        key = _read_private_key(self.path)
-        public = key.public_key()
-        if key_id_for(public) == self.key_id:
-            return False
-        old = self.key_id
-        self._key, self.public_key, self.key_id = key, public, key_id_for(public)
-        log.info(
-            "ledger signing key %s changed from key id %s to %s; signing with the new key",
-            self.path,
-            old,
-            self.key_id,
-        )
-        return True
+        wanted = None if accept is None else set(accept)
+        for candidate in (self.path, self.path.with_name(self.path.name + ".new")):
+            try:
+                key = _read_private_key(candidate)
+            except (OSError, ValueError, TypeError):
+                continue
+            public = key.public_key()
+            new_id = key_id_for(public)
+            if new_id == self.key_id or (wanted is not None and new_id not in wanted):
+                continue
+            old = self.key_id
+            self._key, self.public_key, self.key_id = key, public, new_id
+            log.info(
+                "ledger signing key %s changed from key id %s to %s; signing with the new key",
+                candidate,
+                old,
+                new_id,
+            )
+            return True
+        return False
 
     def _private_pem(self) -> bytes:
         return self._key.private_bytes(
@@ -360,7 +384,7 @@ async def _ensure_active_key(session: AsyncSession, signer: Signer) -> None:
     active = await _active_key_ids(session)
     if not active or signer.key_id in active:
         return
-    if signer.reload() and signer.key_id in active:
+    if signer.reload(accept=active):
         return
     raise LedgerKeyError(
         f"ledger signing key {signer.key_id}"

@@ -360,3 +360,19 @@ async def test_hostile_export_lines_are_reported_by_line(session_factory, tmp_pa
         "line 3: not valid JSON",
         "line 4: not a JSON object but a list",
     ]
+
+
+async def test_signer_adopts_the_pending_key_of_a_rotation_not_yet_moved(session_factory, tmp_path):
+    path = tmp_path / "k.pem"
+    running = await open_signer(session_factory, path, now=NOW)
+    old_pem = path.read_bytes()
+    await append_n(session_factory, running, 1)
+    rotation = await rotate_key(session_factory, path, now=NOW)
+    # The moment between the database commit and moving the new file into place.
+    path.rename(path.with_name("k.pem.new"))
+    path.write_bytes(old_pem)
+    (entry,) = await append_n(session_factory, running, 1, start=1)
+    assert entry.key_id == rotation.new_key_id == running.key_id
+    # A stray key file that is not the active key is never adopted.
+    path.with_name("k.pem.new").write_bytes(old_pem)
+    assert not running.reload(accept=[rotation.new_key_id])
