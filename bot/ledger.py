@@ -1217,7 +1217,7 @@ async def export_evidence(
     last_id: int | None = anchor_id
     last_hash = anchor_hash
     ledger_file = LEDGER_FILE if fmt == "jsonl" else LEDGER_CSV_FILE
-    with (out_dir / ledger_file).open("w", encoding="ascii", newline="") as fh:
+    with (out_dir / ledger_file).open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n") if fmt == "csv" else None
         if writer is not None:
             writer.writerow(EXPORT_FIELDS)
@@ -1484,7 +1484,11 @@ def verify_export(
             problems.append("head.json: not a JSON object")
     head_signed = False
     if head_doc is not None and signature is not None:
-        if _verify_bytes(key, dumps_canonical(head_doc), str(signature)):
+        try:
+            head_bytes: bytes | None = dumps_canonical(head_doc)
+        except (ValueError, TypeError, RecursionError):
+            head_bytes = None
+        if head_bytes is not None and _verify_bytes(key, head_bytes, str(signature)):
             head_signed = True
             for kid, info in _head_keys(head_doc).items():
                 keys[kid] = info  # vouched for by the active key's signature over head.json
@@ -1512,7 +1516,9 @@ def verify_export(
         checker.check(record)
 
     first_id = head_doc.get("first_entry_id") if head_doc is not None else None
-    warnings += checker.finish_checkpoints(first_id if anchor != GENESIS_HASH else None)
+    if not isinstance(first_id, int) or isinstance(first_id, bool) or anchor == GENESIS_HASH:
+        first_id = None
+    warnings += checker.finish_checkpoints(first_id)
     if head_doc is None:
         if not problems:
             warnings.append("head.json is missing: lines removed from the end cannot be detected")

@@ -136,3 +136,29 @@ def test_deeply_nested_lines_do_not_crash(depth):
     assert report.problems[0] == "line 2: not a JSON object but a list" or report.problems[0].startswith(
         "line 2: not valid JSON"
     )
+
+
+HEAD_KEYS = [
+    "entries",
+    "last_entry_id",
+    "last_hash",
+    "db_head_entry_id",
+    "db_head_hash",
+    "key_id",
+    "anchor_entry_id",
+    "anchor_hash",
+    "first_entry_id",
+    "keys",
+    "signature",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(head=json_values | st.dictionaries(st.sampled_from(HEAD_KEYS), json_values, max_size=8))
+def test_any_head_json_never_crashes_and_never_passes(head):
+    with tempfile.TemporaryDirectory() as tmp:
+        write_export(Path(tmp), [canonical_line(r) for r in RECORDS])
+        (Path(tmp) / "head.json").write_text(json.dumps(head))
+        report = verify_export(tmp, checkpoints=[])
+    assert not report.ok
+    assert all(p and "\n" not in p for p in report.problems)

@@ -376,3 +376,24 @@ async def test_signer_adopts_the_pending_key_of_a_rotation_not_yet_moved(session
     # A stray key file that is not the active key is never adopted.
     path.with_name("k.pem.new").write_bytes(old_pem)
     assert not running.reload(accept=[rotation.new_key_id])
+
+
+async def test_csv_export_keeps_non_ascii_text_verifiable(session_factory, tmp_path):
+    signer = Signer.generate()
+    async with session_factory() as session, session.begin():
+        await append_entry(
+            session,
+            signer,
+            created_at=NOW,
+            outcome="denied",
+            rule="scope:déploiement",
+            reason='Refusé: «pas de raison», line\nbreak, "quotes", comma',
+            proof={"note": "✓"},
+            controls=["SOC2:CC6.2"],
+            guild_id=1,
+        )
+    async with session_factory() as session:
+        await export_evidence(session, tmp_path, signer, fmt="csv")
+    assert "Refusé" in (tmp_path / "ledger.csv").read_text(encoding="utf-8")
+    report = verify_export(tmp_path)
+    assert report.ok, report.problems
