@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.clock import SystemClock
 from bot.ledger import (
     CheckpointFile,
     LedgerKeyError,
@@ -285,7 +286,7 @@ def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(session: AsyncSession) -> str:
         async with session.begin():
-            checkpoint = await write_checkpoint(session, signer, out, now=dt.datetime.now(dt.UTC))
+            checkpoint = await write_checkpoint(session, signer, out, now=SystemClock().now())
         return f"wrote {checkpoint.source}: {checkpoint.narrative()}"
 
     try:
@@ -311,7 +312,7 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
         from bot.db.session import create_session_factory
 
         factory = create_session_factory(session.bind)  # type: ignore[arg-type]
-        rotation = await rotate_key(factory, path, now=dt.datetime.now(dt.UTC), lost=lost)
+        rotation = await rotate_key(factory, path, now=SystemClock().now(), lost=lost)
         return (
             f"signing key rotated: key {rotation.new_key_id} is now active in {path} (was "
             f"{rotation.old_key_id or 'none'}; handover recorded as ledger entry {rotation.entry_id}). "

@@ -999,6 +999,21 @@ async def write_checkpoint(
     return _write_checkpoint_file(dataclasses.replace(unsigned, signature=signature), Path(path), now)
 
 
+async def checkpoint_to(
+    session_factory: async_sessionmaker[AsyncSession],
+    signer: Signer,
+    path: str | os.PathLike[str],
+    *,
+    now: dt.datetime,
+) -> Checkpoint:
+    """``write_checkpoint`` in a transaction of its own: what a scheduled job calls.
+
+    Post ``checkpoint.narrative()`` to the governance channel, and ship the file off-box.
+    """
+    async with session_factory() as session, session.begin():
+        return await write_checkpoint(session, signer, path, now=now)
+
+
 def _write_checkpoint_file(checkpoint: Checkpoint, target: Path, now: dt.datetime) -> Checkpoint:
     if target.is_dir():
         stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -162,3 +162,20 @@ def test_any_head_json_never_crashes_and_never_passes(head):
         report = verify_export(tmp, checkpoints=[])
     assert not report.ok
     assert all(p and "\n" not in p for p in report.problems)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    doc=json_values
+    | st.dictionaries(st.sampled_from([*HEAD_KEYS, "format", "head_hash", "created_at"]), json_values)
+)
+def test_any_checkpoint_file_is_refused_with_a_sentence(doc):
+    from bot.ledger import read_checkpoints
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cp.json"
+        path.write_text(json.dumps(doc))
+        write_export(Path(tmp), [canonical_line(r) for r in RECORDS])
+        report = verify_export(tmp, checkpoints=read_checkpoints([path]))
+    assert not report.ok
+    assert any(p.startswith(f"checkpoint {path}") for p in report.problems)

@@ -17,6 +17,7 @@ from bot.ledger import (
     LedgerKeyError,
     Signer,
     append_entry,
+    checkpoint_to,
     export_evidence,
     open_signer,
     read_checkpoints,
@@ -32,8 +33,8 @@ NOW = T0 + dt.timedelta(days=1)
 
 
 async def checkpoint(session_factory, signer, path):
-    async with session_factory() as session, session.begin():
-        return await write_checkpoint(session, signer, path, now=NOW)
+    """As the scheduler does it: one transaction, a checkpoint back with its narrative."""
+    return await checkpoint_to(session_factory, signer, path, now=NOW)
 
 
 async def verify(session_factory, key, checkpoint_paths=()):
