@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,14 +32,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import SystemClock
 from bot.ledger import (
     CheckpointFile,
-    LedgerKeyError,
     Signer,
     VerifyReport,
+    checkpoint_to,
     export_evidence,
     key_id_for,
     ledger_file_of,
@@ -47,7 +48,6 @@ from bot.ledger import (
     rotate_key,
     verify_chain,
     verify_export,
-    write_checkpoint,
 )
 from bot.policy import Policy, PolicyError, load_policy
 from bot.settings import Settings, redact_url
@@ -147,7 +147,7 @@ def _database_url(settings: Settings, policy: Policy | None) -> str:
     return url
 
 
-async def _with_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def _with_factory(url: str, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
     from bot.db.session import create_engine, create_session_factory
 
     engine = create_engine(url)
@@ -156,8 +156,7 @@ async def _with_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) 
             tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         if not {"ledger_entries", "ledger_head"} <= tables:
             raise StartupError(f"database {redact_url(url)} has no ledger tables: run `warden migrate` first")
-        async with create_session_factory(engine)() as session:
-            return await work(session)
+        return await work(create_session_factory(engine))
     except SQLAlchemyError as exc:
         raise StartupError(
             f"database {redact_url(url)}: {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
@@ -166,6 +165,25 @@ async def _with_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) 
         raise StartupError(f"database {redact_url(url)} cannot be reached: {exc}") from None
     finally:
         await engine.dispose()
+
+
+async def _with_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def in_session(factory: async_sessionmaker[AsyncSession]) -> T:
+        async with factory() as session:
+            return await work(session)
+
+    return await _with_factory(url, in_session)
+
+
+@contextlib.contextmanager
+def _file_errors(what: str) -> Iterator[None]:
+    """A file Warden writes (not the database) failed: say which, as a setup problem."""
+    try:
+        yield
+    except OSError as exc:
+        if not exc.filename:
+            raise
+        raise StartupError(f"{what}: {exc.filename}: {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------- output
@@ -284,15 +302,12 @@ def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
                 f"{out}: cannot create the checkpoint directory ({exc.strerror or exc})"
             ) from None
 
-    async def work(session: AsyncSession) -> str:
-        async with session.begin():
-            checkpoint = await write_checkpoint(session, signer, out, now=SystemClock().now())
+    async def work(factory: async_sessionmaker[AsyncSession]) -> str:
+        with _file_errors("cannot write the checkpoint"):
+            checkpoint = await checkpoint_to(factory, signer, out, now=SystemClock().now())
         return f"wrote {checkpoint.source}: {checkpoint.narrative()}"
 
-    try:
-        print(asyncio.run(_with_session(url, work)))
-    except OSError as exc:  # raised by the file write, not the database
-        raise StartupError(f"{out}: cannot write the checkpoint ({exc.strerror or exc})") from None
+    print(asyncio.run(_with_factory(url, work)))
     print("ship it off this machine; check with: warden audit verify --checkpoint <file or directory>")
     return 0
 
@@ -308,11 +323,9 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
             "signs the handover"
         )
 
-    async def work(session: AsyncSession) -> str:
-        from bot.db.session import create_session_factory
-
-        factory = create_session_factory(session.bind)  # type: ignore[arg-type]
-        rotation = await rotate_key(factory, path, now=SystemClock().now(), lost=lost)
+    async def work(factory: async_sessionmaker[AsyncSession]) -> str:
+        with _file_errors("cannot write the new signing key"):
+            rotation = await rotate_key(factory, path, now=SystemClock().now(), lost=lost)
         return (
             f"signing key rotated: key {rotation.new_key_id} is now active in {path} (was "
             f"{rotation.old_key_id or 'none'}; handover recorded as ledger entry {rotation.entry_id}). "
@@ -320,10 +333,7 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
             "key), and restart Warden on other hosts with the new file."
         )
 
-    try:
-        print(asyncio.run(_with_session(url, work)))
-    except LedgerKeyError as exc:
-        raise StartupError(str(exc)) from None
+    print(asyncio.run(_with_factory(url, work)))
     if lost:
         print(
             "warning: the old key did not sign this handover; auditors must obtain the new public key "

@@ -78,6 +78,9 @@ def test_checkpoint_then_truncate_then_verify(ledger_db: dict[str, str], tmp_pat
 
     r = warden(tmp_path, "audit", "verify", "--checkpoint", str(tmp_path / "nope.json"), **ledger_db)
     assert r.code == 2 and "nope.json: no such file" in r.err
+    (tmp_path / "a-file").write_text("")
+    r = warden(tmp_path, "audit", "checkpoint", "--out", str(tmp_path / "a-file" / "cp.json"), **ledger_db)
+    assert r.code == 2 and "cannot write the checkpoint" in r.err and "database" not in r.err, r.text
 
 
 def test_rotate_key_then_export_since_as_csv(ledger_db: dict[str, str], tmp_path: Path) -> None:
