@@ -398,3 +398,24 @@ async def test_csv_export_keeps_non_ascii_text_verifiable(session_factory, tmp_p
     assert "Refusé" in (tmp_path / "ledger.csv").read_text(encoding="utf-8")
     report = verify_export(tmp_path)
     assert report.ok, report.problems
+
+
+async def test_export_line_signed_by_a_retired_key_fails(session_factory, tmp_path):
+    path = tmp_path / "k.pem"
+    signer = await open_signer(session_factory, path, now=NOW)
+    old_copy = Signer(signer._key)
+    await append_n(session_factory, signer, 2)
+    await rotate_key(session_factory, path, now=NOW)
+    after = await append_n(session_factory, signer, 2, start=2)
+    async with session_factory() as session:
+        await export_evidence(session, tmp_path / "ev", signer)
+    lines = (tmp_path / "ev" / "ledger.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    last.update(key_id=old_copy.key_id, signature=old_copy.sign(last["hash"].encode("ascii")))
+    lines[-1] = json.dumps(last)
+    (tmp_path / "ev" / "ledger.jsonl").write_text("\n".join(lines) + "\n")
+    report = verify_export(tmp_path / "ev", signer.public_key_pem())
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith(
+        f"entry {after[-1].id}: signed by key {old_copy.key_id} outside its validity"
+    )
