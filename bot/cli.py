@@ -71,7 +71,7 @@ async def _run(settings: Settings, policy: Policy) -> None:
     from bot.clock import SystemClock
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_engine, create_session_factory
-    from bot.ledger import Signer
+    from bot.ledger import open_signer
     from bot.services.base import DB_DOWN
     from bot.wiring import build_bot
 
@@ -88,7 +88,9 @@ async def _run(settings: Settings, policy: Policy) -> None:
                 f"cannot reach the database at {redact_url(url)} ({type(exc).__name__}): is it running, "
                 "and is WARDEN_DATABASE_URL right?"
             ) from None
-        signer = Signer.from_file(_signing_key_path(settings, policy), create=True)
+        signer = await open_signer(
+            create_session_factory(engine), _signing_key_path(settings, policy), now=SystemClock().now()
+        )
         bot = build_bot(
             policy=policy, clock=SystemClock(), session_factory=create_session_factory(engine), signer=signer
         )
@@ -201,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--public-key", help="PEM public key (default: derived from the signing key)")
     v.add_argument("--export", help="verify an exported evidence directory instead of the database")
     v.add_argument("--config", help="policy file, for [warden] settings")
+    v.add_argument("--checkpoint", action="append", help="checkpoint file or directory to check against")
     e = asub.add_parser("export", help="write signed evidence for an auditor")
     e.add_argument("out", help="directory to write")
     e.add_argument("--config", help="policy file, for [warden] settings")
@@ -208,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="directory to write (report.html beside the export)")
     r.add_argument("--since", help="first day to report, YYYY-MM-DD UTC (default: the first entry)")
     r.add_argument("--until", help="day to stop before, YYYY-MM-DD UTC (default: now)")
+    r.add_argument("--config", help="policy file, for [warden] settings")
+    e.add_argument("--since", help="export entries from this date (ISO 8601; UTC unless given)")
+    e.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="ledger file format")
+    c = asub.add_parser("checkpoint", help="write a signed checkpoint of the ledger's length and head")
+    c.add_argument(
+        "--out", help="file, or DIR/ for a new file in it each time (default: ledger-checkpoints/)"
+    )
+    c.add_argument("--config", help="policy file, for [warden] settings")
+    r = asub.add_parser("rotate-key", help="make a new signing key active; old entries stay verifiable")
+    r.add_argument("--lost-key", action="store_true", help="the current key is lost: start a new one")
     r.add_argument("--config", help="policy file, for [warden] settings")
     p.set_defaults(func=cmd_audit)
     return parser

@@ -320,3 +320,26 @@ class AccessToken(Base):
         Index("ix_access_tokens_grant", "grant_id"),
         Index("ix_access_tokens_status_last_used", "status", "last_used_at"),
     )
+
+
+# ---- ledger keys and checkpoints
+
+
+class LedgerKey(Base):
+    """A public key the ledger is or was signed with, and which entries it may sign.
+
+    Public keys only: the private key stays in its file outside the database. The
+    ledger's own ``key-rotated`` entries are the signed record of each handover;
+    this table is the index an export and the append check read. Written only
+    while the ``ledger_head`` row is locked (lock order: head, then keys).
+    """
+
+    __tablename__ = "ledger_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)  # PEM (SubjectPublicKeyInfo)
+    activated_at: Mapped[dt.datetime]
+    retired_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    # Signs the entries with after_entry_id < id <= last_entry_id (NULL: from the first / still active).
+    after_entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
