@@ -1,0 +1,337 @@
+"""The audit listener: one raw audit-log entry in, one recorded decision (and its revert) out.
+
+``handle`` serves both the gateway (``on_raw``/``GUILD_AUDIT_LOG_ENTRY_CREATE``) and
+catch-up, so a live entry and the same entry read back from ``/audit-logs`` take the
+same path and the dedupe row makes sure only one of them is decided.
+
+Order inside ``handle``: classify (reads the cache and the grants) → in one
+transaction claim the entry, record the decision, note the revert as pending and
+move the cursor → after commit, perform the revert → record the revert as its own
+decision (``reverted`` or ``revert-failed``: a control that failed). The decision is
+durable before anything happens in Discord or anyone is told.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.audit.actions import RevertAction, RevertPlan, action_to_json, plan_revert
+from bot.audit.bursts import BurstTracker
+from bot.audit.classify import Classifier, Verdict
+from bot.audit.cursor import (
+    CursorState,
+    advance_cursor,
+    catch_up_plan,
+    claim_entry,
+    gap_since,
+    load_cursor,
+    processed_ids,
+)
+from bot.audit.decision import RULE_GAP, AuditDecision, AuditOutcome, BurstSummary
+from bot.audit.events import AuditEvent, event_from_payload, snowflake
+from bot.audit.ports import ApprovalQueue, DecisionRecorder, FetchPage, GuildFacts, Reverter
+from bot.clock import Clock
+from bot.db.models import AuditProcessed
+
+log = logging.getLogger(__name__)
+
+#: Catch-up stops after this many pages in one run (100 entries each) and resumes next time.
+MAX_PAGES = 1000
+
+Status = Literal["decided", "duplicate", "own", "ignored", "dropped"]
+
+
+@dataclass(frozen=True)
+class HandleResult:
+    status: Status
+    event: AuditEvent
+    verdict: Verdict | None = None
+    plan: RevertPlan | None = None
+    ledger_entry_id: int | None = None
+    failures: tuple[str, ...] = ()
+
+
+@dataclass
+class CatchUpResult:
+    guild_id: int
+    baseline: bool = False
+    pages: int = 0
+    decided: int = 0
+    skipped: int = 0
+    gap: dt.timedelta | None = None
+    results: list[HandleResult] = field(default_factory=list)
+
+
+def revert_reason(event: AuditEvent, rule_id: str) -> str:
+    """The X-Audit-Log-Reason of a revert: names Warden, the rule and the entry it undoes."""
+    return f"Warden revert of audit-log entry {event.entry_id} (rule {rule_id})"
+
+
+class AuditListener:
+    def __init__(
+        self,
+        *,
+        classifier: Classifier,
+        facts: GuildFacts,
+        recorder: DecisionRecorder,
+        reverter: Reverter,
+        clock: Clock,
+        session_factory: async_sessionmaker[AsyncSession],
+        approvals: ApprovalQueue | None = None,
+        bursts: BurstTracker | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self._facts = facts
+        self._recorder = recorder
+        self._reverter = reverter
+        self._clock = clock
+        self._sessions = session_factory
+        self._approvals = approvals
+        self.bursts = bursts or BurstTracker()
+        # Guilds whose audit log has been read up to now since the last (re)connect: only
+        # then may a live entry move the cursor (otherwise it would jump over missed entries).
+        self._synced: set[int] = set()
+
+    def connection_lost(self) -> None:
+        """Call on disconnect: live entries stop moving cursors until the next catch-up."""
+        self._synced.clear()
+
+    # ---- one entry ----------------------------------------------------------------------------
+
+    def normalise(self, payload: Any, guild_id: int | None = None) -> AuditEvent:
+        gid = guild_id
+        if gid is None and isinstance(payload, dict):
+            gid = snowflake(payload.get("guild_id"))
+
+        def is_bot(user_id: int) -> bool | None:
+            return self._facts.is_bot(gid, user_id) if gid is not None else None
+
+        return event_from_payload(payload, guild_id=guild_id, is_bot=is_bot)
+
+    async def handle(self, payload: Any, *, guild_id: int | None = None) -> HandleResult:
+        event = self.normalise(payload, guild_id)
+        if event.action == "ignored":
+            return HandleResult("ignored", event)
+        gid = event.guild_id
+        if gid is None:
+            log.warning("audit-log entry without a guild dropped: %s", event.problem)
+            return HandleResult("dropped", event)
+        verdict = await self.classifier.classify(event)
+        plan: RevertPlan | None = None
+        if verdict.outcome in (AuditOutcome.BLOCK, AuditOutcome.APPROVE):
+            plan = plan_revert(event, verdict.plan_input(event, verdict.rule))
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            claim: AuditProcessed | None = None
+            if event.entry_id:
+                claim = await claim_entry(session, gid, event.entry_id, now)
+                if claim is None:
+                    return HandleResult("duplicate", event, verdict)
+            if verdict.own_action:
+                await self._advance(session, gid, event, now)
+                return HandleResult("own", event, verdict)
+            narrate = verdict.outcome != AuditOutcome.ALLOW
+            closed: list[BurstSummary] = []
+            if narrate:
+                narrate, closed = self.bursts.observe(
+                    event, verdict.outcome.value, verdict.rule_id, event.created_at or now
+                )
+            decision = self._decision(event, verdict, plan, narrate)
+            ledger_id = await self._recorder.record(session, decision)
+            if claim is not None:
+                claim.ledger_entry_id = ledger_id
+                if plan is not None and plan.actions:
+                    claim.pending_actions = [action_to_json(a) for a in plan.actions]
+            if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self._approvals is not None:
+                await self._approvals.request_approval(session, decision, ledger_id, plan.reapply)
+            for summary in closed:
+                await self._recorder.record_summary(session, summary)
+            await self._advance(session, gid, event, now)
+        failures: tuple[str, ...] = ()
+        if plan is not None and plan.actions:
+            claim_id = claim.id if claim is not None else None
+            failures = await self._revert(event, verdict, plan, claim_id, narrate=decision.narrate)
+        return HandleResult("decided", event, verdict, plan, ledger_id, failures)
+
+    async def _advance(self, session: AsyncSession, gid: int, event: AuditEvent, now: dt.datetime) -> None:
+        if gid in self._synced and event.entry_id:
+            await advance_cursor(session, gid, event.entry_id, now)
+
+    def _decision(
+        self, event: AuditEvent, verdict: Verdict, plan: RevertPlan | None, narrate: bool
+    ) -> AuditDecision:
+        proof: dict[str, Any] = event.proof() | verdict.facts.proof()
+        if plan is not None:
+            if plan.actions:
+                proof["revert"] = plan.describe()
+            if plan.not_revertible:
+                proof["not_revertible"] = plan.not_revertible
+            if verdict.outcome == AuditOutcome.APPROVE and plan.reapply:
+                proof["reapply_if_approved"] = [a.describe() for a in plan.reapply]
+        assert event.guild_id is not None
+        return AuditDecision(
+            guild_id=event.guild_id,
+            outcome=verdict.outcome,
+            rule=verdict.rule_id,
+            reason=verdict.reason,
+            proof=proof,
+            controls=verdict.controls,
+            actor_id=event.actor_id,
+            audit_entry_id=event.entry_id or None,
+            narrate=narrate,
+        )
+
+    async def _revert(
+        self, event: AuditEvent, verdict: Verdict, plan: RevertPlan, claim_id: int | None, *, narrate: bool
+    ) -> tuple[str, ...]:
+        """Perform the revert, then record it as its own decision (a failure is a failed control)."""
+        reason = revert_reason(event, verdict.rule_id)
+        done: list[RevertAction] = []
+        failed: list[tuple[RevertAction, str]] = []
+        for action in plan.actions:
+            try:
+                await self._reverter.perform(action, reason)
+            except Exception as exc:  # reported as a failed control, never stops the listener
+                log.warning(
+                    "revert refused: %s",
+                    exc,
+                    extra={"guild_id": event.guild_id, "audit_entry": event.entry_id},
+                )
+                failed.append((action, _describe_failure(exc)))
+            else:
+                done.append(action)
+        assert event.guild_id is not None
+        proof: dict[str, Any] = {"audit_log_entry": str(event.entry_id), "event": event.action}
+        if done:
+            proof["done"] = [a.describe() for a in done]
+        if failed:
+            proof["failed"] = [f"{a.describe()}: {why}" for a, why in failed]
+        if failed:
+            outcome, text = (
+                AuditOutcome.REVERT_FAILED,
+                f"Warden could not fully undo the change rule {verdict.rule_id} blocked; "
+                "the access may still exist — fix Warden's permissions or undo it by hand.",
+            )
+        else:
+            outcome, text = AuditOutcome.REVERTED, f"Warden undid the change rule {verdict.rule_id} blocked."
+        async with self._sessions() as session, session.begin():
+            await self._recorder.record(
+                session,
+                AuditDecision(
+                    guild_id=event.guild_id,
+                    outcome=outcome,
+                    rule=verdict.rule_id,
+                    reason=text,
+                    proof=proof,
+                    controls=verdict.controls,
+                    actor_id=self.classifier.warden_user_id,
+                    audit_entry_id=event.entry_id or None,
+                    narrate=bool(failed) or narrate,
+                ),
+            )
+            if claim_id is not None:
+                row = await session.get(AuditProcessed, claim_id)
+                if row is not None:
+                    row.pending_actions = [action_to_json(a) for a, _ in failed] or None
+        return tuple(why for _, why in failed)
+
+    # ---- bursts -------------------------------------------------------------------------------
+
+    async def flush_bursts(self, *, force: bool = False) -> int:
+        """Record summaries of bursts that went quiet (call on a short schedule)."""
+        summaries = self.bursts.flush() if force else self.bursts.due(self._clock.now())
+        if summaries:
+            async with self._sessions() as session, session.begin():
+                for summary in summaries:
+                    await self._recorder.record_summary(session, summary)
+        return len(summaries)
+
+    # ---- catch-up -----------------------------------------------------------------------------
+
+    async def catch_up(self, guild_id: int, fetch_page: FetchPage) -> CatchUpResult:
+        """Read the audit log from the cursor to now; at start-up and after every resume."""
+        started = self._clock.now()
+        result = CatchUpResult(guild_id)
+        async with self._sessions() as session:
+            cursor = await load_cursor(session, guild_id)
+        result.gap = gap_since(cursor, started)
+        if result.gap is not None and cursor is not None:
+            await self._record_gap(guild_id, cursor, started, result.gap)
+        after = cursor.last_entry_id if cursor is not None else None
+        while result.pages < MAX_PAGES:
+            page = await fetch_page(guild_id, after)
+            result.pages += 1
+            ids = [eid for e in page if isinstance(e, dict) and (eid := snowflake(e.get("id")))]
+            async with self._sessions() as session:
+                done = await processed_ids(session, guild_id, ids)
+            state = None if cursor is None else CursorState(guild_id, after or 0, cursor.synced_at)
+            plan = catch_up_plan(state, page, processed=done)
+            result.skipped += len(set(ids)) - len(plan.entries)
+            if plan.baseline:
+                result.baseline = True
+                async with self._sessions() as session, session.begin():
+                    await advance_cursor(session, guild_id, plan.next_after, started)
+                break
+            if plan.next_after is None or (after is not None and plan.next_after <= after):
+                break
+            for entry in plan.entries:
+                handled = await self.handle(entry, guild_id=guild_id)
+                result.results.append(handled)
+                result.decided += handled.status == "decided"
+            after = plan.next_after
+            async with self._sessions() as session, session.begin():
+                await advance_cursor(session, guild_id, after, started)
+        else:
+            log.warning("audit-log catch-up stopped after %s pages; it resumes next time", MAX_PAGES)
+            return result
+        async with self._sessions() as session, session.begin():
+            await advance_cursor(session, guild_id, None, started)
+        self._synced.add(guild_id)
+        return result
+
+    async def _record_gap(
+        self, guild_id: int, cursor: CursorState, now: dt.datetime, gap: dt.timedelta
+    ) -> None:
+        async with self._sessions() as session, session.begin():
+            await self._recorder.record(
+                session,
+                AuditDecision(
+                    guild_id=guild_id,
+                    outcome=AuditOutcome.ALERT,
+                    rule=RULE_GAP,
+                    reason=(
+                        f"Warden last read this server's audit log {gap.days} days ago; Discord keeps entries "
+                        "for 45 days, so changes made in between may be missing from this record."
+                    ),
+                    proof={
+                        "last_audit_log_entry": str(cursor.last_entry_id),
+                        "last_synced_at": cursor.synced_at.isoformat(),
+                        "caught_up_at": now.isoformat(),
+                    },
+                    controls=("SOC2:CC7.2", "ISO27001:A.8.15"),
+                ),
+            )
+
+    async def pending_reverts(self, guild_id: int) -> list[AuditProcessed]:
+        """Entries whose revert Discord has not confirmed (for retries and ``/warden doctor``)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(AuditProcessed).where(
+                    AuditProcessed.guild_id == guild_id, AuditProcessed.pending_actions.is_not(None)
+                )
+            )
+            return list(rows)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    code = getattr(exc, "code", None)
+    if status is not None:
+        return f"Discord refused with {status}" + (f" (code {code})" if code else "")
+    return type(exc).__name__
