@@ -117,22 +117,22 @@ class Classifier:
     ) -> None:
         self.policy = policy
         self.rules = tuple(rules)
-        self._facts = facts
-        self._grants = grants
+        self.facts = facts
+        self.grants = grants
         self.warden_user_id = warden_user_id
 
     # ---- guild context ----------------------------------------------------------------------
 
     def guild_policy(self, guild_id: int) -> GuildPolicy | None:
-        return self.policy.guild_policy(guild_id, self._facts.name_of(guild_id, guild_id) or "")
+        return self.policy.guild_policy(guild_id, self.facts.name_of(guild_id, guild_id) or "")
 
-    def _role_scopes(self, gid: int, gp: GuildPolicy | None) -> dict[int, list[Scope]]:
+    def role_scopes(self, gid: int, gp: GuildPolicy | None) -> dict[int, list[Scope]]:
         if gp is None:
             return {}
         out: dict[int, list[Scope]] = {}
         for scope in self.policy.scopes_for(gp):
             if scope.kind == "role" and scope.role is not None:
-                rid = self._facts.role_id(gid, scope.role)
+                rid = self.facts.role_id(gid, scope.role)
                 if rid is not None:
                     out.setdefault(rid, []).append(scope)
         return out
@@ -145,11 +145,11 @@ class Classifier:
             if admin.kind in ("user", "any") and admin.ref == user_id:
                 return True
             if admin.kind in ("role", "any"):
-                rid = self._facts.role_id(gid, admin.ref)
+                rid = self.facts.role_id(gid, admin.ref)
                 if rid is None:
                     continue
                 if roles is None:
-                    roles = self._facts.member_role_ids(gid, user_id) or frozenset()
+                    roles = self.facts.member_role_ids(gid, user_id) or frozenset()
                 if rid in roles:
                     return True
         return False
@@ -160,8 +160,8 @@ class Classifier:
         gid = event.guild_id
         assert gid is not None
         gp = self.guild_policy(gid)
-        facts = self._facts
-        jit = self._role_scopes(gid, gp)
+        facts = self.facts
+        jit = self.role_scopes(gid, gp)
         values: dict[str, Any] = {
             "actor_is_admin": self._is_admin(gid, gp, event.actor_id),
             "reason_claims_warden": bool(event.reason and WARDEN_REASON.match(event.reason)),
@@ -175,7 +175,7 @@ class Classifier:
             values["target_is_bot"] = facts.is_bot(gid, target)
             sanctioned: dict[int, int] = {}
             for role in event.roles_added:
-                grant = await self._grants.sanctioning_grant(gid, target, "role", role)
+                grant = await self.grants.sanctioning_grant(gid, target, "role", role)
                 if grant is not None:
                     sanctioned[role] = grant
             values["sanctioned_roles"] = sanctioned
@@ -219,7 +219,7 @@ class Classifier:
             else:
                 values["overwrite_target_broad"] = False
                 if event.channel_id is not None and action != "overwrite_delete":
-                    values["sanctioned_overwrite"] = await self._grants.sanctioning_grant(
+                    values["sanctioned_overwrite"] = await self.grants.sanctioning_grant(
                         gid, ow, "channel", event.channel_id
                     )
         elif action == "bot_add" and target is not None:

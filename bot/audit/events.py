@@ -94,6 +94,9 @@ class AuditEvent:
     #: Why the entry could not be classified (``action == "unclassified"`` only).
     problem: str | None = None
     options: tuple[tuple[str, str], ...] = ()
+    #: "audit_log": read from Discord's audit log; "state": found by the start-up state comparison
+    #: (the change happened while nobody watched and its entry may be gone; ``entry_id`` is 0).
+    source: Literal["audit_log", "state"] = "audit_log"
 
     @property
     def classified(self) -> bool:
@@ -104,7 +107,11 @@ class AuditEvent:
 
     def proof(self) -> dict[str, Any]:
         """The facts a narrative shows (keys follow :mod:`bot.narrative`'s conventions)."""
-        out: dict[str, Any] = {"audit_log_entry": str(self.entry_id), "event": self.action}
+        out: dict[str, Any] = {"event": self.action}
+        if self.entry_id:
+            out["audit_log_entry"] = str(self.entry_id)
+        if self.source == "state":
+            out["found_by"] = "start-up state comparison (no audit-log entry)"
         if self.actor_id is not None:
             out["actor_id"] = self.actor_id
         if self.target_id is not None:

@@ -13,6 +13,7 @@ durable before anything happens in Discord or anyone is told.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.audit.actions import RevertAction, RevertPlan, action_to_json, plan_revert
+from bot.audit.actions import RevertAction, RevertPlan, action_from_json, action_to_json, plan_revert
 from bot.audit.bursts import BurstTracker
 from bot.audit.classify import Classifier, Verdict
 from bot.audit.cursor import (
@@ -34,8 +35,17 @@ from bot.audit.cursor import (
     processed_ids,
 )
 from bot.audit.decision import RULE_GAP, AuditDecision, AuditOutcome, BurstSummary
+from bot.audit.drift import state_drift_events
 from bot.audit.events import AuditEvent, event_from_payload, snowflake
-from bot.audit.ports import ApprovalQueue, DecisionRecorder, FetchPage, GuildFacts, Reverter
+from bot.audit.ports import (
+    ApprovalQueue,
+    DecisionRecorder,
+    FetchPage,
+    GrantLedger,
+    GuildFacts,
+    GuildSnapshot,
+    Reverter,
+)
 from bot.clock import Clock
 from bot.db.models import AuditProcessed
 
@@ -70,6 +80,8 @@ class CatchUpResult:
 
 def revert_reason(event: AuditEvent, rule_id: str) -> str:
     """The X-Audit-Log-Reason of a revert: names Warden, the rule and the entry it undoes."""
+    if not event.entry_id:
+        return f"Warden revert of drift found at start-up (rule {rule_id})"
     return f"Warden revert of audit-log entry {event.entry_id} (rule {rule_id})"
 
 
@@ -115,14 +127,31 @@ class AuditListener:
         return event_from_payload(payload, guild_id=guild_id, is_bot=is_bot)
 
     async def handle(self, payload: Any, *, guild_id: int | None = None) -> HandleResult:
-        event = self.normalise(payload, guild_id)
+        """Decide one raw audit-log entry (live or from catch-up). Never raises for bad input."""
+        return await self.decide(self.normalise(payload, guild_id))
+
+    async def _classify(self, event: AuditEvent) -> Verdict:
+        try:
+            return await self.classifier.classify(event)
+        except Exception as exc:  # a cache or database hiccup must not stop the listener
+            log.exception(
+                "classifying audit-log entry %s failed", event.entry_id, extra={"guild_id": event.guild_id}
+            )
+            return await self.classifier.classify(
+                dataclasses.replace(
+                    event, action="unclassified", problem=f"classification failed: {type(exc).__name__}"
+                )
+            )
+
+    async def decide(self, event: AuditEvent) -> HandleResult:
+        """Decide one normalised event: record, then revert. Also used for start-up state drift."""
         if event.action == "ignored":
             return HandleResult("ignored", event)
         gid = event.guild_id
         if gid is None:
             log.warning("audit-log entry without a guild dropped: %s", event.problem)
             return HandleResult("dropped", event)
-        verdict = await self.classifier.classify(event)
+        verdict = await self._classify(event)
         plan: RevertPlan | None = None
         if verdict.outcome in (AuditOutcome.BLOCK, AuditOutcome.APPROVE):
             plan = plan_revert(event, verdict.plan_input(event, verdict.rule))
@@ -148,6 +177,7 @@ class AuditListener:
                 claim.ledger_entry_id = ledger_id
                 if plan is not None and plan.actions:
                     claim.pending_actions = [action_to_json(a) for a in plan.actions]
+                    claim.rule = verdict.rule_id
             if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self._approvals is not None:
                 await self._approvals.request_approval(session, decision, ledger_id, plan.reapply)
             for summary in closed:
@@ -240,6 +270,60 @@ class AuditListener:
                 if row is not None:
                     row.pending_actions = [action_to_json(a) for a, _ in failed] or None
         return tuple(why for _, why in failed)
+
+    async def retry_pending(self, guild_id: int, *, max_attempts: int = 5) -> int:
+        """Try reverts Discord refused again (call on a schedule); returns how many now succeeded.
+
+        A success is recorded as ``reverted``; a repeated failure was already reported once and
+        stays pending (visible through :meth:`pending_reverts`) until ``max_attempts``.
+        """
+        fixed = 0
+        for row in await self.pending_reverts(guild_id):
+            if row.attempts >= max_attempts or not row.pending_actions:
+                continue
+            actions = [action_from_json(a) for a in row.pending_actions]
+            reason = f"Warden revert of audit-log entry {row.entry_id} (rule {row.rule}), retried"
+            left: list[RevertAction] = []
+            for action in actions:
+                try:
+                    await self._reverter.perform(action, reason)
+                except Exception as exc:
+                    log.info("revert retry refused: %s", exc, extra={"guild_id": guild_id})
+                    left.append(action)
+            async with self._sessions() as session, session.begin():
+                fresh = await session.get(AuditProcessed, row.id)
+                if fresh is None:
+                    continue
+                fresh.attempts = (fresh.attempts or 0) + 1
+                fresh.pending_actions = [action_to_json(a) for a in left] or None
+                if not left:
+                    fixed += 1
+                    await self._recorder.record(
+                        session,
+                        AuditDecision(
+                            guild_id=guild_id,
+                            outcome=AuditOutcome.REVERTED,
+                            rule=row.rule or "unknown",
+                            reason=f"Warden undid the change on a later attempt (rule {row.rule}).",
+                            proof={
+                                "audit_log_entry": str(row.entry_id),
+                                "done": [a.describe() for a in actions],
+                            },
+                            actor_id=self.classifier.warden_user_id,
+                            audit_entry_id=row.entry_id,
+                        ),
+                    )
+        return fixed
+
+    async def reconcile(self, guild_id: int, snapshot: GuildSnapshot) -> list[HandleResult]:
+        """Start-up state comparison: drift whose audit entry may be gone, decided by the same rules."""
+        events = await state_drift_events(
+            guild_id, self.classifier, snapshot, self._grants_for_drift(), now=self._clock.now()
+        )
+        return [await self.decide(e) for e in events]
+
+    def _grants_for_drift(self) -> GrantLedger:
+        return self.classifier.grants
 
     # ---- bursts -------------------------------------------------------------------------------
 

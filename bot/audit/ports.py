@@ -33,6 +33,12 @@ class GuildFacts(Protocol):
     def name_of(self, guild_id: int, target_id: int) -> str | None: ...
 
 
+class GuildSnapshot(Protocol):
+    """Who holds a role right now (start-up state comparison); None if the member list is unknown."""
+
+    def members_with_role(self, guild_id: int, role_id: int) -> frozenset[int] | None: ...
+
+
 class GrantLedger(Protocol):
     """Is there an active (or approved, being applied) grant giving this access? Its id, or None."""
 

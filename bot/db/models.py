@@ -265,6 +265,9 @@ class AuditProcessed(Base):
     pending_actions: Mapped[list[dict[str, Any]] | None] = mapped_column(
         JSON(none_as_null=True), nullable=True
     )
+    # The rule that decided the revert, and how often a refused revert was retried.
+    rule: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         UniqueConstraint("guild_id", "entry_id", name="uq_audit_processed_guild_entry"),

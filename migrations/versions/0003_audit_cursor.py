@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ledger_entry_id", sa.Integer(), nullable=True),
         sa.Column("pending_actions", sa.JSON(), nullable=True),
+        sa.Column("rule", sa.String(length=100), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_processed")),
         sa.UniqueConstraint("guild_id", "entry_id", name="uq_audit_processed_guild_entry"),
     )

@@ -123,7 +123,7 @@ async def test_jit_role_above_its_scope_ceiling():
 
 async def test_bot_added_alerts_and_dangerous_bot_is_quarantined_pending_approval():
     c = classifier()
-    c._facts.bot_perms[BOT] = int(bits("send_messages"))  # type: ignore[attr-defined]
+    c.facts.bot_perms[BOT] = int(bits("send_messages"))  # type: ignore[attr-defined]
     harmless = await c.classify(event_from_payload(payload(28, actor=ADMIN, target=BOT)))
     assert (harmless.rule_id, harmless.outcome) == ("bot-added", AuditOutcome.ALERT)
     v = await verdict(payload(28, actor=ADMIN, target=BOT))

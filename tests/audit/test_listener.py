@@ -28,6 +28,7 @@ from tests.audit.fakes import (
     FakeGrants,
     FakeRecorder,
     FakeReverter,
+    bits,
     entry_id,
     payload,
     policy,
@@ -215,3 +216,58 @@ async def test_plain_role_added_by_admin_is_allowed_quietly(parts):
     await listener.handle(role_added(ALICE, PLAIN_ROLE, actor=ADMIN))
     assert recorder.decisions[0].rule == "no-rule-matched" and not recorder.decisions[0].narrate
     assert reverter.performed == [] and AddMemberRole  # nothing taken away
+
+
+async def test_a_refused_revert_is_retried_until_it_succeeds(parts):
+    listener, _, recorder, reverter, _ = parts
+
+    class ServerError(Exception):
+        status, code = 503, 0
+
+    reverter.refuse = ServerError()
+    await listener.handle(role_added(ALICE, JIT_ROLE, actor=ADMIN))
+    assert await listener.retry_pending(GUILD) == 0  # still refused: no second failure narrative
+    assert [d.outcome for d in recorder.decisions] == [AuditOutcome.BLOCK, AuditOutcome.REVERT_FAILED]
+    reverter.refuse = None
+    assert await listener.retry_pending(GUILD) == 1
+    assert recorder.decisions[-1].outcome == AuditOutcome.REVERTED
+    assert recorder.decisions[-1].rule == "jit-role-by-hand"
+    assert await listener.pending_reverts(GUILD) == []
+    assert [a for a, _ in reverter.performed] == [RemoveMemberRole(GUILD, ALICE, JIT_ROLE)]
+
+
+class Snapshot:
+    def __init__(self, holders: dict[int, frozenset[int]]) -> None:
+        self.holders = holders
+
+    def members_with_role(self, guild_id: int, role_id: int) -> frozenset[int] | None:
+        return self.holders.get(role_id)
+
+
+async def test_startup_state_comparison_finds_drift_without_audit_entries(parts):
+    listener, grants, recorder, reverter, _ = parts
+    grants.active[(BOT, "role", JIT_ROLE)] = 3  # BOT holds the role through a grant: left alone
+    facts = listener.classifier.facts
+    facts.role_perms[JIT_ROLE] = int(bits("send_messages", "administrator"))  # type: ignore[attr-defined]
+    results = await listener.reconcile(GUILD, Snapshot({JIT_ROLE: frozenset({ALICE, BOT, WARDEN})}))
+    decided = [(r.event.action, r.verdict.rule_id, r.event.target_id) for r in results]
+    assert decided == [
+        ("member_role_update", "jit-role-by-hand", ALICE),
+        ("role_update", "role-above-ceiling", JIT_ROLE),
+    ]
+    assert recorder.decisions[0].proof["found_by"].startswith("start-up state comparison")
+    performed = [a for a, _ in reverter.performed]
+    assert RemoveMemberRole(GUILD, ALICE, JIT_ROLE) in performed
+    assert all(getattr(a, "member_id", None) != BOT for a in performed)
+
+
+async def test_a_failing_fact_source_gives_unclassified_not_a_crash(parts):
+    listener, grants, recorder, _, _ = parts
+
+    async def broken(*args: Any) -> int | None:
+        raise ConnectionError("db down")
+
+    grants.sanctioning_grant = broken  # type: ignore[method-assign]
+    result = await listener.handle(role_added(ALICE, JIT_ROLE, actor=ADMIN))
+    assert result.status == "decided" and result.verdict.rule_id == "unclassified"
+    assert "classification failed" in recorder.decisions[0].reason
