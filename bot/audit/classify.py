@@ -280,6 +280,10 @@ class Classifier:
         if self.warden_user_id is not None and event.actor_id == self.warden_user_id:
             return Verdict(AuditOutcome.ALLOW, "warden", "Warden's own change.", own_action=True)
         if event.action == "unclassified" or event.guild_id is None:
+            # A policy rule may name "unclassified" (e.g. to silence a known new action type).
+            for rule in self.rules:
+                if self.matches(rule.when, event, Facts()):
+                    return self._by_rule(rule, event, Facts())
             return Verdict(
                 AuditOutcome.ALERT,
                 RULE_UNCLASSIFIED,
@@ -309,17 +313,20 @@ class Classifier:
             )
         for rule in self.rules:
             if self.matches(rule.when, event, f):
-                return Verdict(
-                    AuditOutcome(rule.outcome),
-                    rule.id,
-                    rule.description or f"Rule {rule.id} matched this {event.action.replace('_', ' ')}.",
-                    controls=rule.controls,
-                    facts=f,
-                    rule=rule,
-                )
+                return self._by_rule(rule, event, f)
         return Verdict(
             AuditOutcome.ALLOW,
             RULE_NO_MATCH,
             f"No rule covers this {event.action.replace('_', ' ')}, so it is allowed.",
             facts=f,
+        )
+
+    def _by_rule(self, rule: Rule, event: AuditEvent, f: Facts) -> Verdict:
+        return Verdict(
+            AuditOutcome(rule.outcome),
+            rule.id,
+            rule.description or f"Rule {rule.id} matched this {event.action.replace('_', ' ')}.",
+            controls=rule.controls,
+            facts=f,
+            rule=rule,
         )

@@ -122,6 +122,31 @@ async def claim_entry(
     return row
 
 
+async def claim_entries(
+    session: AsyncSession, guild_id: int, entry_ids: Iterable[int], now: dt.datetime
+) -> dict[int, AuditProcessed]:
+    """Claim many entries at once (a catch-up page); returns the rows claimed by this call.
+
+    One query and one flush for the page; if another process claimed one of them meanwhile,
+    falls back to claiming entry by entry so only the contested ones are skipped.
+    """
+    wanted = list(dict.fromkeys(entry_ids))
+    taken = await processed_ids(session, guild_id, wanted)
+    fresh = [eid for eid in wanted if eid not in taken]
+    rows = {eid: AuditProcessed(guild_id=guild_id, entry_id=eid, processed_at=now) for eid in fresh}
+    try:
+        async with session.begin_nested():
+            session.add_all(rows.values())
+    except IntegrityError:
+        claimed = {}
+        for eid in fresh:
+            row = await claim_entry(session, guild_id, eid, now)
+            if row is not None:
+                claimed[eid] = row
+        return claimed
+    return rows
+
+
 async def processed_ids(session: AsyncSession, guild_id: int, ids: Iterable[int]) -> set[int]:
     wanted = list(ids)
     if not wanted:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,7 +30,7 @@ from bot.audit.cursor import (
     CursorState,
     advance_cursor,
     catch_up_plan,
-    claim_entry,
+    claim_entries,
     gap_since,
     load_cursor,
     processed_ids,
@@ -65,6 +66,7 @@ class HandleResult:
     plan: RevertPlan | None = None
     ledger_entry_id: int | None = None
     failures: tuple[str, ...] = ()
+    narrated: bool = False
 
 
 @dataclass
@@ -145,49 +147,91 @@ class AuditListener:
 
     async def decide(self, event: AuditEvent) -> HandleResult:
         """Decide one normalised event: record, then revert. Also used for start-up state drift."""
-        if event.action == "ignored":
-            return HandleResult("ignored", event)
+        return (await self.decide_many([event]))[0]
+
+    async def decide_many(self, events: Sequence[AuditEvent]) -> list[HandleResult]:
+        """Decide events in order, recording them all in one transaction (a catch-up page),
+        then perform their reverts. Each event is still its own decision and ledger entry."""
+        results: list[HandleResult | None] = []
+        todo: list[tuple[int, AuditEvent, Verdict, RevertPlan | None]] = []
+        for event in events:
+            if event.action == "ignored":
+                results.append(HandleResult("ignored", event))
+            elif event.guild_id is None:
+                log.warning("audit-log entry without a guild dropped: %s", event.problem)
+                results.append(HandleResult("dropped", event))
+            else:
+                verdict = await self._classify(event)
+                plan: RevertPlan | None = None
+                if verdict.outcome in (AuditOutcome.BLOCK, AuditOutcome.APPROVE):
+                    plan = plan_revert(event, verdict.plan_input(event, verdict.rule))
+                todo.append((len(results), event, verdict, plan))
+                results.append(None)
+        reverts: list[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]] = []
+        if todo:
+            now = self._clock.now()
+            async with self._sessions() as session, session.begin():
+                claims: dict[tuple[int, int], AuditProcessed] = {}
+                by_guild: dict[int, list[int]] = {}
+                for _, event, _, _ in todo:
+                    if event.entry_id and event.guild_id is not None:
+                        by_guild.setdefault(event.guild_id, []).append(event.entry_id)
+                for gid, ids in by_guild.items():
+                    for eid, row in (await claim_entries(session, gid, ids, now)).items():
+                        claims[(gid, eid)] = row
+                for index, event, verdict, plan in todo:
+                    assert event.guild_id is not None
+                    claim = claims.pop((event.guild_id, event.entry_id), None)
+                    if (
+                        event.entry_id and claim is None
+                    ):  # already decided (live vs catch-up, or twice in a page)
+                        results[index] = HandleResult("duplicate", event, verdict)
+                        continue
+                    result = await self._record_one(session, event, verdict, plan, claim, now)
+                    results[index] = result
+                    if result.status == "decided" and plan is not None and plan.actions:
+                        claim_id = claim.id if claim else None
+                        reverts.append((index, event, verdict, plan, claim_id, result.narrated))
+        for index, event, verdict, plan, claim_id, narrate in reverts:
+            failures = await self._revert(event, verdict, plan, claim_id, narrate=narrate)
+            done = results[index]
+            assert done is not None
+            results[index] = dataclasses.replace(done, failures=failures)
+        return [r for r in results if r is not None]
+
+    async def _record_one(
+        self,
+        session: AsyncSession,
+        event: AuditEvent,
+        verdict: Verdict,
+        plan: RevertPlan | None,
+        claim: AuditProcessed | None,
+        now: dt.datetime,
+    ) -> HandleResult:
         gid = event.guild_id
-        if gid is None:
-            log.warning("audit-log entry without a guild dropped: %s", event.problem)
-            return HandleResult("dropped", event)
-        verdict = await self._classify(event)
-        plan: RevertPlan | None = None
-        if verdict.outcome in (AuditOutcome.BLOCK, AuditOutcome.APPROVE):
-            plan = plan_revert(event, verdict.plan_input(event, verdict.rule))
-        now = self._clock.now()
-        async with self._sessions() as session, session.begin():
-            claim: AuditProcessed | None = None
-            if event.entry_id:
-                claim = await claim_entry(session, gid, event.entry_id, now)
-                if claim is None:
-                    return HandleResult("duplicate", event, verdict)
-            if verdict.own_action:
-                await self._advance(session, gid, event, now)
-                return HandleResult("own", event, verdict)
-            narrate = verdict.outcome != AuditOutcome.ALLOW
-            closed: list[BurstSummary] = []
-            if narrate:
-                narrate, closed = self.bursts.observe(
-                    event, verdict.outcome.value, verdict.rule_id, event.created_at or now
-                )
-            decision = self._decision(event, verdict, plan, narrate)
-            ledger_id = await self._recorder.record(session, decision)
-            if claim is not None:
-                claim.ledger_entry_id = ledger_id
-                if plan is not None and plan.actions:
-                    claim.pending_actions = [action_to_json(a) for a in plan.actions]
-                    claim.rule = verdict.rule_id
-            if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self._approvals is not None:
-                await self._approvals.request_approval(session, decision, ledger_id, plan.reapply)
-            for summary in closed:
-                await self._recorder.record_summary(session, summary)
+        assert gid is not None
+        if verdict.own_action:
             await self._advance(session, gid, event, now)
-        failures: tuple[str, ...] = ()
-        if plan is not None and plan.actions:
-            claim_id = claim.id if claim is not None else None
-            failures = await self._revert(event, verdict, plan, claim_id, narrate=decision.narrate)
-        return HandleResult("decided", event, verdict, plan, ledger_id, failures)
+            return HandleResult("own", event, verdict)
+        narrate = verdict.outcome != AuditOutcome.ALLOW
+        closed: list[BurstSummary] = []
+        if narrate:
+            narrate, closed = self.bursts.observe(
+                event, verdict.outcome.value, verdict.rule_id, event.created_at or now
+            )
+        decision = self._decision(event, verdict, plan, narrate)
+        ledger_id = await self._recorder.record(session, decision)
+        if claim is not None:
+            claim.ledger_entry_id = ledger_id
+            if plan is not None and plan.actions:
+                claim.pending_actions = [action_to_json(a) for a in plan.actions]
+                claim.rule = verdict.rule_id
+        if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self._approvals is not None:
+            await self._approvals.request_approval(session, decision, ledger_id, plan.reapply)
+        for summary in closed:
+            await self._recorder.record_summary(session, summary)
+        await self._advance(session, gid, event, now)
+        return HandleResult("decided", event, verdict, plan, ledger_id, narrated=narrate)
 
     async def _advance(self, session: AsyncSession, gid: int, event: AuditEvent, now: dt.datetime) -> None:
         if gid in self._synced and event.entry_id:
@@ -364,10 +408,9 @@ class AuditListener:
                 break
             if plan.next_after is None or (after is not None and plan.next_after <= after):
                 break
-            for entry in plan.entries:
-                handled = await self.handle(entry, guild_id=guild_id)
-                result.results.append(handled)
-                result.decided += handled.status == "decided"
+            handled = await self.decide_many([self.normalise(entry, guild_id) for entry in plan.entries])
+            result.results += handled
+            result.decided += sum(h.status == "decided" for h in handled)
             after = plan.next_after
             async with self._sessions() as session, session.begin():
                 await advance_cursor(session, guild_id, after, started)

@@ -179,6 +179,9 @@ async def test_mfa_lowered():
 async def test_unclassified_is_an_alert_not_an_exception():
     v = await verdict(payload(9999, target=5))
     assert (v.rule_id, v.outcome) == ("unclassified", AuditOutcome.ALERT)
+    rules = [{"id": "quiet-unknowns", "when": {"event": "unclassified"}, "outcome": "allow"}]
+    silenced = await verdict(payload(9999, target=5), rule=rules)
+    assert (silenced.rule_id, silenced.outcome) == ("quiet-unknowns", AuditOutcome.ALLOW)
 
 
 async def test_first_matching_rule_wins_and_policy_rules_come_first():

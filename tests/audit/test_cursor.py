@@ -9,6 +9,7 @@ from bot.audit.cursor import (
     CursorState,
     advance_cursor,
     catch_up_plan,
+    claim_entries,
     claim_entry,
     gap_since,
     load_cursor,
@@ -67,3 +68,13 @@ async def test_an_entry_is_claimed_once(session_factory):
     async with session_factory() as s, s.begin():
         assert await prune_processed(s, T0 + dt.timedelta(days=1)) == 2
         assert await processed_ids(s, GUILD, [77]) == set()
+
+
+async def test_a_page_is_claimed_at_once_and_skips_what_was_taken(session_factory):
+    async with session_factory() as s, s.begin():
+        assert await claim_entry(s, GUILD, 2, T0) is not None
+    async with session_factory() as s, s.begin():
+        rows = await claim_entries(s, GUILD, [1, 2, 3, 3], T0)
+    assert sorted(rows) == [1, 3]
+    async with session_factory() as s:
+        assert await processed_ids(s, GUILD, [1, 2, 3]) == {1, 2, 3}
