@@ -515,7 +515,7 @@ _CONDITION_EVENTS: dict[str, frozenset[str] | None] = {
         {"webhook_create", "webhook_update", "overwrite_create", "overwrite_update", "overwrite_delete"}
     ),
     "overwrite_target_broad": frozenset({"overwrite_create", "overwrite_update"}),
-    "bot_dangerous": frozenset({"bot_add", "integration_create", "integration_update", "member_role_update"}),
+    "bot_dangerous": frozenset({"bot_add", "member_role_update"}),
     "mfa_lowered": frozenset({"guild_update"}),
     "verification_lowered": frozenset({"guild_update"}),
 }

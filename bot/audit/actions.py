@@ -231,7 +231,7 @@ def plan_revert(event: AuditEvent, found: PlanInput) -> RevertPlan:
     if action == "webhook_create" and event.target_id is not None:
         # A deleted webhook cannot be re-created with its URL; approval lets its owner make a new one.
         return RevertPlan((DeleteWebhook(gid, event.target_id, event.channel_id),))
-    if action in ("bot_add", "member_role_update", "integration_create") and found.quarantine:
+    if action == "bot_add" and found.quarantine:
         return _quarantine(gid, event.target_id, found.quarantine)
     if action == "guild_update":
         undo = []

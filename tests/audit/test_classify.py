@@ -231,3 +231,21 @@ def test_defaults_cover_the_promised_cases():
         "permission-change-by-non-admin",
         "mfa-lowered",
     } <= ids
+
+
+async def test_a_bot_given_a_dangerous_role():
+    rules = [
+        {
+            "id": "bot-scope-grew",
+            "when": {"event": "member_role_update", "target_is_bot": True, "bot_dangerous": True},
+            "outcome": "block",
+        }
+    ]
+    c = classifier(rule=rules)
+    c.facts.role_perms[PLAIN_ROLE] = int(bits("ban_members"))
+    v = await c.classify(event_from_payload(role_added(BOT, PLAIN_ROLE, actor=ADMIN)))
+    assert (v.rule_id, v.outcome) == ("bot-scope-grew", AuditOutcome.BLOCK)
+    c.facts.role_perms[PLAIN_ROLE] = 0
+    assert (
+        await c.classify(event_from_payload(role_added(BOT, PLAIN_ROLE, actor=ADMIN)))
+    ).rule_id != "bot-scope-grew"
