@@ -112,6 +112,16 @@ class AuditListener:
         # then may a live entry move the cursor (otherwise it would jump over missed entries).
         self._synced: set[int] = set()
 
+    async def heartbeat(self) -> None:
+        """Note that in-sync guilds are still being watched (call on a schedule, e.g. hourly), so
+        a quiet guild is not mistaken for a 45-day gap at the next start-up."""
+        if not self._synced:
+            return
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            for gid in sorted(self._synced):
+                await advance_cursor(session, gid, None, now)
+
     def connection_lost(self) -> None:
         """Call on disconnect: live entries stop moving cursors until the next catch-up."""
         self._synced.clear()

@@ -290,3 +290,13 @@ async def test_ten_thousand_entries_none_lost_none_twice(parts, db_url):
     await listener.catch_up(GUILD, pages)
     ids = [d.audit_entry_id for d in recorder.decisions]
     assert len(ids) == 10_000 and set(ids) == {int(b["id"]) for b in burst}
+
+
+async def test_a_quiet_guild_watched_all_along_is_not_a_gap(parts, clock, session_factory):
+    listener, _, recorder, _, _ = parts
+    await listener.catch_up(GUILD, Pages([]))
+    clock.advance(dt.timedelta(days=60))
+    await listener.heartbeat()
+    listener.connection_lost()
+    result = await listener.catch_up(GUILD, Pages([]))
+    assert result.gap is None and recorder.decisions == []
