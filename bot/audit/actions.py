@@ -207,7 +207,9 @@ def plan_revert(event: AuditEvent, found: PlanInput) -> RevertPlan:
         ]
         undo += [AddMemberRole(gid, member, r) for r in event.roles_removed if r in found.roles]
         if not undo:
-            return RevertPlan(not_revertible="every role in the change is sanctioned by an active grant")
+            return RevertPlan(
+                not_revertible="no role in the change may be taken back (sanctioned by an active grant, or only removed)"
+            )
         return RevertPlan(tuple(undo), _inverse(undo))
     if action in ("role_update", "role_create") and event.target_id is not None:
         before, after = event.permissions_before or 0, event.permissions_after or 0
