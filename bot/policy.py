@@ -46,6 +46,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Rule",
+    "RuleCondition",
     "RuntimeSection",
     "Scope",
     "Target",
@@ -460,27 +461,179 @@ class GuildPolicy(_Model):
         dt.timedelta(seconds=30)
     )
     ping_role: OptTarget = None
+    # Audit listener: who may change permissions without an alert, and which roles count as
+    # "broad" (like @everyone) for overwrite rules.
+    admins: tuple[Approver, ...] = ()
+    broad_roles: tuple[Target, ...] = ()
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _parse_admins(cls, v: Any) -> Any:
+        out, problems = [], []
+        for i, item in enumerate(_as_list(v)):
+            if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone", "@here"):
+                problems.append(
+                    _sub(f"[{i}]", f"'{item}' cannot be an admin; name admin roles or \"user:<id>\"")
+                )
+                continue
+            try:
+                out.append(Approver.parse(item))
+            except ValueError as e:
+                problems.append(_sub(f"[{i}]", str(e)))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return tuple(out)
+
+    @field_validator("broad_roles", mode="before")
+    @classmethod
+    def _parse_broad(cls, v: Any) -> Any:
+        out, problems = [], []
+        for i, item in enumerate(_as_list(v)):
+            try:
+                out.append(_target(item))
+            except ValueError as e:
+                problems.append(_sub(f"[{i}]", str(e)))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return tuple(out)
 
     def matches(self, guild_id: int, guild_name: str) -> bool:
         """True if this table is for the guild: key is its id, or its name (case-insensitive)."""
         return self.key == str(guild_id) or self.key.casefold() == (guild_name or "").casefold()
 
 
+#: Which events each rule condition can be true for (a condition on any other event is an error).
+_CONDITION_EVENTS: dict[str, frozenset[str] | None] = {
+    "actor_is_admin": None,
+    "target": None,
+    "target_is_bot": frozenset({"member_role_update"}),
+    "gains_any": frozenset({"role_create", "role_update", "overwrite_create", "overwrite_update"}),
+    "gains_dangerous": frozenset({"role_create", "role_update", "overwrite_create", "overwrite_update"}),
+    "exceeds_ceiling": frozenset({"role_update"}),
+    "role_is_jit": frozenset({"member_role_update", "role_update", "role_delete"}),
+    "channel_is_private": frozenset(
+        {"webhook_create", "webhook_update", "overwrite_create", "overwrite_update", "overwrite_delete"}
+    ),
+    "overwrite_target_broad": frozenset({"overwrite_create", "overwrite_update"}),
+    "bot_dangerous": frozenset({"bot_add", "member_role_update"}),
+    "mfa_lowered": frozenset({"guild_update"}),
+    "verification_lowered": frozenset({"guild_update"}),
+}
+
+
+def _event_names() -> tuple[str, ...]:
+    from bot.audit.names import EVENT_NAMES
+
+    return EVENT_NAMES
+
+
+class RuleCondition(_Model):
+    """``when = { ... }``: every key given must hold for the rule to match (they are AND-ed).
+
+    ``event`` is required (one name or a list). Boolean conditions match when the fact
+    equals the value given (``actor_is_admin = false`` matches non-admins). A fact
+    Warden cannot establish (an unknown channel, a role not in its cache) never
+    matches, whichever value is asked for.
+    """
+
+    event: frozenset[str]
+    actor_is_admin: StrictBool | None = None
+    target: tuple[Target, ...] | None = None
+    target_is_bot: StrictBool | None = None
+    gains_any: frozenset[str] | None = None
+    gains_dangerous: StrictBool | None = None
+    exceeds_ceiling: StrictBool | None = None
+    role_is_jit: StrictBool | None = None
+    channel_is_private: StrictBool | None = None
+    overwrite_target_broad: StrictBool | None = None
+    bot_dangerous: StrictBool | None = None
+    mfa_lowered: StrictBool | None = None
+    verification_lowered: StrictBool | None = None
+
+    @field_validator("event", mode="before")
+    @classmethod
+    def _events(cls, v: Any) -> Any:
+        names = _event_names()
+        items = _as_list(v)
+        if not items:
+            raise ValueError(f"must name at least one event; use one of: {', '.join(names)}")
+        out, problems = set(), []
+        for item in items:
+            text = item.strip().lower() if isinstance(item, str) else None
+            if text not in names:
+                shown = _show(item)
+                problems.append(f"{shown} is not a Warden event{_suggest(str(text or item), names)}")
+            else:
+                out.add(text)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return frozenset(out)
+
+    @field_validator("gains_any", mode="before")
+    @classmethod
+    def _gains(cls, v: Any) -> Any:
+        return None if v is None else _permission_names(v)
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _targets(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        out, problems = [], []
+        for i, item in enumerate(_as_list(v)):
+            try:
+                out.append(_target(item))
+            except ValueError as e:
+                problems.append(_sub(f"[{i}]", str(e)))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return tuple(out)
+
+    def conditions(self) -> dict[str, Any]:
+        """The conditions set on this rule, besides ``event``."""
+        return {k: getattr(self, k) for k in _CONDITION_EVENTS if getattr(self, k) is not None}
+
+
 class Rule(_Model):
-    """An audit-listener rule (``[[rule]]``); ``when`` is interpreted by the listener."""
+    """An audit-listener rule (``[[rule]]``): the first rule whose ``when`` matches decides."""
 
     id: str = Field(min_length=1, max_length=100)
-    when: dict[str, Any]
+    when: RuleCondition
     outcome: Literal["allow", "alert", "block", "approve"]
     controls: tuple[str, ...] = ()
-    description: str = ""
+    description: str = Field("", max_length=300)
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}", v):
+            raise ValueError(f"'{v}' is not a usable rule id; use letters, digits, '-', '_', '.' or ':'")
+        return v
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _check_when(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            event = v.get("event")
+            if event is None or (isinstance(event, str) and not event.strip()):
+                raise ValueError('needs an event, e.g. when = { event = "role_update", ... }')
+        return v
 
     @field_validator("when")
     @classmethod
-    def _check_when(cls, v: dict[str, Any]) -> dict[str, Any]:
-        event = v.get("event")
-        if not isinstance(event, str) or not event.strip():
-            raise ValueError('needs an event, e.g. when = { event = "role_update", ... }')
+    def _check_applicable(cls, v: RuleCondition) -> RuleCondition:
+        problems = []
+        for key in v.conditions():
+            applies = _CONDITION_EVENTS[key]
+            if applies is not None and not (v.event & applies):
+                problems.append(
+                    _sub(
+                        key,
+                        f"never holds for {', '.join(sorted(v.event))}; it applies to: {', '.join(sorted(applies))}",
+                    )
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
         return v
 
     @field_validator("controls", mode="before")

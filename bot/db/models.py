@@ -343,3 +343,44 @@ class LedgerKey(Base):
     # Signs the entries with after_entry_id < id <= last_entry_id (NULL: from the first / still active).
     after_entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+# ---- audit listener
+
+
+class AuditCursor(Base):
+    """Per guild: every audit-log entry up to ``last_entry_id`` has been processed.
+
+    ``synced_at`` is when that was last confirmed against Discord (a catch-up, or a live
+    entry while in sync); Discord keeps entries 45 days, so a longer gap may have lost some.
+    """
+
+    __tablename__ = "audit_cursors"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_entry_id: Mapped[int] = mapped_column(BigInteger)
+    synced_at: Mapped[dt.datetime]
+
+
+class AuditProcessed(Base):
+    """One row per audit-log entry decided, so a live event and a catch-up never both act."""
+
+    __tablename__ = "audit_processed"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    processed_at: Mapped[dt.datetime]
+    ledger_entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Revert actions decided but not yet confirmed by Discord (retried until done or reported).
+    pending_actions: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
+    # The rule that decided the revert, and how often a refused revert was retried.
+    rule: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("guild_id", "entry_id", name="uq_audit_processed_guild_entry"),
+        Index("ix_audit_processed_processed_at", "processed_at"),
+    )

@@ -1,0 +1,474 @@
+"""The audit listener: one raw audit-log entry in, one recorded decision (and its revert) out.
+
+``handle`` serves both the gateway (``on_raw``/``GUILD_AUDIT_LOG_ENTRY_CREATE``) and
+catch-up, so a live entry and the same entry read back from ``/audit-logs`` take the
+same path and the dedupe row makes sure only one of them is decided.
+
+Order inside ``handle``: classify (reads the cache and the grants) → in one
+transaction claim the entry, record the decision, note the revert as pending and
+move the cursor → after commit, perform the revert → record the revert as its own
+decision (``reverted`` or ``revert-failed``: a control that failed). The decision is
+durable before anything happens in Discord or anyone is told.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.audit.actions import RevertAction, RevertPlan, action_from_json, action_to_json, plan_revert
+from bot.audit.bursts import BurstTracker
+from bot.audit.classify import Classifier, Verdict
+from bot.audit.cursor import (
+    CursorState,
+    advance_cursor,
+    catch_up_plan,
+    claim_entries,
+    gap_since,
+    load_cursor,
+    processed_ids,
+)
+from bot.audit.decision import RULE_GAP, AuditDecision, AuditOutcome, BurstSummary
+from bot.audit.drift import state_drift_events
+from bot.audit.events import AuditEvent, event_from_payload, snowflake
+from bot.audit.ports import (
+    ApprovalQueue,
+    DecisionRecorder,
+    FetchPage,
+    GrantLedger,
+    GuildFacts,
+    GuildSnapshot,
+    Reverter,
+)
+from bot.clock import Clock
+from bot.db.models import AuditProcessed
+
+log = logging.getLogger(__name__)
+
+#: Catch-up stops after this many pages in one run (100 entries each) and resumes next time.
+MAX_PAGES = 1000
+
+Status = Literal["decided", "duplicate", "own", "ignored", "dropped"]
+
+
+@dataclass(frozen=True)
+class HandleResult:
+    status: Status
+    event: AuditEvent
+    verdict: Verdict | None = None
+    plan: RevertPlan | None = None
+    ledger_entry_id: int | None = None
+    failures: tuple[str, ...] = ()
+    narrated: bool = False
+
+
+@dataclass
+class CatchUpResult:
+    guild_id: int
+    baseline: bool = False
+    pages: int = 0
+    decided: int = 0
+    skipped: int = 0
+    gap: dt.timedelta | None = None
+    results: list[HandleResult] = field(default_factory=list)
+
+
+def revert_reason(event: AuditEvent, rule_id: str) -> str:
+    """The X-Audit-Log-Reason of a revert: names Warden, the rule and the entry it undoes."""
+    if not event.entry_id:
+        return f"Warden revert of drift found at start-up (rule {rule_id})"
+    return f"Warden revert of audit-log entry {event.entry_id} (rule {rule_id})"
+
+
+class AuditListener:
+    def __init__(
+        self,
+        *,
+        classifier: Classifier,
+        facts: GuildFacts,
+        recorder: DecisionRecorder,
+        reverter: Reverter,
+        clock: Clock,
+        session_factory: async_sessionmaker[AsyncSession],
+        approvals: ApprovalQueue | None = None,
+        bursts: BurstTracker | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self._facts = facts
+        self._recorder = recorder
+        self._reverter = reverter
+        self._clock = clock
+        self._sessions = session_factory
+        self._approvals = approvals
+        self.bursts = bursts or BurstTracker()
+        # Guilds whose audit log has been read up to now since the last (re)connect: only
+        # then may a live entry move the cursor (otherwise it would jump over missed entries).
+        self._synced: set[int] = set()
+
+    async def heartbeat(self) -> None:
+        """Note that in-sync guilds are still being watched (call on a schedule, e.g. hourly), so
+        a quiet guild is not mistaken for a 45-day gap at the next start-up."""
+        if not self._synced:
+            return
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            for gid in sorted(self._synced):
+                await advance_cursor(session, gid, None, now)
+
+    def connection_lost(self) -> None:
+        """Call on disconnect: live entries stop moving cursors until the next catch-up."""
+        self._synced.clear()
+
+    # ---- one entry ----------------------------------------------------------------------------
+
+    def normalise(self, payload: Any, guild_id: int | None = None) -> AuditEvent:
+        gid = guild_id
+        if gid is None and isinstance(payload, dict):
+            gid = snowflake(payload.get("guild_id"))
+
+        def is_bot(user_id: int) -> bool | None:
+            return self._facts.is_bot(gid, user_id) if gid is not None else None
+
+        return event_from_payload(payload, guild_id=guild_id, is_bot=is_bot)
+
+    async def handle(self, payload: Any, *, guild_id: int | None = None) -> HandleResult:
+        """Decide one raw audit-log entry (live or from catch-up). Never raises for bad input."""
+        return await self.decide(self.normalise(payload, guild_id))
+
+    async def _classify(self, event: AuditEvent) -> Verdict:
+        try:
+            return await self.classifier.classify(event)
+        except Exception as exc:  # a cache or database hiccup must not stop the listener
+            log.exception(
+                "classifying audit-log entry %s failed", event.entry_id, extra={"guild_id": event.guild_id}
+            )
+            return await self.classifier.classify(
+                dataclasses.replace(
+                    event, action="unclassified", problem=f"classification failed: {type(exc).__name__}"
+                )
+            )
+
+    async def decide(self, event: AuditEvent) -> HandleResult:
+        """Decide one normalised event: record, then revert. Also used for start-up state drift."""
+        return (await self.decide_many([event]))[0]
+
+    async def decide_many(self, events: Sequence[AuditEvent]) -> list[HandleResult]:
+        """Decide events in order, recording them all in one transaction (a catch-up page),
+        then perform their reverts. Each event is still its own decision and ledger entry."""
+        results: list[HandleResult | None] = []
+        todo: list[tuple[int, AuditEvent, Verdict, RevertPlan | None]] = []
+        for event in events:
+            if event.action == "ignored":
+                results.append(HandleResult("ignored", event))
+            elif event.guild_id is None:
+                log.warning("audit-log entry without a guild dropped: %s", event.problem)
+                results.append(HandleResult("dropped", event))
+            else:
+                verdict = await self._classify(event)
+                plan: RevertPlan | None = None
+                if verdict.outcome in (AuditOutcome.BLOCK, AuditOutcome.APPROVE):
+                    plan = plan_revert(event, verdict.plan_input(event, verdict.rule))
+                todo.append((len(results), event, verdict, plan))
+                results.append(None)
+        reverts: list[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]] = []
+        if todo:
+            now = self._clock.now()
+            async with self._sessions() as session, session.begin():
+                claims: dict[tuple[int, int], AuditProcessed] = {}
+                by_guild: dict[int, list[int]] = {}
+                for _, event, _, _ in todo:
+                    if event.entry_id and event.guild_id is not None:
+                        by_guild.setdefault(event.guild_id, []).append(event.entry_id)
+                for gid, ids in by_guild.items():
+                    for eid, row in (await claim_entries(session, gid, ids, now)).items():
+                        claims[(gid, eid)] = row
+                for index, event, verdict, plan in todo:
+                    assert event.guild_id is not None
+                    claim = claims.pop((event.guild_id, event.entry_id), None)
+                    if (
+                        event.entry_id and claim is None
+                    ):  # already decided (live vs catch-up, or twice in a page)
+                        results[index] = HandleResult("duplicate", event, verdict)
+                        continue
+                    result = await self._record_one(session, event, verdict, plan, claim, now)
+                    results[index] = result
+                    if result.status == "decided" and plan is not None and plan.actions:
+                        claim_id = claim.id if claim else None
+                        reverts.append((index, event, verdict, plan, claim_id, result.narrated))
+        for index, event, verdict, plan, claim_id, narrate in reverts:
+            failures = await self._revert(event, verdict, plan, claim_id, narrate=narrate)
+            done = results[index]
+            assert done is not None
+            results[index] = dataclasses.replace(done, failures=failures)
+        return [r for r in results if r is not None]
+
+    async def _record_one(
+        self,
+        session: AsyncSession,
+        event: AuditEvent,
+        verdict: Verdict,
+        plan: RevertPlan | None,
+        claim: AuditProcessed | None,
+        now: dt.datetime,
+    ) -> HandleResult:
+        gid = event.guild_id
+        assert gid is not None
+        if verdict.own_action:
+            await self._advance(session, gid, event, now)
+            return HandleResult("own", event, verdict)
+        narrate = verdict.outcome != AuditOutcome.ALLOW
+        closed: list[BurstSummary] = []
+        if narrate:
+            narrate, closed = self.bursts.observe(
+                event, verdict.outcome.value, verdict.rule_id, event.created_at or now
+            )
+        decision = self._decision(event, verdict, plan, narrate)
+        ledger_id = await self._recorder.record(session, decision)
+        if claim is not None:
+            claim.ledger_entry_id = ledger_id
+            if plan is not None and plan.actions:
+                claim.pending_actions = [action_to_json(a) for a in plan.actions]
+                claim.rule = verdict.rule_id
+        if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self._approvals is not None:
+            await self._approvals.request_approval(session, decision, ledger_id, plan.reapply)
+        for summary in closed:
+            await self._recorder.record_summary(session, summary)
+        await self._advance(session, gid, event, now)
+        return HandleResult("decided", event, verdict, plan, ledger_id, narrated=narrate)
+
+    async def _advance(self, session: AsyncSession, gid: int, event: AuditEvent, now: dt.datetime) -> None:
+        if gid in self._synced and event.entry_id:
+            await advance_cursor(session, gid, event.entry_id, now)
+
+    def _decision(
+        self, event: AuditEvent, verdict: Verdict, plan: RevertPlan | None, narrate: bool
+    ) -> AuditDecision:
+        proof: dict[str, Any] = event.proof() | verdict.facts.proof()
+        if plan is not None:
+            if plan.actions:
+                proof["revert"] = plan.describe()
+            if plan.not_revertible:
+                proof["not_revertible"] = plan.not_revertible
+            if verdict.outcome == AuditOutcome.APPROVE and plan.reapply:
+                proof["reapply_if_approved"] = [a.describe() for a in plan.reapply]
+        assert event.guild_id is not None
+        return AuditDecision(
+            guild_id=event.guild_id,
+            outcome=verdict.outcome,
+            rule=verdict.rule_id,
+            reason=verdict.reason,
+            proof=proof,
+            controls=verdict.controls,
+            actor_id=event.actor_id,
+            audit_entry_id=event.entry_id or None,
+            narrate=narrate,
+        )
+
+    async def _revert(
+        self, event: AuditEvent, verdict: Verdict, plan: RevertPlan, claim_id: int | None, *, narrate: bool
+    ) -> tuple[str, ...]:
+        """Perform the revert, then record it as its own decision (a failure is a failed control)."""
+        reason = revert_reason(event, verdict.rule_id)
+        done: list[RevertAction] = []
+        failed: list[tuple[RevertAction, str]] = []
+        for action in plan.actions:
+            try:
+                await self._reverter.perform(action, reason)
+            except Exception as exc:  # reported as a failed control, never stops the listener
+                log.warning(
+                    "revert refused: %s",
+                    exc,
+                    extra={"guild_id": event.guild_id, "audit_entry": event.entry_id},
+                )
+                failed.append((action, _describe_failure(exc)))
+            else:
+                done.append(action)
+        assert event.guild_id is not None
+        proof: dict[str, Any] = {"audit_log_entry": str(event.entry_id), "event": event.action}
+        if done:
+            proof["done"] = [a.describe() for a in done]
+        if failed:
+            proof["failed"] = [f"{a.describe()}: {why}" for a, why in failed]
+        if failed:
+            outcome, text = (
+                AuditOutcome.REVERT_FAILED,
+                f"Warden could not fully undo the change rule {verdict.rule_id} blocked; "
+                "the access may still exist — fix Warden's permissions or undo it by hand.",
+            )
+        else:
+            outcome, text = AuditOutcome.REVERTED, f"Warden undid the change rule {verdict.rule_id} blocked."
+        async with self._sessions() as session, session.begin():
+            await self._recorder.record(
+                session,
+                AuditDecision(
+                    guild_id=event.guild_id,
+                    outcome=outcome,
+                    rule=verdict.rule_id,
+                    reason=text,
+                    proof=proof,
+                    controls=verdict.controls,
+                    actor_id=self.classifier.warden_user_id,
+                    audit_entry_id=event.entry_id or None,
+                    narrate=bool(failed) or narrate,
+                ),
+            )
+            if claim_id is not None:
+                row = await session.get(AuditProcessed, claim_id)
+                if row is not None:
+                    row.pending_actions = [action_to_json(a) for a, _ in failed] or None
+        return tuple(why for _, why in failed)
+
+    async def retry_pending(self, guild_id: int, *, max_attempts: int = 5) -> int:
+        """Try reverts Discord refused again (call on a schedule); returns how many now succeeded.
+
+        A success is recorded as ``reverted``; a repeated failure was already reported once and
+        stays pending (visible through :meth:`pending_reverts`) until ``max_attempts``.
+        """
+        fixed = 0
+        for row in await self.pending_reverts(guild_id):
+            if row.attempts >= max_attempts or not row.pending_actions:
+                continue
+            actions = [action_from_json(a) for a in row.pending_actions]
+            reason = f"Warden revert of audit-log entry {row.entry_id} (rule {row.rule}), retried"
+            left: list[RevertAction] = []
+            for action in actions:
+                try:
+                    await self._reverter.perform(action, reason)
+                except Exception as exc:
+                    log.info("revert retry refused: %s", exc, extra={"guild_id": guild_id})
+                    left.append(action)
+            async with self._sessions() as session, session.begin():
+                fresh = await session.get(AuditProcessed, row.id)
+                if fresh is None:
+                    continue
+                fresh.attempts = (fresh.attempts or 0) + 1
+                fresh.pending_actions = [action_to_json(a) for a in left] or None
+                if not left:
+                    fixed += 1
+                    await self._recorder.record(
+                        session,
+                        AuditDecision(
+                            guild_id=guild_id,
+                            outcome=AuditOutcome.REVERTED,
+                            rule=row.rule or "unknown",
+                            reason=f"Warden undid the change on a later attempt (rule {row.rule}).",
+                            proof={
+                                "audit_log_entry": str(row.entry_id),
+                                "done": [a.describe() for a in actions],
+                            },
+                            actor_id=self.classifier.warden_user_id,
+                            audit_entry_id=row.entry_id,
+                        ),
+                    )
+        return fixed
+
+    async def reconcile(self, guild_id: int, snapshot: GuildSnapshot) -> list[HandleResult]:
+        """Start-up state comparison: drift whose audit entry may be gone, decided by the same rules."""
+        events = await state_drift_events(
+            guild_id, self.classifier, snapshot, self._grants_for_drift(), now=self._clock.now()
+        )
+        return [await self.decide(e) for e in events]
+
+    def _grants_for_drift(self) -> GrantLedger:
+        return self.classifier.grants
+
+    # ---- bursts -------------------------------------------------------------------------------
+
+    async def flush_bursts(self, *, force: bool = False) -> int:
+        """Record summaries of bursts that went quiet (call on a short schedule)."""
+        summaries = self.bursts.flush() if force else self.bursts.due(self._clock.now())
+        if summaries:
+            async with self._sessions() as session, session.begin():
+                for summary in summaries:
+                    await self._recorder.record_summary(session, summary)
+        return len(summaries)
+
+    # ---- catch-up -----------------------------------------------------------------------------
+
+    async def catch_up(self, guild_id: int, fetch_page: FetchPage) -> CatchUpResult:
+        """Read the audit log from the cursor to now; at start-up and after every resume."""
+        started = self._clock.now()
+        result = CatchUpResult(guild_id)
+        async with self._sessions() as session:
+            cursor = await load_cursor(session, guild_id)
+        result.gap = gap_since(cursor, started)
+        if result.gap is not None and cursor is not None:
+            await self._record_gap(guild_id, cursor, started, result.gap)
+        after = cursor.last_entry_id if cursor is not None else None
+        while result.pages < MAX_PAGES:
+            page = await fetch_page(guild_id, after)
+            result.pages += 1
+            ids = [eid for e in page if isinstance(e, dict) and (eid := snowflake(e.get("id")))]
+            async with self._sessions() as session:
+                done = await processed_ids(session, guild_id, ids)
+            state = None if cursor is None else CursorState(guild_id, after or 0, cursor.synced_at)
+            plan = catch_up_plan(state, page, processed=done)
+            result.skipped += len(set(ids)) - len(plan.entries)
+            if plan.baseline:
+                result.baseline = True
+                async with self._sessions() as session, session.begin():
+                    await advance_cursor(session, guild_id, plan.next_after, started)
+                break
+            if plan.next_after is None or (after is not None and plan.next_after <= after):
+                break
+            handled = await self.decide_many([self.normalise(entry, guild_id) for entry in plan.entries])
+            result.results += handled
+            result.decided += sum(h.status == "decided" for h in handled)
+            after = plan.next_after
+            async with self._sessions() as session, session.begin():
+                await advance_cursor(session, guild_id, after, started)
+        else:
+            log.warning("audit-log catch-up stopped after %s pages; it resumes next time", MAX_PAGES)
+            return result
+        async with self._sessions() as session, session.begin():
+            await advance_cursor(session, guild_id, None, started)
+        self._synced.add(guild_id)
+        return result
+
+    async def _record_gap(
+        self, guild_id: int, cursor: CursorState, now: dt.datetime, gap: dt.timedelta
+    ) -> None:
+        async with self._sessions() as session, session.begin():
+            await self._recorder.record(
+                session,
+                AuditDecision(
+                    guild_id=guild_id,
+                    outcome=AuditOutcome.ALERT,
+                    rule=RULE_GAP,
+                    reason=(
+                        f"Warden last read this server's audit log {gap.days} days ago; Discord keeps entries "
+                        "for 45 days, so changes made in between may be missing from this record."
+                    ),
+                    proof={
+                        "last_audit_log_entry": str(cursor.last_entry_id),
+                        "last_synced_at": cursor.synced_at.isoformat(),
+                        "caught_up_at": now.isoformat(),
+                    },
+                    controls=("SOC2:CC7.2", "ISO27001:A.8.15"),
+                ),
+            )
+
+    async def pending_reverts(self, guild_id: int) -> list[AuditProcessed]:
+        """Entries whose revert Discord has not confirmed (for retries and ``/warden doctor``)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(AuditProcessed).where(
+                    AuditProcessed.guild_id == guild_id, AuditProcessed.pending_actions.is_not(None)
+                )
+            )
+            return list(rows)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    code = getattr(exc, "code", None)
+    if status is not None:
+        return f"Discord refused with {status}" + (f" (code {code})" if code else "")
+    return type(exc).__name__
