@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.controls import ControlMap
+from bot.health.metrics import discord_http_trace
+from bot.health.startup import log_startup_report
 from bot.interactions import answer_error
 from bot.jobs import Jobs
 from bot.ledger import Signer
@@ -56,6 +58,7 @@ class WardenBot(commands.Bot):
         guild_ready_timeout: float = 2.0,
     ) -> None:
         super().__init__(
+            http_trace=discord_http_trace(),  # Discord status codes and answer latency for /metrics
             guild_ready_timeout=guild_ready_timeout,
             command_prefix=commands.when_mentioned,
             intents=warden_intents(),
@@ -127,6 +130,7 @@ class WardenBot(commands.Bot):
         if report.expired or report.requests_expired:
             log.info("caught up after start-up: %s", report)
         self.caught_up.set()
+        log_startup_report(self)
         if self._run_scheduler:
             self.jobs.start()
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.health import metrics
 from bot.services.errors import Unavailable
 from bot.services.grants import GrantService
 from bot.services.requests import RequestService
@@ -112,6 +114,7 @@ class Jobs:
     async def run_due(self) -> DueReport:
         """Act on everything overdue. Idempotent; safe to call at any time, from any process."""
         report = DueReport()
+        started = time.monotonic()
         async with self._lock:
             await self._step(report, "reapply", self._grants.reapply_stale())
             sweep = await self._step(report, "expire", self._grants.expire_due())
@@ -127,6 +130,7 @@ class Jobs:
             reminded = await self._step(report, "approver-reminders", self._requests.remind_approvers())
             report.approvers_reminded = len(reminded or [])
         report.narratives = await self.deliver_narratives()
+        metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report
 
     async def deliver_narratives(self) -> int:

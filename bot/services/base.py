@@ -11,6 +11,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.health import metrics
 from bot.services.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         async with factory() as session, session.begin():
             yield session
     except DB_DOWN as exc:
+        metrics.database_unavailable()
         log.error("database unavailable: %s", type(exc).__name__)
         raise Unavailable() from exc
 
