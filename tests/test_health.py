@@ -328,3 +328,21 @@ def test_metrics_count_decisions_by_family() -> None:
         == value(before, "warden_grants_total", outcome="granted") + 1
     )
     assert value(after, "warden_votes_total") == value(before, "warden_votes_total") + 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("health_port", "abc", "WARDEN_HEALTH_PORT: 'abc' is not a TCP port"),
+        ("health_port", "0", "WARDEN_HEALTH_PORT: '0' is not a TCP port"),
+        ("health_host", "http://0.0.0.0:9", "WARDEN_HEALTH_HOST: 'http://0.0.0.0:9' is not a host name"),
+        ("log_format", "xml", "WARDEN_LOG_FORMAT: 'xml' is not a log format; use text or json"),
+    ],
+)
+def test_bad_health_and_log_settings_are_one_line(field: str, value: str, said: str) -> None:
+    from bot.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as exc:
+        load_settings(**{field: value})
+    assert str(exc.value) == said or str(exc.value).startswith(said)
+    assert load_settings(health_host="::1").health_host == "::1"
