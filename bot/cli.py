@@ -1,4 +1,4 @@
-"""The `warden` command: run · migrate · check-config · sandbox · audit verify/export."""
+"""The `warden` command: run · migrate · check-config · init · sandbox · audit verify/export."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from bot.logs import configure_logging
-from bot.policy import Policy, PolicyError, load_policy
+from bot.policy import Policy, PolicyError, load_policy, review_policy, unenforced_rules_warning
 from bot.settings import Settings, SettingsError, load_settings, redact_url
 from bot.startup import StartupError
 
@@ -30,8 +30,8 @@ def _settings() -> Settings:
 def _policy(path: Path) -> Policy:
     if not path.exists():
         raise StartupError(
-            f"config file {path} not found: copy config.example.toml to {path} and edit it, "
-            "or point WARDEN_CONFIG / --config at yours"
+            f"config file {path} not found: `warden init` writes the example policy "
+            "(config.example.toml) to start from, or point WARDEN_CONFIG / --config at yours"
         )
     try:
         return load_policy(path)
@@ -39,6 +39,22 @@ def _policy(path: Path) -> Policy:
         n = len(exc.problems)
         lines = "\n".join(f"  - {p}" for p in exc.problems)
         raise StartupError(f"{path} has {n} problem{'s' if n != 1 else ''}:\n{lines}") from None
+
+
+def _database_url(settings: Settings, policy: Policy | None) -> str:
+    try:
+        return settings.resolved_database_url(policy)
+    except SettingsError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("warden")
+    except PackageNotFoundError:  # run from a checkout without installing
+        return "unknown (not installed)"
 
 
 def _signing_key_path(settings: Settings, policy: Policy | None) -> Path:
@@ -67,16 +83,16 @@ def point_at_discord(settings: Settings) -> None:
         )
 
 
-async def _run(settings: Settings, policy: Policy) -> None:
+async def _run(settings: Settings, policy: Policy, url: str) -> None:
     from bot.clock import SystemClock
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_engine, create_session_factory
+    from bot.health.server import HealthServer
     from bot.ledger import open_signer
     from bot.services.base import DB_DOWN
     from bot.wiring import build_bot
 
     token = settings.bot_token()
-    url = settings.resolved_database_url(policy)
     point_at_discord(settings)
     engine = create_engine(url)
     try:
@@ -88,38 +104,47 @@ async def _run(settings: Settings, policy: Policy) -> None:
                 f"cannot reach the database at {redact_url(url)} ({type(exc).__name__}): is it running, "
                 "and is WARDEN_DATABASE_URL right?"
             ) from None
-        signer = await open_signer(
-            create_session_factory(engine), _signing_key_path(settings, policy), now=SystemClock().now()
-        )
-        bot = build_bot(
-            policy=policy, clock=SystemClock(), session_factory=create_session_factory(engine), signer=signer
-        )
+        sessions = create_session_factory(engine)
+        signer = await open_signer(sessions, _signing_key_path(settings, policy), now=SystemClock().now())
+        bot = build_bot(policy=policy, clock=SystemClock(), session_factory=sessions, signer=signer)
+        health = HealthServer(bot, sessions, settings.resolved_health(policy))
         # systemd and container runtimes stop with SIGTERM: close the gateway and scheduler cleanly.
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-        async with bot:
+        async with bot, health:
             await bot.start(token)
         log.info("stopped")
     finally:
         await engine.dispose()
 
 
+def _warn_policy(policy: Policy) -> None:
+    """What check-config reports but does not stop `warden run`: said once at start-up."""
+    warning = unenforced_rules_warning(policy)
+    if warning:
+        log.warning("%s", warning)
+    for problem in review_policy(policy):
+        log.warning("policy: %s (warden check-config lists these)", problem)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings()
     policy = _policy(Path(args.config) if args.config else settings.config)
-    configure_logging(settings.resolved_log_level(policy))
+    configure_logging(settings.resolved_log_level(policy), settings.resolved_log_format(policy))
     try:
         settings.bot_token()
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
+    url = _database_url(settings, policy)
+    _warn_policy(policy)
     import aiohttp
     import discord
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run(settings, policy))
+            asyncio.run(_run(settings, policy, url))
     except discord.LoginFailure:
         raise StartupError(
             "Discord rejected the bot token: check WARDEN_TOKEN (or the token file) — "
@@ -142,8 +167,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings()
     cfg = Path(args.config) if args.config else settings.config
     policy = _policy(cfg) if cfg.exists() else None
-    url = settings.resolved_database_url(policy)
-    configure_logging("INFO")
+    url = _database_url(settings, policy)
+    configure_logging("INFO", settings.resolved_log_format(policy))
     from bot.services.base import DB_DOWN
 
     try:
@@ -155,12 +180,44 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    path = Path(args.path) if args.path else _settings().config
+    if args.path and args.config and Path(args.path) != Path(args.config):
+        raise StartupError(f"two policy files given ({args.path} and --config {args.config}); give one")
+    chosen = args.config or args.path
+    path = Path(chosen) if chosen else _settings().config
     policy = _policy(path)
+    problems = review_policy(policy)
+    if problems:
+        n = len(problems)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise StartupError(f"{path} has {n} problem{'s' if n != 1 else ''}:\n{lines}")
     scopes = ", ".join(s.id for s in policy.scopes) or "none"
+    print(f"{path}: OK — {len(policy.guilds)} guild(s), {len(policy.scopes)} scope(s) ({scopes})")
+    warning = unenforced_rules_warning(policy)
+    if warning:
+        print(f"warning: {warning}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
+    directory = Path(args.dir)
+    target = directory / "config.toml"
+    if target.exists():
+        raise StartupError(f"{target} already exists; not overwriting it (move it away, or edit it)")
+    if not directory.is_dir():
+        raise StartupError(f"{directory} is not a directory; create it first")
+    text = (files("bot.data") / "config.example.toml").read_text(encoding="utf-8")
+    try:
+        with target.open("x", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise StartupError(f"cannot write {target}: {exc.strerror or exc}") from None
     print(
-        f"{path}: OK — {len(policy.guilds)} guild(s), {len(policy.scopes)} scope(s) ({scopes}), "
-        f"{len(policy.rules)} rule(s)"
+        f"wrote {target} (the documented example policy). Next:\n"
+        f"  1. edit it: your server, channels, roles and scopes\n"
+        f"  2. warden check-config --config {target}\n"
+        f"  3. WARDEN_TOKEN=… warden run --config {target}"
     )
     return 0
 
@@ -172,6 +229,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    if getattr(args, "audit_command", None) is None:  # a bare `warden audit`: show what it can do
+        args.audit_parser.print_help()
+        return 2
     from bot.audit_cli import run_audit
 
     return run_audit(args, _settings())
@@ -181,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="warden", description="Just-in-time access and attestations for Discord"
     )
+    parser.add_argument("--version", action="version", version=f"warden {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the bot (migrates the database first)")
     p.add_argument("--config", help="policy file (default: $WARDEN_CONFIG or config.toml)")
@@ -190,7 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("check-config", help="validate a policy file and exit")
     p.add_argument("path", nargs="?", help="policy file (default: $WARDEN_CONFIG or config.toml)")
+    p.add_argument("--config", help="policy file (same as the positional argument)")
     p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("init", help="write the example policy to DIR/config.toml to start from")
+    p.add_argument("dir", nargs="?", default=".", help="directory to write config.toml in (default: .)")
+    p.set_defaults(func=cmd_init)
     p = sub.add_parser("sandbox", help="run the real bot against a local Discord (no token, no server)")
     p.add_argument("--scenario", action="append", help="scenario TOML file to run (repeatable)")
     p.add_argument("--config", help="policy for the walkthrough (default: config.example.toml)")
@@ -198,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="also print Warden's and discord.py's logs")
     p.set_defaults(func=cmd_sandbox)
     p = sub.add_parser("audit", help="verify the signed ledger or export evidence")
-    asub = p.add_subparsers(dest="audit_command", required=True)
+    asub = p.add_subparsers(dest="audit_command")
     v = asub.add_parser("verify", help="verify the hash chain and signatures")
     v.add_argument("--public-key", help="PEM public key (default: derived from the signing key)")
     v.add_argument("--export", help="verify an exported evidence directory instead of the database")
@@ -222,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = asub.add_parser("rotate-key", help="make a new signing key active; old entries stay verifiable")
     r.add_argument("--lost-key", action="store_true", help="the current key is lost: start a new one")
     r.add_argument("--config", help="policy file, for [warden] settings")
-    p.set_defaults(func=cmd_audit)
+    p.set_defaults(func=cmd_audit, audit_parser=p)
     return parser
 
 
@@ -230,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except StartupError as exc:
+    except (StartupError, SettingsError) as exc:
         print(f"warden: {exc}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.discord_io.replies import answer_error
+from bot.health.metrics import discord_http_trace
+from bot.health.startup import log_startup_report
 from bot.policy import Policy
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ class WardenBot(commands.Bot):
         wire: Callable[[discord.Client], Services],
     ) -> None:
         super().__init__(
+            http_trace=discord_http_trace(),  # Discord status codes and answer latency for /metrics
             guild_ready_timeout=tuning.guild_ready_timeout,
             command_prefix=commands.when_mentioned,
             intents=warden_intents(),
@@ -102,6 +105,7 @@ class WardenBot(commands.Bot):
         if report.expired or report.requests_expired:
             log.info("caught up after start-up: %s", report)
         self.caught_up.set()
+        log_startup_report(self)
         if self.tuning.run_scheduler:
             self.jobs.start()
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.grants.service import DueReport, GrantService
+from bot.health import metrics
 from bot.requests.sweeps import PendingSweeps
 from bot.services.errors import Unavailable
 
@@ -88,6 +90,7 @@ class Jobs:
     async def run_due(self) -> DueReport:
         """Act on everything overdue. Idempotent; safe to call at any time, from any process."""
         report = DueReport()
+        started = time.monotonic()
         async with self._lock:
             await self._step(report, "reapply", self._grants.reapply_stale())
             sweep = await self._step(report, "expire", self._grants.expire_due())
@@ -103,6 +106,7 @@ class Jobs:
             reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
         report.narratives = await self.deliver_narratives()
+        metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report
 
     async def deliver_narratives(self) -> int:

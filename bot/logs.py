@@ -1,28 +1,83 @@
-"""Logging, configured once at start-up: one line per event, with its ids as key=value fields."""
+"""Logging, configured once at start-up: one line per event, with its ids as fields.
+
+Two formats (``WARDEN_LOG_FORMAT`` or ``[warden].log_format``):
+
+- ``text`` (default): ``time level logger: message key=value ...`` — readable in a terminal.
+- ``json``: one JSON object per line (``time``, ``level``, ``logger``, ``message``, then every
+  field), for log shippers.
+
+Every field a caller passes through ``extra=`` is printed, whatever its name: a fixed list
+silently dropped new ids such as ``ledger_entry_id``. Fields whose name says they hold a secret
+are printed as ``***``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import re
+from typing import Any
 
-# Fields services pass through `extra=`; printed after the message when present.
-FIELDS = (
-    "guild_id",
-    "request_id",
-    "grant_id",
-    "user_id",
-    "entry_id",
-    "attempts",
-    "error",
-    "custom_id",
-    "command",
-)
+__all__ = ["LOG_FORMATS", "FieldsFormatter", "JsonFormatter", "configure_logging", "extra_fields"]
+
+LOG_FORMATS = ("text", "json")
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+_SECRET_NAME = re.compile(r"(?i)(token|secret|password|passwd|private|signing_key|api_key)")
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's ``extra=`` fields in the order given, secret-named ones masked, ``None`` left out."""
+    out: dict[str, Any] = {}
+    for key, value in record.__dict__.items():
+        if key in _STANDARD or key.startswith("_") or value is None:
+            continue
+        out[key] = "***" if _SECRET_NAME.search(key) else value
+    return out
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    # A value with spaces or quotes stays one field: quote it as JSON does.
+    return json.dumps(text) if (not text or any(c in text for c in ' "=\n\t')) else text
 
 
 class FieldsFormatter(logging.Formatter):
+    """``time level logger: message key=value ...``."""
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extras = [f"{k}={getattr(record, k)}" for k in FIELDS if getattr(record, k, None) is not None]
-        return f"{line} {' '.join(extras)}" if extras else line
+        fields = " ".join(f"{k}={_text(v)}" for k, v in extra_fields(record).items())
+        if not fields:
+            return line
+        # Keep the fields on the first line, before any traceback.
+        head, sep, tail = line.partition("\n")
+        return f"{head} {fields}{sep}{tail}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; values JSON cannot hold are written as text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in extra_fields(record).items():
+            entry[key if key not in entry else f"extra_{key}"] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class _NoVoiceNotice(logging.Filter):
@@ -32,12 +87,16 @@ class _NoVoiceNotice(logging.Filter):
         return "voice will NOT be supported" not in record.getMessage()
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_NoVoiceNotice())
-    handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("discord.gateway").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

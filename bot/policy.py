@@ -53,6 +53,8 @@ __all__ = [
     "load_policy",
     "parse_policy",
     "permissions_from_names",
+    "review_policy",
+    "unenforced_rules_warning",
 ]
 
 #: A name (role/channel name) or a Discord snowflake id.
@@ -654,16 +656,29 @@ class RuntimeSection(_Model):
     database_url: str | None = None
     signing_key_path: Path | None = None
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    health_port: StrictInt | None = Field(None, ge=1, le=65535)
+    health_host: str | None = None
 
     @field_validator("database_url")
     @classmethod
     def _check_db(cls, v: str | None) -> str | None:
-        if v is not None and "://" not in v:
-            raise ValueError(
-                f"'{v}' is not a database URL; use e.g. \"sqlite+aiosqlite:///warden.db\" "
-                'or "postgresql+asyncpg://warden@db/warden"'
-            )
+        from bot.settings import database_url_problem
+
+        problem = None if v is None else database_url_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
         return v
+
+    @field_validator("health_host")
+    @classmethod
+    def _check_host(cls, v: str | None) -> str | None:
+        from bot.settings import health_host_problem
+
+        problem = None if v is None else health_host_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return None if v is None else v.strip()
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -1039,3 +1054,86 @@ class GuildDirectory:
     def scope(self, guild_id: int, scope_id: str) -> Scope | None:
         gp = self.get(guild_id)
         return self.policy.scope(gp, scope_id.strip()) if gp else None
+
+
+# --------------------------------------------------------------------------- review (check-config)
+
+_MENTION = re.compile(r"^<(@&|@!?|#)(\d+)>$")
+_MENTION_KIND = {"@&": "role", "@": "user", "@!": "user", "#": "channel"}
+
+
+def _ref_problem(path: str, ref: object) -> str | None:
+    """A reference that loads but can never match anything in Discord."""
+    if isinstance(ref, bool):
+        return None
+    text = str(ref).strip()
+    mention = _MENTION.match(text)
+    if mention:
+        kind = _MENTION_KIND[mention.group(1)]
+        return (
+            f"{path}: '{text}' is Discord {kind} mention syntax; write the bare id {mention.group(2)} "
+            "(or the name)"
+        )
+    if isinstance(ref, int) or text.isdigit():
+        digits = len(text.lstrip("0") or "0")
+        if not 17 <= digits <= 20:
+            return (
+                f"{path}: {text} is too {'short' if digits < 17 else 'long'} to be a Discord id "
+                "(ids have 17 to 20 digits); copy it with Developer Mode → right-click → Copy ID"
+            )
+    return None
+
+
+def review_policy(policy: Policy) -> list[str]:
+    """Mistakes that load but can never work; ``warden check-config`` reports each one.
+
+    Ids too short to be Discord snowflakes, mention syntax (``<@&123>``) where a bare id or a name
+    belongs, and scope ids differing only by case (commands match scopes case-insensitively).
+    """
+    problems: list[str] = []
+
+    def check(path: str, ref: object) -> None:
+        if ref is None or ref == "@everyone":
+            return
+        problem = _ref_problem(path, ref)
+        if problem:
+            problems.append(problem)
+
+    for gp in policy.guilds:
+        base = f"guild.{gp.key}"
+        check(f"{base} (the table name)", gp.key)
+        check(f"{base}.approvals_channel", gp.approvals_channel)
+        check(f"{base}.governance_channel", gp.governance_channel)
+        check(f"{base}.ping_role", gp.ping_role)
+    seen: dict[str, str] = {}
+    for scope in policy.scopes:
+        base = f"scope.{scope.id}"
+        folded = scope.id.casefold()
+        if folded in seen:
+            problems.append(
+                f"{base}: differs from scope.{seen[folded]} only by case; commands match scope names "
+                "without case, so rename one"
+            )
+        else:
+            seen[folded] = scope.id
+        check(f"{base}.role", scope.role)
+        check(f"{base}.channel", scope.channel)
+        for i, approver in enumerate(scope.approvers):
+            check(f"{base}.approvers[{i}]", approver.ref)
+        for i, ref in enumerate(scope.requesters):
+            check(f"{base}.requesters[{i}]", ref)
+        for i, auto in enumerate(scope.auto_approve):
+            check(f"{base}.auto_approve[{i}].members_of", auto.members_of)
+    return problems
+
+
+def unenforced_rules_warning(policy: Policy) -> str | None:
+    """The one place that says ``[[rule]]`` tables are not enforced yet (remove with the audit listener)."""
+    if not policy.rules:
+        return None
+    ids = ", ".join(rule.id for rule in policy.rules)
+    n = len(policy.rules)
+    return (
+        f"{n} [[rule]] table{'s are' if n != 1 else ' is'} NOT enforced yet ({ids}): Warden parses "
+        "rules but does not act on them; do not rely on them as a control"
+    )

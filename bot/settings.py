@@ -24,6 +24,8 @@ __all__ = [
     "DEFAULT_SIGNING_KEY",
     "Settings",
     "SettingsError",
+    "database_url_problem",
+    "health_host_problem",
     "load_settings",
     "redact_url",
 ]
@@ -58,19 +60,51 @@ def redact_url(url: str) -> str:
     return re.sub(r"(?i)([?&](?:password|pass|pwd)=)[^&#]*", r"\1***", url)
 
 
-def _normalise_database_url(url: str, where: str) -> str:
-    scheme, sep, rest = url.partition("://")
+_SUPPORTED = (
+    f'SQLite (e.g. "{DEFAULT_DATABASE_URL}") or PostgreSQL (e.g. "postgresql+asyncpg://warden@db/warden")'
+)
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why Warden cannot use this database URL (one line, password hidden), or None if it can."""
+    scheme, sep, rest = url.strip().partition("://")
     if not sep:
-        raise SettingsError(
-            f"{where}: '{redact_url(url)}' is not a database URL; use e.g. "
-            f'"{DEFAULT_DATABASE_URL}" or "postgresql+asyncpg://warden@db/warden"'
-        )
-    driver = _DRIVERS.get(scheme.lower())
-    if driver is None:
-        raise SettingsError(
-            f"{where}: database '{scheme}' is not supported; use sqlite+aiosqlite:// or postgresql+asyncpg://"
-        )
-    return f"{driver}://{rest}"
+        return f"'{redact_url(url)}' is not a database URL; Warden supports {_SUPPORTED}"
+    if scheme.lower() not in _DRIVERS:
+        return f"database '{scheme}' is not supported; Warden supports {_SUPPORTED}"
+    if _DRIVERS[scheme.lower()].startswith("sqlite"):
+        path, _, query = rest.partition("?")
+        if path.lstrip("/") in ("", ":memory:") or "mode=memory" in query:
+            return (
+                f"'{redact_url(url)}' is an in-memory database, which would lose every grant and the "
+                f"ledger on restart; Warden supports {_SUPPORTED}"
+            )
+    return None
+
+
+def _normalise_database_url(url: str, where: str) -> str:
+    problem = database_url_problem(url)
+    if problem is not None:
+        raise SettingsError(f"{where}: {problem}")
+    scheme, _, rest = url.strip().partition("://")
+    return f"{_DRIVERS[scheme.lower()]}://{rest}"
+
+
+def health_host_problem(host: str) -> str | None:
+    """Why the health endpoint cannot listen on this host, or None."""
+    text = host.strip()
+    if not text or (any(c in text for c in "/ :") and not _is_ipv6(text)):
+        return f"'{host}' is not a host name or IP address; e.g. 127.0.0.1 (the default) or 0.0.0.0"
+    return None
+
+
+def _is_ipv6(text: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text.strip("[]")).version == 6
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -86,6 +120,10 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = None
     signing_key: Path | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
+    # The optional health/metrics endpoint: off unless a port is set.
+    health_port: int | None = None
+    health_host: str | None = None
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
@@ -125,6 +163,33 @@ class Settings(BaseSettings):
         if isinstance(v, str) and v.strip().upper() in _LEVELS:
             return v.strip().upper()
         raise ValueError(f"'{v}' is not a log level; use one of: {', '.join(_LEVELS)}")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("text", "json"):
+            return v.strip().lower()
+        raise ValueError(f"'{v}' is not a log format; use text or json")
+
+    @field_validator("health_port", mode="before")
+    @classmethod
+    def _port(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        text = str(v).strip()
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            raise ValueError(f"'{v}' is not a TCP port; use a number from 1 to 65535, e.g. 9464")
+        return int(text)
+
+    @field_validator("health_host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        problem = health_host_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v.strip()
 
     @model_validator(mode="after")
     def _one_token_source(self) -> Settings:
@@ -177,6 +242,25 @@ class Settings(BaseSettings):
         if "log_level" in self.model_fields_set or policy is None:
             return self.log_level
         return policy.runtime.log_level
+
+    def resolved_log_format(self, policy: Policy | None) -> str:
+        """``WARDEN_LOG_FORMAT`` if set, else ``[warden].log_format``, else text."""
+        if "log_format" in self.model_fields_set or policy is None:
+            return self.log_format
+        return policy.runtime.log_format
+
+    def resolved_health(self, policy: Policy | None) -> tuple[str, int] | None:
+        """(host, port) for the health endpoint, or None when it is off (the default).
+
+        ``WARDEN_HEALTH_PORT`` / ``WARDEN_HEALTH_HOST`` win over ``[warden].health_port`` /
+        ``health_host``; the host defaults to 127.0.0.1 so metrics are not exposed by accident.
+        """
+        runtime = policy.runtime if policy is not None else None
+        port = self.health_port or (runtime.health_port if runtime else None)
+        if not port:
+            return None
+        host = self.health_host or (runtime.health_host if runtime else None) or "127.0.0.1"
+        return host, port
 
 
 def load_settings(**overrides: Any) -> Settings:

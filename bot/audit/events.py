@@ -106,7 +106,7 @@ class AuditEvent:
         return next((c for c in self.changes if c.key == key), None)
 
     def proof(self) -> dict[str, Any]:
-        """The facts a narrative shows (keys follow :mod:`bot.narrative`'s conventions)."""
+        """The facts a narrative shows (keys follow :mod:`bot.decisions.narrative`'s conventions)."""
         out: dict[str, Any] = {"event": self.action}
         if self.entry_id:
             out["audit_log_entry"] = str(self.entry_id)

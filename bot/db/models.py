@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -56,6 +56,30 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class StrEnumType(TypeDecorator[E]):
+    """A StrEnum stored as its plain value in a VARCHAR: no database enum type, no CHECK.
+
+    The column stays exactly what the migrations create (``String(16)``), so adding a value needs
+    no migration; Python sees the enum member.
+    """
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum_type: type[E], length: int = 16) -> None:
+        super().__init__(length)
+        self.enum_type = enum_type
+
+    def process_bind_param(self, value: E | str | None, dialect: Any) -> str | None:
+        return None if value is None else self.enum_type(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> E | None:
+        return None if value is None else self.enum_type(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dt.datetime: UTCDateTime, int: Integer}
@@ -93,13 +117,13 @@ class AccessRequest(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     guild_id: Mapped[int] = mapped_column(BigInteger)
     scope_id: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(16), default=RequestKind.NEW)
+    kind: Mapped[RequestKind] = mapped_column(StrEnumType(RequestKind), default=RequestKind.NEW)
     requester_id: Mapped[int] = mapped_column(BigInteger)
     subject_id: Mapped[int] = mapped_column(BigInteger)
     subject_is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     duration_seconds: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.PENDING)
+    status: Mapped[RequestStatus] = mapped_column(StrEnumType(RequestStatus), default=RequestStatus.PENDING)
     approvals_required: Mapped[int] = mapped_column(Integer, default=1)
     # The grant an extension request would lengthen.
     extends_grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -153,7 +177,7 @@ class Grant(Base):
     target_id: Mapped[int] = mapped_column(BigInteger)  # role id or channel id
     allow_bits: Mapped[int] = mapped_column(BigInteger, default=0)
     deny_bits: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(16), default=GrantStatus.APPROVED)
+    status: Mapped[GrantStatus] = mapped_column(StrEnumType(GrantStatus), default=GrantStatus.APPROVED)
     breakglass: Mapped[bool] = mapped_column(Boolean, default=False)
     duration_seconds: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime]
@@ -165,7 +189,7 @@ class Grant(Base):
     ended_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # While REMOVING: the status the grant takes once Discord confirms removal.
-    final_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    final_status: Mapped[GrantStatus | None] = mapped_column(StrEnumType(GrantStatus), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     # A worker's claim on this row; another process may take over once it lapses.

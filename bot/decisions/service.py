@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.controls import ControlMap
 from bot.db.models import LedgerEntry, NarrativeOutbox
+from bot.health import metrics
 from bot.ledger import Signer, append_entry
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class DecisionService:
             request_id=decision.request_id,
             grant_id=decision.grant_id,
         )
+        metrics.decision_recorded(entry.outcome)
         # Guild-less decisions (CLI, process-wide) have no governance channel: ledger only.
         if decision.guild_id is not None:
             session.add(NarrativeOutbox(entry_id=entry.id, guild_id=decision.guild_id, created_at=now))

@@ -14,6 +14,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.health import metrics
 from bot.services.errors import WardenError
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ async def reply(interaction: discord.Interaction, text: str) -> None:
 
 async def answer_error(interaction: discord.Interaction, error: BaseException) -> None:
     error = unwrap(error)
+    metrics.interaction_error(interaction, error)
     if isinstance(error, WardenError):
         await reply(interaction, error.message)
         return

@@ -14,6 +14,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.health import metrics
 from bot.services.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         async with factory() as session, session.begin():
             yield session
     except DB_DOWN as exc:
+        metrics.database_unavailable()
         log.error("database unavailable: %s", type(exc).__name__)
         raise Unavailable() from exc
 
