@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -54,8 +55,10 @@ class WardenBot(commands.Bot):
         sync_commands: bool = True,
         run_scheduler: bool = True,
         guild_ready_timeout: float = 2.0,
+        **client_options: Any,
     ) -> None:
         super().__init__(
+            **client_options,
             guild_ready_timeout=guild_ready_timeout,
             command_prefix=commands.when_mentioned,
             intents=warden_intents(),
@@ -102,6 +105,13 @@ class WardenBot(commands.Bot):
         self._run_scheduler = run_scheduler
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
+    @classmethod
+    def create(cls, *, shard_ids: list[int] | None, shard_count: int | None, **kw: Any) -> WardenBot:
+        """One process for everything, or only ``shard_ids`` of ``shard_count`` gateway shards."""
+        if shard_count is None:
+            return cls(**kw)
+        return ShardedWardenBot(shard_ids=shard_ids, shard_count=shard_count, **kw)
+
     async def _on_app_command_error(self, interaction: discord.Interaction, error: Exception) -> None:
         await answer_error(interaction, error)
 
@@ -133,3 +143,11 @@ class WardenBot(commands.Bot):
     async def close(self) -> None:
         await self.jobs.stop()
         await super().close()
+
+
+class ShardedWardenBot(WardenBot, commands.AutoShardedBot):
+    """Warden on some of Discord's gateway shards: it hears only its shards' guilds.
+
+    Everything else is shared through the database: sweeps claim rows, Discord changes go by id
+    over REST, so any process removes any guild's expired grants (docs/operations.md).
+    """

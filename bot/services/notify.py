@@ -47,7 +47,8 @@ class Notifier:
         return guild, self._policy.guild_policy(guild.id, guild.name)
 
     def reminder_lead(self, guild_id: int) -> dt.timedelta:
-        _, gp = self._guild(guild_id)
+        guild = self._client.get_guild(guild_id)  # None on another process's shard: policy by id
+        gp = self._policy.guild_policy(guild_id, guild.name if guild else "")
         return gp.expiry_reminder if gp else dt.timedelta(minutes=15)
 
     async def _safely(self, what: str, coro: Awaitable[Any], **ctx: Any) -> Any:
@@ -311,9 +312,25 @@ def governance_resolver(client: discord.Client, policy: Policy) -> ChannelResolv
     async def resolve(guild_id: int) -> discord.abc.Messageable | None:
         guild = client.get_guild(guild_id)
         if guild is None:
-            return None
+            return await resolve_over_rest(guild_id)
         gp = policy.guild_policy(guild.id, guild.name)
         channel = resolve_channel(guild, gp.governance_channel) if gp else None
         return channel if isinstance(channel, discord.abc.Messageable) else None
+
+    async def resolve_over_rest(guild_id: int) -> discord.abc.Messageable | None:
+        # A guild on another process's shard (that process may be down): no cache here, so find
+        # the channel over REST; posting by channel id works from any process.
+        fetched = await client.fetch_guild(guild_id, with_counts=False)
+        gp = policy.guild_policy(guild_id, fetched.name)
+        if gp is None:
+            return None
+        ref = str(gp.governance_channel)
+        if ref.isdigit():
+            return client.get_partial_messageable(int(ref), guild_id=guild_id)
+        name = ref.removeprefix("#").casefold()
+        for channel in await fetched.fetch_channels():
+            if channel.name.casefold() == name and isinstance(channel, discord.abc.Messageable):
+                return client.get_partial_messageable(channel.id, guild_id=guild_id)
+        return None
 
     return resolve
