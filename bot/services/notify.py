@@ -132,12 +132,24 @@ class Notifier:
         if req is None or req.card_message_id is None or req.card_channel_id is None:
             return
         guild, gp = self._guild(req.guild_id)
-        if guild is None or gp is None:
+        channel: discord.abc.GuildChannel | discord.PartialMessageable | None = None
+        if guild is None:
+            # On another process's shard (a sweep here ended it): fetch over REST, edit by id.
+            guild = await self._safely(
+                "fetch the guild",
+                self._client.fetch_guild(req.guild_id, with_counts=False),
+                request_id=req.id,
+            )
+            if guild is None:
+                return
+            gp = self._policy.guild_policy(guild.id, guild.name)
+            channel = self._client.get_partial_messageable(req.card_channel_id, guild_id=guild.id)
+        if gp is None:
             return
         scope = self._policy.scope(gp, req.scope_id)
         if scope is None:
             return
-        channel = guild.get_channel(req.card_channel_id)
+        channel = channel or guild.get_channel(req.card_channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             return
         embed, view = request_card(
@@ -182,9 +194,14 @@ class Notifier:
 
     async def remind_approvers(self, req: AccessRequest) -> None:
         guild, gp = self._guild(req.guild_id)
-        if guild is None or gp is None or req.card_channel_id is None:
+        if req.card_channel_id is None or (guild is not None and gp is None):
             return
-        channel = guild.get_channel(req.card_channel_id)
+        # Not cached here (another process's shard): this process claimed the reminder, so it posts by id.
+        channel = (
+            guild.get_channel(req.card_channel_id)
+            if guild is not None
+            else self._client.get_partial_messageable(req.card_channel_id, guild_id=req.guild_id)
+        )
         if not isinstance(channel, discord.abc.Messageable):
             return
         approvals = sum(1 for v in req.votes if v.approve)
