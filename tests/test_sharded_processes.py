@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db.migrate import schema_is_current, upgrade_to_head
-from bot.db.models import Grant, NarrativeOutbox
+from bot.db.models import Grant, GrantStatus, NarrativeOutbox
 from bot.db.session import create_engine
 from bot.jobs import SWEEP_SECONDS
 from bot.ledger import Signer
@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.skipif(not PG_URL, reason=PG_SKI
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "sandbox-shard-secret-token-4b1d"
 SHARDS = 2
+PER_SHARD = 2  # guilds on each shard
 SLACK = 4.0  # seconds on top of the sweep interval: a loaded CI machine, REST round trips
 
 GUILD: dict[str, Any] = {
@@ -72,7 +73,7 @@ reason_required = false
     return "".join(out)
 
 
-def guilds_on_every_shard(sb: SandboxDiscord, per_shard: int = 2) -> list[SGuild]:
+def guilds_on_every_shard(sb: SandboxDiscord, per_shard: int = PER_SHARD) -> list[SGuild]:
     by_shard: dict[int, list[SGuild]] = {s: [] for s in range(SHARDS)}
     n = 0
     while min(len(v) for v in by_shard.values()) < per_shard:
@@ -121,8 +122,21 @@ async def request_and_approve(sb: SandboxDiscord, g: SGuild, scope: str, duratio
     await until(lambda: alice.has_role("deployers"), 15, f"the grant in {g.name}")
 
 
+async def active_grants(url: str) -> dict[int, int]:
+    """guild id → id of its active grant."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(select(Grant.guild_id, Grant.id).where(Grant.status == GrantStatus.ACTIVE))
+            ).all()
+    finally:
+        await engine.dispose()
+    return {gid: grant_id for gid, grant_id in rows}
+
+
 async def expiries(url: str) -> dict[int, dt.datetime]:
-    """guild id → expiry of its newest active grant."""
+    """guild id → expiry of its newest grant."""
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
@@ -213,10 +227,21 @@ async def test_two_sharded_processes_share_one_database(tmp_path: Path, pg_url: 
             await until(lambda: any(c["name"] == "jit" for c in sb.commands()), 20, "/jit")
             await asyncio.sleep(1)  # the start-up sweep and the scheduler
 
-            # 1. Every flow in every guild: request, approve, apply, expire; each answered by its shard.
+            # 1. Every flow in every guild: request, approve, apply, then expire or (one guild per
+            # shard) revoke; each interaction answered by the process on the guild's shard.
+            revoking = {g.id for g in guilds[::PER_SHARD]}
+            assert {shard[gid] for gid in revoking} == set(range(SHARDS))
             await asyncio.gather(
-                *(request_and_approve(sb, g, f"deploy-{i}", "4s") for i, g in enumerate(guilds))
+                *(
+                    request_and_approve(sb, g, f"deploy-{i}", "1h" if g.id in revoking else "4s")
+                    for i, g in enumerate(guilds)
+                )
             )
+            active = await active_grants(pg_url)
+            for g in guilds:
+                if g.id in revoking:
+                    out = await sb.slash(g, g.member("alice"), "jit revoke", grant=active[g.id], timeout=15)
+                    assert "is revoked" in out.text, out.text
             await until(
                 lambda: not any(g.member("alice").has_role("deployers") for g in guilds),
                 4 + SWEEP_SECONDS + SLACK,
@@ -246,16 +271,19 @@ async def test_two_sharded_processes_share_one_database(tmp_path: Path, pg_url: 
             # Each grant was applied once and removed once, in every guild.
             for g in guilds:
                 assert role_calls(sb, g, "PUT") == 2 and role_calls(sb, g, "DELETE") == 2, g.name
-                assert audit_count(sb, g, "applied") == 2 and audit_count(sb, g, "expired") == 2, g.name
+                assert audit_count(sb, g, "applied") == 2, g.name
+                ended = {"expired": 1, "revoked": 1} if g.id in revoking else {"expired": 2, "revoked": 0}
+                assert {k: audit_count(sb, g, k) for k in ended} == ended, g.name
 
             # The dead process's guilds still get their narratives: the survivor posts them by channel id.
             for g in guilds:
                 await until(
                     lambda g=g: (
-                        sum("Access expired" in m.text for m in sb.messages(g.channel("governance"))) == 2
+                        sum("Access expired" in m.text for m in sb.messages(g.channel("governance")))
+                        == (1 if g.id in revoking else 2)
                     ),
                     15,
-                    f"both expiry narratives in {g.name} (shard {shard[g.id]})",
+                    f"the expiry narratives in {g.name} (shard {shard[g.id]})",
                 )
                 # and the approval card says so, re-rendered by whichever process ended the grant
                 await until(
