@@ -20,9 +20,9 @@ log = logging.getLogger("warden")
 DEFAULT_SIGNING_KEY = Path("warden-signing.key")
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
     try:
-        return load_settings()
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
 
@@ -106,7 +106,17 @@ async def _run(settings: Settings, policy: Policy, url: str) -> None:
             ) from None
         sessions = create_session_factory(engine)
         signer = await open_signer(sessions, _signing_key_path(settings, policy), now=SystemClock().now())
-        bot = build_bot(policy=policy, clock=SystemClock(), session_factory=sessions, signer=signer)
+        shard_ids = settings.shard_ids()
+        if shard_ids is not None:
+            log.info("running shard(s) %s of %d", ",".join(map(str, shard_ids)), settings.shard_count)
+        bot = build_bot(
+            policy=policy,
+            clock=SystemClock(),
+            session_factory=sessions,
+            signer=signer,
+            shard_ids=shard_ids,
+            shard_count=settings.shard_count,
+        )
         health = HealthServer(bot, sessions, settings.resolved_health(policy))
         # systemd and container runtimes stop with SIGTERM: close the gateway and scheduler cleanly.
         loop = asyncio.get_running_loop()
@@ -130,7 +140,7 @@ def _warn_policy(policy: Policy) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = _settings(shards=args.shards, shard_count=args.shard_count)
     policy = _policy(Path(args.config) if args.config else settings.config)
     configure_logging(settings.resolved_log_level(policy), settings.resolved_log_format(policy))
     try:
@@ -245,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the bot (migrates the database first)")
     p.add_argument("--config", help="policy file (default: $WARDEN_CONFIG or config.toml)")
+    p.add_argument("--shards", help="gateway shard ids this process runs, e.g. 0,1 (default: $WARDEN_SHARDS)")
+    p.add_argument(
+        "--shard-count", type=int, help="total number of shards across all processes ($WARDEN_SHARD_COUNT)"
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("migrate", help="bring the database to the newest schema")
     p.add_argument("--config", help="policy file, for [warden].database_url")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
@@ -49,8 +49,10 @@ class WardenBot(commands.Bot):
         session_factory: async_sessionmaker[AsyncSession],
         tuning: Tuning,
         wire: Callable[[discord.Client], Services],
+        **client_options: Any,  # discord.py's own: shard ids and count for a sharded process
     ) -> None:
         super().__init__(
+            **client_options,
             http_trace=discord_http_trace(),  # Discord status codes and answer latency for /metrics
             guild_ready_timeout=tuning.guild_ready_timeout,
             command_prefix=commands.when_mentioned,
@@ -75,6 +77,13 @@ class WardenBot(commands.Bot):
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
+
+    @classmethod
+    def create(cls, *, shard_ids: list[int] | None, shard_count: int | None, **kw: Any) -> WardenBot:
+        """One process for everything, or only ``shard_ids`` of ``shard_count`` gateway shards."""
+        if shard_count is None:
+            return cls(**kw)
+        return ShardedWardenBot(shard_ids=shard_ids, shard_count=shard_count, **kw)
 
     async def _on_app_command_error(
         self, interaction: discord.Interaction[WardenBot], error: Exception
@@ -122,3 +131,11 @@ class WardenBot(commands.Bot):
     async def close(self) -> None:
         await self.jobs.stop()
         await super().close()
+
+
+class ShardedWardenBot(WardenBot, commands.AutoShardedBot):
+    """Warden on some of Discord's gateway shards: it hears only its shards' guilds.
+
+    Everything else is shared through the database: sweeps claim rows, Discord changes go by id
+    over REST, so any process removes any guild's expired grants (docs/operations.md).
+    """

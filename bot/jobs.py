@@ -49,8 +49,10 @@ class Jobs:
         self._lock = asyncio.Lock()
         self._narrative_lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
+        self._stopped = False
 
     def start(self) -> None:
+        self._stopped = False
         if self._scheduler is not None:
             return
         self._scheduler = AsyncIOScheduler()
@@ -65,12 +67,22 @@ class Jobs:
         self._scheduler.start()
 
     async def stop(self) -> None:
-        """Stop scheduling, then wait for a sweep in progress: it must not outlive the database."""
+        """Stop scheduling, then wait for a sweep in progress: it must not outlive the database.
+
+        APScheduler's shutdown cancels running jobs, which could cut a sweep between a Discord
+        change and its commit; so pause, let the sweep in flight finish, and only then shut down.
+        A job already started but not yet holding its lock sees the flag and does nothing.
+        """
+        self._stopped = True
+        if self._scheduler is not None:
+            self._scheduler.pause()
+        async with self._lock, self._narrative_lock:
+            pass
+        for _ in range(3):  # jobs that were waiting for a lock take it, see the flag and return
+            await asyncio.sleep(0)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        async with self._lock, self._narrative_lock:
-            pass
 
     async def _step(self, report: DueReport, name: str, coro: Awaitable[T]) -> T | None:
         try:
@@ -92,6 +104,8 @@ class Jobs:
         report = DueReport()
         started = time.monotonic()
         async with self._lock:
+            if self._stopped:
+                return report
             await self._step(report, "reapply", self._grants.reapply_stale())
             sweep = await self._step(report, "expire", self._grants.expire_due())
             if sweep is not None:
@@ -112,6 +126,8 @@ class Jobs:
     async def deliver_narratives(self) -> int:
         async with self._narrative_lock:
             total = 0
+            if self._stopped:
+                return total
             try:
                 while (n := await self._poster.deliver_due()) > 0:
                     total += n

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from bot.policy import Policy
@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     # The optional health/metrics endpoint: off unless a port is set.
     health_port: int | None = None
     health_host: str | None = None
+    # Gateway sharding: this process runs these shard ids out of shard_count (see docs/operations.md).
+    shards: Annotated[tuple[int, ...] | None, NoDecode] = None
+    shard_count: int | None = None
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
@@ -191,11 +194,52 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return v.strip()
 
+    @field_validator("shards", mode="before")
+    @classmethod
+    def _shard_ids(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            parts = [p.strip() for p in v.split(",")]
+            if not all(p.isdigit() for p in parts):
+                raise ValueError(f"'{v}' is not a list of shard ids; use e.g. 0,1")
+            return tuple(int(p) for p in parts)
+        return v
+
+    @field_validator("shard_count")
+    @classmethod
+    def _shard_count(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"must be at least 1, not {v}")
+        return v
+
     @model_validator(mode="after")
     def _one_token_source(self) -> Settings:
         if self.token is not None and self.token_file is not None:
             raise ValueError("set only one of WARDEN_TOKEN and WARDEN_TOKEN_FILE, not both")
         return self
+
+    @model_validator(mode="after")
+    def _shards_within_count(self) -> Settings:
+        if self.shards is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError(
+                "WARDEN_SHARDS needs WARDEN_SHARD_COUNT (--shard-count): the total number of shards"
+            )
+        wrong = sorted({s for s in self.shards if s >= self.shard_count})
+        if wrong:
+            raise ValueError(
+                f"WARDEN_SHARDS: shard id(s) {', '.join(map(str, wrong))} not below the shard count "
+                f"{self.shard_count}; shard ids run from 0 to {self.shard_count - 1}"
+            )
+        if len(set(self.shards)) != len(self.shards):
+            raise ValueError("WARDEN_SHARDS: a shard id is listed twice")
+        return self
+
+    def shard_ids(self) -> list[int] | None:
+        """The shards this process runs (None: not sharded, one process for everything)."""
+        if self.shard_count is None:
+            return None
+        return sorted(self.shards) if self.shards is not None else list(range(self.shard_count))
 
     def bot_token(self) -> str:
         """The bot token, from ``WARDEN_TOKEN`` or the file in ``WARDEN_TOKEN_FILE`` (stripped)."""

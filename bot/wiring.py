@@ -104,13 +104,21 @@ def build_bot(
     signer: Signer,
     controls: ControlMap | None = None,
     tuning: Tuning | None = None,
+    shard_ids: list[int] | None = None,
+    shard_count: int | None = None,
 ) -> WardenBot:
-    """The production bot, with every service wired to it."""
+    """The production bot, with every service wired to it.
+
+    With ``shard_count``, the process runs ``shard_ids`` of that many gateway shards (Discord's own
+    scale-out; PostgreSQL is the shared store); without it, one process runs every guild.
+    """
     knobs = tuning or Tuning()
     wire = functools.partial(
         build_services, policy=policy, clock=clock, session_factory=session_factory, signer=signer
     )
-    return WardenBot(
+    return WardenBot.create(
+        shard_ids=shard_ids,
+        shard_count=shard_count,
         policy=policy,
         clock=clock,
         session_factory=session_factory,

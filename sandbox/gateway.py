@@ -1,4 +1,9 @@
-"""The sandbox's gateway: HELLO/IDENTIFY/READY, heartbeats, dispatch with sequence numbers, RESUME."""
+"""The sandbox's gateway: HELLO/IDENTIFY/READY, heartbeats, dispatch with sequence numbers, RESUME.
+
+Sharding works as Discord's: IDENTIFY may carry ``shard: [shard_id, shard_count]``; that session's
+READY lists only its guilds, and a guild's events go to the sessions whose shard is
+``(guild_id >> 22) % shard_count``. Events without a guild (DMs) go to shard 0.
+"""
 
 from __future__ import annotations
 
@@ -56,15 +61,35 @@ class Connection:
         self.queue.put_nowait(payload if isinstance(payload, str) else json.dumps(payload))
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """Discord's sharding formula: which shard receives a guild's events."""
+    return (guild_id >> 22) % shard_count
+
+
+def _guild_of(event: str, data: dict[str, Any]) -> int | None:
+    """The guild an event belongs to (None: not a guild event, e.g. a DM)."""
+    gid = data.get("guild_id")
+    if gid is None and event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"):
+        gid = data.get("id")
+    return int(gid) if gid is not None else None
+
+
 class GatewaySession:
-    def __init__(self, token: str, intents: int) -> None:
+    def __init__(self, token: str, intents: int, shard: tuple[int, int] = (0, 1)) -> None:
         self.id = secrets.token_hex(16)
         self.token = token
         self.intents = intents
+        self.shard = shard
         self.seq = 0
         self.buffer: deque[tuple[int, str]] = deque(maxlen=BUFFER_SIZE)
         self.conn: Connection | None = None
         self.detached_at: float | None = None
+
+    def receives(self, guild_id: int | None) -> bool:
+        shard_id, shard_count = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return shard_of(guild_id, shard_count) == shard_id
 
     def push(self, event: str, data_json: str) -> None:
         self.seq += 1
@@ -100,8 +125,11 @@ class Gateway:
         if not self.sessions:
             return
         data_json = json.dumps(data, separators=(",", ":"))
+        guild_id = _guild_of(event, data)
         for s in self.sessions.values():
             if intent and not s.intents & intent:
+                continue
+            if not s.receives(guild_id):
                 continue
             s.push(event, data_json)
 
@@ -235,10 +263,21 @@ class Gateway:
         if not isinstance(intents, int):
             await conn.ws.close(code=4013, message=b"Invalid intent(s).")
             return
+        shard = d.get("shard")
+        if shard is None:
+            shard = [0, 1]
+        if not (
+            isinstance(shard, list)
+            and len(shard) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in shard)
+            and 0 <= shard[0] < shard[1]
+        ):
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return
         self._expire()
-        session = GatewaySession(sb.token, intents)
+        session = GatewaySession(sb.token, intents, (shard[0], shard[1]))
         self.identifies += 1
-        guilds = sb._bot_guilds()
+        guilds = [g for g in sb._bot_guilds() if session.receives(g.id)]
         ready = {
             "v": 10,
             "user": sb._bot_user_payload(),
@@ -246,7 +285,7 @@ class Gateway:
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": sb.gateway_url,
-            "shard": d.get("shard") or [0, 1],
+            "shard": list(session.shard),
             "application": {"id": str(sb.application_id), "flags": sb.application_flags},
             "private_channels": [],
             "relationships": [],

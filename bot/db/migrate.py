@@ -8,10 +8,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Several `warden run` processes (shards) start at once on one PostgreSQL: one migrates, the others
+# wait on this advisory lock and then find the schema current.
+MIGRATION_LOCK_ID = 0x5741_5244_454E  # "WARDEN"
 
 
 def alembic_config(url: str = "") -> Config:
@@ -30,6 +34,8 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     cfg = alembic_config()
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         await conn.run_sync(_upgrade, cfg)
 
 

@@ -147,12 +147,24 @@ class Notifier:
         if req is None or req.card_message_id is None or req.card_channel_id is None:
             return
         guild, gp = self._guild(req.guild_id)
-        if guild is None or gp is None:
+        channel: discord.abc.GuildChannel | discord.PartialMessageable | None = None
+        if guild is None:
+            # On another process's shard (a sweep here ended it): fetch over REST, edit by id.
+            guild = await self._safely(
+                "fetch the guild",
+                self._client.fetch_guild(req.guild_id, with_counts=False),
+                request_id=req.id,
+            )
+            if guild is None:
+                return
+            gp = self._policy.guild_policy(guild.id, guild.name)
+            channel = self._client.get_partial_messageable(req.card_channel_id, guild_id=guild.id)
+        if gp is None:
             return
         scope = self._policy.scope(gp, req.scope_id)
         if scope is None:
             return
-        channel = guild.get_channel(req.card_channel_id)
+        channel = channel or guild.get_channel(req.card_channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             return
         embed, view = request_card(
@@ -189,9 +201,14 @@ class Notifier:
 
     async def remind_approvers(self, req: AccessRequest) -> None:
         guild, gp = self._guild(req.guild_id)
-        if guild is None or gp is None or req.card_channel_id is None:
+        if req.card_channel_id is None or (guild is not None and gp is None):
             return
-        channel = guild.get_channel(req.card_channel_id)
+        # Not cached here (another process's shard): this process claimed the reminder, so it posts by id.
+        channel = (
+            guild.get_channel(req.card_channel_id)
+            if guild is not None
+            else self._client.get_partial_messageable(req.card_channel_id, guild_id=req.guild_id)
+        )
         if not isinstance(channel, discord.abc.Messageable):
             return
         text = approver_reminder(req)
@@ -291,9 +308,25 @@ def governance_resolver(client: discord.Client, guilds: GuildDirectory) -> Chann
     async def resolve(guild_id: int) -> discord.abc.Messageable | None:
         guild = client.get_guild(guild_id)
         if guild is None:
-            return None
+            return await resolve_over_rest(guild_id)
         gp = guilds.get(guild_id)
         channel = resolve_channel(guild, gp.governance_channel) if gp else None
         return channel if isinstance(channel, discord.abc.Messageable) else None
+
+    async def resolve_over_rest(guild_id: int) -> discord.abc.Messageable | None:
+        # A guild on another process's shard (that process may be down): no cache here, so find
+        # the channel over REST; posting by channel id works from any process.
+        fetched = await client.fetch_guild(guild_id, with_counts=False)
+        gp = guilds.policy.guild_policy(guild_id, fetched.name)
+        if gp is None:
+            return None
+        ref = str(gp.governance_channel)
+        if ref.isdigit():
+            return client.get_partial_messageable(int(ref), guild_id=guild_id)
+        name = ref.removeprefix("#").casefold()
+        for channel in await fetched.fetch_channels():
+            if channel.name.casefold() == name and isinstance(channel, discord.abc.Messageable):
+                return client.get_partial_messageable(channel.id, guild_id=guild_id)
+        return None
 
     return resolve
