@@ -24,6 +24,12 @@ from .models import (
 if TYPE_CHECKING:
     from .server import SandboxDiscord
 
+# What admin methods accept: an object or its name, and who acts (default: the guild owner).
+MemberRef = SMember | SUser | str
+RoleRef = SRole | str
+ChannelRef = SChannel | str
+Actor = SMember | SUser | None
+
 
 class Admin:
     """``sb.admin``: a human (the guild owner unless ``actor=`` says otherwise) changing the server."""
@@ -32,71 +38,66 @@ class Admin:
         self.sb = sandbox
 
     @staticmethod
-    def _actor(g: SGuild, actor: SMember | SUser | None) -> int:
+    def _actor(g: SGuild, actor: Actor) -> int:
         if actor is None:
             assert g.owner is not None
             return g.owner.id
         return actor.id
 
     @staticmethod
-    def _role(g: SGuild, role: SRole | str) -> SRole:
+    def _role(g: SGuild, role: RoleRef) -> SRole:
         return role if isinstance(role, SRole) else g.role(role)
 
     @staticmethod
-    def _member(g: SGuild, member: SMember | SUser | str) -> SMember:
+    def _member(g: SGuild, member: MemberRef) -> SMember:
         if isinstance(member, SMember):
             return member
         return g.member(member.id if isinstance(member, SUser) else member)
 
-    async def add_role(
-        self,
-        g: SGuild,
-        member: SMember | SUser | str,
-        role: SRole | str,
-        actor: SMember | SUser | None = None,
-        reason: str | None = None,
+    @staticmethod
+    def _channel(g: SGuild, channel: ChannelRef) -> SChannel:
+        return channel if isinstance(channel, SChannel) else g.channel(channel)
+
+    def _audit_role(
+        self, g: SGuild, action: int, actor_id: int, role: SRole, side: str, reason: str | None
     ) -> None:
-        self.sb._apply_member_roles(
-            g,
-            self._member(g, member),
-            [self._role(g, role)],
-            [],
-            actor_id=self._actor(g, actor),
-            reason=reason,
-        )
+        """A role created (30, its new values) or deleted (32, its old values), in the audit log."""
+        changes = [{"key": "name", side: role.name}, {"key": "permissions", side: str(role.permissions)}]
+        self.sb._audit(g, action, actor_id, role.id, changes, reason=reason)
+
+    async def add_role(
+        self, g: SGuild, member: MemberRef, role: RoleRef, actor: Actor = None, reason: str | None = None
+    ) -> None:
+        self._change_roles(g, member, [self._role(g, role)], [], actor, reason)
 
     async def remove_role(
+        self, g: SGuild, member: MemberRef, role: RoleRef, actor: Actor = None, reason: str | None = None
+    ) -> None:
+        self._change_roles(g, member, [], [self._role(g, role)], actor, reason)
+
+    def _change_roles(
         self,
         g: SGuild,
-        member: SMember | SUser | str,
-        role: SRole | str,
-        actor: SMember | SUser | None = None,
-        reason: str | None = None,
+        member: MemberRef,
+        add: list[SRole],
+        remove: list[SRole],
+        actor: Actor,
+        reason: str | None,
     ) -> None:
         self.sb._apply_member_roles(
-            g,
-            self._member(g, member),
-            [],
-            [self._role(g, role)],
-            actor_id=self._actor(g, actor),
-            reason=reason,
+            g, self._member(g, member), add, remove, actor_id=self._actor(g, actor), reason=reason
         )
 
     async def set_role_permissions(
         self,
         g: SGuild,
-        role: SRole | str,
+        role: RoleRef,
         permissions: Iterable[str] | int,
-        actor: SMember | SUser | None = None,
+        actor: Actor = None,
         reason: str | None = None,
     ) -> None:
-        self.sb._set_role_permissions(
-            g,
-            self._role(g, role),
-            permission_value(permissions),
-            actor_id=self._actor(g, actor),
-            reason=reason,
-        )
+        r, value = self._role(g, role), permission_value(permissions)
+        self.sb._set_role_permissions(g, r, value, actor_id=self._actor(g, actor), reason=reason)
 
     async def create_role(
         self,
@@ -104,25 +105,15 @@ class Admin:
         name: str,
         permissions: Iterable[str] | int | None = None,
         position: int | None = None,
-        actor: SMember | SUser | None = None,
+        actor: Actor = None,
         reason: str | None = None,
     ) -> SRole:
         role = self.sb._create_role(g, name, permissions, position=position)
-        self.sb._audit(
-            g,
-            30,
-            self._actor(g, actor),
-            role.id,
-            [
-                {"key": "name", "new_value": role.name},
-                {"key": "permissions", "new_value": str(role.permissions)},
-            ],
-            reason=reason,
-        )
+        self._audit_role(g, 30, self._actor(g, actor), role, "new_value", reason)
         return role
 
     async def delete_role(
-        self, g: SGuild, role: SRole | str, actor: SMember | SUser | None = None, reason: str | None = None
+        self, g: SGuild, role: RoleRef, actor: Actor = None, reason: str | None = None
     ) -> None:
         r = self._role(g, role)
         g.roles.remove(r)
@@ -132,24 +123,14 @@ class Admin:
         self.sb.gateway.dispatch(
             "GUILD_ROLE_DELETE", {"guild_id": str(g.id), "role_id": str(r.id)}, gw.GUILDS
         )
-        self.sb._audit(
-            g,
-            32,
-            self._actor(g, actor),
-            r.id,
-            [
-                {"key": "name", "old_value": r.name},
-                {"key": "permissions", "old_value": str(r.permissions)},
-            ],
-            reason=reason,
-        )
+        self._audit_role(g, 32, self._actor(g, actor), r, "old_value", reason)
 
     async def add_bot(
         self,
         g: SGuild,
         name: str,
         permissions: Iterable[str] | int | None = None,
-        actor: SMember | SUser | None = None,
+        actor: Actor = None,
         reason: str | None = None,
     ) -> SMember:
         """Invite another bot: integration, managed role (if it asks for permissions), member, audit entries."""
@@ -189,33 +170,16 @@ class Admin:
             80,
             actor_id,
             integration.id,
-            [
-                {"key": "type", "new_value": "discord"},
-                {"key": "name", "new_value": name},
-            ],
+            [{"key": "type", "new_value": "discord"}, {"key": "name", "new_value": name}],
             reason=reason,
         )
         sb._audit(g, 28, actor_id, user.id, reason=reason)
         if roles:
-            sb._audit(
-                g,
-                30,
-                actor_id,
-                roles[0].id,
-                [
-                    {"key": "name", "new_value": name},
-                    {"key": "permissions", "new_value": str(perms)},
-                ],
-                reason=reason,
-            )
+            self._audit_role(g, 30, actor_id, roles[0], "new_value", reason)
         return member
 
     async def remove_integration(
-        self,
-        g: SGuild,
-        integration: SIntegration | str,
-        actor: SMember | SUser | None = None,
-        reason: str | None = None,
+        self, g: SGuild, integration: SIntegration | str, actor: Actor = None, reason: str | None = None
     ) -> None:
         i = (
             integration
@@ -225,15 +189,10 @@ class Admin:
         self.sb._delete_integration(g, i, actor_id=self._actor(g, actor), reason=reason)
 
     async def create_webhook(
-        self,
-        g: SGuild,
-        channel: SChannel | str,
-        name: str,
-        actor: SMember | SUser | None = None,
-        reason: str | None = None,
+        self, g: SGuild, channel: ChannelRef, name: str, actor: Actor = None, reason: str | None = None
     ) -> SWebhook:
         sb = self.sb
-        c = channel if isinstance(channel, SChannel) else g.channel(channel)
+        c = self._channel(g, channel)
         actor_id = self._actor(g, actor)
         w = SWebhook(
             sb.snowflake(), g.id, c.id, name, secrets.token_urlsafe(48), creator=sb.users.get(actor_id)
@@ -255,42 +214,36 @@ class Admin:
         return w
 
     async def delete_webhook(
-        self, g: SGuild, webhook: SWebhook, actor: SMember | SUser | None = None, reason: str | None = None
+        self, g: SGuild, webhook: SWebhook, actor: Actor = None, reason: str | None = None
     ) -> None:
         self.sb._delete_webhook(g, webhook, actor_id=self._actor(g, actor), reason=reason)
 
     async def set_overwrite(
         self,
         g: SGuild,
-        channel: SChannel | str,
+        channel: ChannelRef,
         target: SRole | SMember | SUser,
         allow: Iterable[str] | int | None = None,
         deny: Iterable[str] | int | None = None,
-        actor: SMember | SUser | None = None,
+        actor: Actor = None,
         reason: str | None = None,
     ) -> None:
-        c = channel if isinstance(channel, SChannel) else g.channel(channel)
+        c = self._channel(g, channel)
         type_ = 0 if isinstance(target, SRole) else 1
+        allow_bits, deny_bits = permission_value(allow), permission_value(deny)
         self.sb._set_overwrite(
-            g,
-            c,
-            target.id,
-            type_,
-            permission_value(allow),
-            permission_value(deny),
-            actor_id=self._actor(g, actor),
-            reason=reason,
+            g, c, target.id, type_, allow_bits, deny_bits, actor_id=self._actor(g, actor), reason=reason
         )
 
     async def remove_overwrite(
         self,
         g: SGuild,
-        channel: SChannel | str,
+        channel: ChannelRef,
         target: SRole | SMember | SUser,
-        actor: SMember | SUser | None = None,
+        actor: Actor = None,
         reason: str | None = None,
     ) -> None:
-        c = channel if isinstance(channel, SChannel) else g.channel(channel)
+        c = self._channel(g, channel)
         self.sb._delete_overwrite(g, c, target.id, actor_id=self._actor(g, actor), reason=reason)
 
     async def add_member(self, g: SGuild, name: str, roles: Iterable[SRole | str] = (), **kw: Any) -> SMember:

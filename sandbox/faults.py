@@ -55,16 +55,7 @@ class Faults:
         code: int = 0,
         message: str | None = None,
     ) -> _Rule:
-        rule = _Rule(
-            "fail",
-            method,
-            path,
-            status=status,
-            times=times,
-            retry_after=retry_after,
-            code=code,
-            message=message,
-        )
+        rule = _Rule("fail", method, path, status, times, retry_after=retry_after, code=code, message=message)
         self._rules.append(rule)
         return rule
 

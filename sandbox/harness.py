@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -112,6 +113,18 @@ def _order_roles(guild: SGuild, bottom_to_top: list[str]) -> None:
     _bot_role(guild).position = len(bottom_to_top) + 1
 
 
+def sandbox_tuning(scheduler_seconds: float | None = None, **knobs: Any) -> Tuning:
+    """The bot's knobs in a sandbox world; ``knobs`` override any ``Tuning`` field."""
+    # By default the world drives sweeps explicitly; scheduler_seconds runs the real scheduler.
+    scheduled = Tuning(
+        run_scheduler=scheduler_seconds is not None,
+        sweep_seconds=scheduler_seconds or 10.0,
+        narrative_seconds=scheduler_seconds or 2.0,
+        guild_ready_timeout=0.05,  # the sandbox sends every GUILD_CREATE at once
+    )
+    return dataclasses.replace(scheduled, **knobs)
+
+
 class SandboxWorld:
     """A sandbox, its guilds, and the real bot connected to it, with virtual time."""
 
@@ -130,13 +143,7 @@ class SandboxWorld:
         self.clock = clock or ManualClock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC), frozen=True)
         self.signer = signer or Signer.generate()
         self.scheduler_seconds = scheduler_seconds
-        # By default the world drives sweeps explicitly; scheduler_seconds runs the real scheduler.
-        self.tuning = tuning or Tuning(
-            run_scheduler=scheduler_seconds is not None,
-            sweep_seconds=scheduler_seconds or 10.0,
-            narrative_seconds=scheduler_seconds or 2.0,
-            guild_ready_timeout=0.05,  # the sandbox sends every GUILD_CREATE at once
-        )
+        self.tuning = tuning or sandbox_tuning(scheduler_seconds)
         self.sb = SandboxDiscord(clock=self.clock)
         self.bot: Any = None
         self._engine: Any = None

@@ -42,17 +42,6 @@ DEFAULT_BOT_PERMISSIONS = [
     "read_message_history",
     "use_application_commands",
 ]
-EVERYONE_PERMISSIONS = discord.Permissions(
-    view_channel=True,
-    send_messages=True,
-    read_message_history=True,
-    use_application_commands=True,
-    embed_links=True,
-    attach_files=True,
-    add_reactions=True,
-    connect=True,
-    speak=True,
-).value
 
 
 def permission_value(perms: Iterable[str] | int | str | discord.Permissions | None) -> int:
@@ -78,6 +67,22 @@ def permission_value(perms: Iterable[str] | int | str | discord.Permissions | No
 
 def permission_names(value: int) -> list[str]:
     return [name for name, on in discord.Permissions(value) if on]
+
+
+# What @everyone may do in a new server: read and write text, react, use apps, join voice.
+EVERYONE_PERMISSIONS = permission_value(
+    [
+        "view_channel",
+        "send_messages",
+        "read_message_history",
+        "embed_links",
+        "attach_files",
+        "add_reactions",
+        "use_application_commands",
+        "connect",
+        "speak",
+    ]
+)
 
 
 # ---------------------------------------------------------------- snowflakes
@@ -360,7 +365,9 @@ class SGuild:
         *,
         user: SUser | None = None,
     ) -> SMember:
-        return self._sandbox._add_member(self, name, roles=roles, bot=bot, dms_open=dms_open, user=user)
+        u = user or self._sandbox.user(name, bot=bot, dms_open=dms_open)
+        u.dms_open = dms_open if not bot else u.dms_open
+        return self._sandbox._add_member(self, name, u, roles)
 
     def create_channel(
         self,

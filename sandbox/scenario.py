@@ -15,13 +15,11 @@ import copy
 import dataclasses
 import datetime as dt
 import difflib
-import functools
 import logging
 import re
 import sys
 import tempfile
 import tomllib
-import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,7 +28,7 @@ from bot.clock import ManualClock
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.policy import Policy, PolicyError, load_policy, parse_policy
 from sandbox.errors import SandboxError
-from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
+from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, sandbox_tuning
 from sandbox.models import SChannel, SGuild, SMember, SMessage
 
 DEFAULT_START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -487,42 +485,12 @@ def _clip(text: str, limit: int = 110) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class _FastSleep(types.ModuleType):
-    """``asyncio`` as discord.http sees it: retry back-off sleeps (1 s, 3 s… after a 5xx) cut to 10 ms."""
+async def _short_sleep(seconds: float) -> None:
+    """Warden's retry back-off in scenarios: real time is not virtual time, so waits shrink to 10 ms.
 
-    def __init__(self) -> None:
-        super().__init__("asyncio")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(asyncio, name)
-
-    async def sleep(self, seconds: float, result: Any = None) -> Any:
-        return await asyncio.sleep(min(seconds, 0.01), result)
-
-
-async def _fast_sleep(seconds: float) -> None:
-    await asyncio.sleep(min(seconds, 0.01))
-
-
-@contextlib.contextmanager
-def _fast_discord_retries() -> Any:
-    """Real time is not virtual time: retry back-offs shrink to 10 ms; every attempt still happens.
-
-    Covers discord.py's own 5xx/429 retries and Warden's tenacity retries around grant changes.
+    Every attempt still happens and is counted in the transcript.
     """
-    import discord.http
-
-    import bot.discord_io.ops as ops
-
-    saved_asyncio, saved_retrying = discord.http.asyncio, ops.AsyncRetrying
-    discord.http.asyncio = _FastSleep()
-    # Patching a class out for a partial: no annotation can say "this module attribute is replaceable".
-    ops.AsyncRetrying = functools.partial(saved_retrying, sleep=_fast_sleep)  # type: ignore[misc, assignment]
-    try:
-        yield
-    finally:
-        discord.http.asyncio = saved_asyncio
-        ops.AsyncRetrying = saved_retrying  # type: ignore[misc]
+    await asyncio.sleep(min(seconds, 0.01))
 
 
 class _LogTap(logging.Handler):
@@ -574,11 +542,12 @@ class ScenarioRunner:
         for lg in watched:
             lg.addHandler(self._tap)
         try:
-            with tempfile.TemporaryDirectory(prefix="warden-scenario-") as tmp, _fast_discord_retries():
+            with tempfile.TemporaryDirectory(prefix="warden-scenario-") as tmp:
                 url = f"sqlite+aiosqlite:///{Path(tmp) / 'warden.db'}"
                 clock = ManualClock(sc.now, frozen=True)
                 try:
-                    async with SandboxWorld(sc.policy, database_url=url, clock=clock) as world:
+                    tuning = sandbox_tuning(discord_sleep=_short_sleep)
+                    async with SandboxWorld(sc.policy, database_url=url, clock=clock, tuning=tuning) as world:
                         self.world = world
                         for spec in sc.guilds:
                             world.add_guild(spec)

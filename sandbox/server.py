@@ -331,18 +331,8 @@ class SandboxDiscord(ActingMixin):
             )
         return role
 
-    def _add_member(
-        self,
-        g: SGuild,
-        name: str,
-        *,
-        roles: Iterable[SRole | str] = (),
-        bot: bool = False,
-        dms_open: bool = True,
-        user: SUser | None = None,
-    ) -> SMember:
-        u = user or self.user(name, bot=bot, dms_open=dms_open)
-        u.dms_open = dms_open if not bot else u.dms_open
+    def _add_member(self, g: SGuild, name: str, u: SUser, roles: Iterable[SRole | str]) -> SMember:
+        """``u`` joins ``g`` (``name`` is what the caller called it, for the error)."""
         if g.get_member(u.id) is not None:
             raise SandboxError(f"{name!r} is already a member of {g.name!r}")
         resolved = [r if isinstance(r, SRole) else g.role(r) for r in roles]
@@ -747,6 +737,16 @@ class SandboxDiscord(ActingMixin):
                 )
 
     # ================================================================ messages
+    def _new_message_from(self, channel: SChannel, body: dict, **kw: Any) -> SMessage:
+        """A message with the content, embeds and components of a request or callback body."""
+        return self._new_message(
+            channel,
+            content=body.get("content"),
+            embeds=body.get("embeds"),
+            components=body.get("components"),
+            **kw,
+        )
+
     def _new_message(
         self,
         channel: SChannel,
@@ -1178,20 +1178,19 @@ class SandboxDiscord(ActingMixin):
 
     # ================================================================ REST: member roles
     def op_add_guild_member_role(self, req: Req) -> None:
-        g = self._guild(req.params["guild_id"])
-        m = self._member(g, req.params["user_id"])
-        r = self._role(g, req.params["role_id"])
-        self._require(g, MANAGE_ROLES)
-        self._check_role_hierarchy(g, r)
-        self._apply_member_roles(g, m, [r], [], actor_id=self.bot_user.id, reason=req.reason)
+        self._change_member_role(req, add=True)
 
     def op_delete_guild_member_role(self, req: Req) -> None:
+        self._change_member_role(req, add=False)
+
+    def _change_member_role(self, req: Req, *, add: bool) -> None:
         g = self._guild(req.params["guild_id"])
         m = self._member(g, req.params["user_id"])
         r = self._role(g, req.params["role_id"])
         self._require(g, MANAGE_ROLES)
         self._check_role_hierarchy(g, r)
-        self._apply_member_roles(g, m, [], [r], actor_id=self.bot_user.id, reason=req.reason)
+        added, removed = ([r], []) if add else ([], [r])
+        self._apply_member_roles(g, m, added, removed, actor_id=self.bot_user.id, reason=req.reason)
 
     def op_update_guild_member(self, req: Req) -> tuple[int, Any]:
         g = self._guild(req.params["guild_id"])
@@ -1422,14 +1421,7 @@ class SandboxDiscord(ActingMixin):
             }
             for f in files or []
         ]
-        msg = self._new_message(
-            c,
-            content=body.get("content"),
-            embeds=body.get("embeds"),
-            components=body.get("components"),
-            flags=flags,
-            attachments=attachments,
-        )
+        msg = self._new_message_from(c, body, flags=flags, attachments=attachments)
         return 200, message_payload(msg)
 
     def _get_msg(self, c: SChannel, mid: str) -> SMessage:
@@ -1490,15 +1482,7 @@ class SandboxDiscord(ActingMixin):
         if loading:
             flags |= 128
         type_ = 20 if rec.type == APPLICATION_COMMAND else 0
-        return self._new_message(
-            rec.channel,
-            content=data.get("content"),
-            embeds=data.get("embeds"),
-            components=data.get("components"),
-            flags=flags,
-            type_=type_,
-            interaction=rec,
-        )
+        return self._new_message_from(rec.channel, data, flags=flags, type_=type_, interaction=rec)
 
     def op_create_interaction_response(self, req: Req) -> tuple[int, Any] | None:
         rec = self._interaction_by(req.params["interaction_id"], req.params["interaction_token"])
@@ -1591,14 +1575,7 @@ class SandboxDiscord(ActingMixin):
         if self._message_body_empty(body):
             raise DiscordAPIError(400, 50006, "Cannot send an empty message")
         flags = int(body.get("flags") or 0) & 64
-        msg = self._new_message(
-            rec.channel,
-            content=body.get("content"),
-            embeds=body.get("embeds"),
-            components=body.get("components"),
-            flags=flags,
-            interaction=rec,
-        )
+        msg = self._new_message_from(rec.channel, body, flags=flags, interaction=rec)
         rec.followups.append(msg)
         rec.settled.set()
         if req.query.get("wait", "").lower() in ("true", "1"):

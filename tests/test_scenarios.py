@@ -183,3 +183,23 @@ def test_names_are_checked_before_running(tmp_path):
     assert "step[1].as: no member named 'bobb' in acme (did you mean 'bob'?)" in text
     assert "step[1].on.channel: no channel named 'aprovals' in acme (did you mean 'approvals'?)" in text
     assert "step[2].expect[0].dm: no member named 'zed'" in text
+
+
+async def test_runner_patches_nothing_process_wide():
+    # Warden's retry back-off is shortened through the bot's Tuning; discord.py and Warden's
+    # modules stay as they are while a scenario runs (other bots in the process are unaffected).
+    import asyncio
+
+    import discord.http
+    import tenacity
+
+    import bot.discord_io.ops as ops
+
+    seen: list[bool] = []
+
+    def out(line: str) -> None:
+        seen.append(discord.http.asyncio is asyncio and ops.AsyncRetrying is tenacity.AsyncRetrying)
+
+    result = await run_scenario_file(ROOT / "examples" / "scenarios" / "discord-failure-retried.toml", out)
+    assert result.passed
+    assert seen and all(seen)
