@@ -20,15 +20,15 @@ DISCORD_EPOCH_MS = 1420070400000
 # ---------------------------------------------------------------- permissions
 
 ALL_PERMISSIONS = discord.Permissions.all().value
-ADMINISTRATOR = discord.Permissions(administrator=True).value
-MANAGE_ROLES = discord.Permissions(manage_roles=True).value
-MANAGE_CHANNELS = discord.Permissions(manage_channels=True).value
-MANAGE_WEBHOOKS = discord.Permissions(manage_webhooks=True).value
-MANAGE_GUILD = discord.Permissions(manage_guild=True).value
-VIEW_CHANNEL = discord.Permissions(view_channel=True).value
-SEND_MESSAGES = discord.Permissions(send_messages=True).value
-VIEW_AUDIT_LOG = discord.Permissions(view_audit_log=True).value
-MANAGE_MESSAGES = discord.Permissions(manage_messages=True).value
+ADMINISTRATOR = discord.Permissions.administrator.flag
+MANAGE_ROLES = discord.Permissions.manage_roles.flag
+MANAGE_CHANNELS = discord.Permissions.manage_channels.flag
+MANAGE_WEBHOOKS = discord.Permissions.manage_webhooks.flag
+MANAGE_GUILD = discord.Permissions.manage_guild.flag
+VIEW_CHANNEL = discord.Permissions.view_channel.flag
+SEND_MESSAGES = discord.Permissions.send_messages.flag
+VIEW_AUDIT_LOG = discord.Permissions.view_audit_log.flag
+MANAGE_MESSAGES = discord.Permissions.manage_messages.flag
 
 DEFAULT_BOT_PERMISSIONS = [
     "manage_roles",
