@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.logs import configure_logging
+from bot.logs import configure_logging, redact
 from bot.policy import Policy, PolicyError, load_policy, review_policy, unenforced_rules_warning
 from bot.settings import Settings, SettingsError, load_settings, redact_url
 from bot.startup import StartupError
@@ -93,6 +93,7 @@ async def _run(settings: Settings, policy: Policy, url: str) -> None:
     from bot.wiring import build_bot
 
     token = settings.bot_token()
+    redact(token)  # whatever a library logs, the token never reaches the log
     point_at_discord(settings)
     engine = create_engine(url)
     try:

@@ -80,6 +80,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class _Redact(logging.Formatter):
+    """Wraps the formatter: any known secret value is masked in the finished line, whatever put it
+    there (a library's message, an exception's text, a field) — the last line of defence."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = self._inner.format(record)
+        for secret in _SECRETS:
+            if secret in line:
+                line = line.replace(secret, "***")
+        return line
+
+
+# Secret values (the bot token) registered at start-up; short strings are never treated as secrets.
+_SECRETS: set[str] = set()
+
+
+def redact(secret: str | None) -> None:
+    """Never print this value: every log line has it masked from now on."""
+    if secret and len(secret) >= 8:
+        _SECRETS.add(secret)
+
+
 class _NoVoiceNotice(logging.Filter):
     """Warden never uses voice; discord.py's missing-voice-library warnings are noise here."""
 
@@ -90,10 +116,12 @@ class _NoVoiceNotice(logging.Filter):
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_NoVoiceNotice())
+    inner: logging.Formatter
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        inner = JsonFormatter()
     else:
-        handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        inner = FieldsFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    handler.setFormatter(_Redact(inner))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -73,3 +73,23 @@ def test_configure_logging_json(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(lines) == 2
     first = json.loads(lines[0])
     assert first["grant_id"] == 3 and first["message"] == "hello" and "object" in first["when"]
+
+
+def test_a_registered_secret_is_masked_in_every_line_whatever_put_it_there(capsys) -> None:
+    import logging
+
+    from bot.logs import configure_logging, redact
+
+    secret = "MTIz.secret-bot-token-value.xyz"
+    configure_logging("INFO", "json")
+    redact(secret)
+    logging.getLogger("discord.http").warning("request failed: Authorization: Bot %s", secret)
+    try:
+        raise RuntimeError(f"boom {secret}")
+    except RuntimeError:
+        logging.getLogger("x").exception("with a traceback")
+    configure_logging("INFO", "text")
+    logging.getLogger("y").info("field", extra={"header": f"Bot {secret}"})
+    err = capsys.readouterr().err
+    assert secret not in err
+    assert err.count("***") >= 3
