@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import discord
-from discord import app_commands
-from discord.ext import commands
-
 from bot.doctor import diagnose
 from bot.services.errors import NotAllowed
+from discord import app_commands
+from discord.ext import commands
 
 if TYPE_CHECKING:
     from bot.client import WardenBot

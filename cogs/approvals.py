@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import discord
-from discord.ext import commands
-
 from bot.approvals.buttons import DenyReasonModal, ReviewButton, VoteButton
+from discord.ext import commands
 
 if TYPE_CHECKING:
     from bot.client import WardenBot

@@ -7,15 +7,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import discord
-from discord import app_commands
-from discord.ext import commands
-
 from bot.db.models import AccessRequest, Grant
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
 from bot.requests.cards import mine_embed
 from bot.requests.service import Mine
 from bot.services.errors import BadInput
+from discord import app_commands
+from discord.ext import commands
 
 if TYPE_CHECKING:
     from bot.client import WardenBot

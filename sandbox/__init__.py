@@ -7,12 +7,21 @@ log, resume) and request validation against Discord's OpenAPI description.
 """
 
 from bot.discord_endpoints import point_discord_at, reset_discord_endpoints
-
-from .conformance import Conformance
-from .errors import DiscordAPIError, SandboxError, SandboxTimeout
-from .interactions import InteractionOutcome
-from .models import SChannel, SGuild, SIntegration, SMember, SMessage, SOverwrite, SRole, SUser, SWebhook
-from .server import SandboxDiscord
+from sandbox.conformance import Conformance
+from sandbox.errors import DiscordAPIError, SandboxError, SandboxTimeout
+from sandbox.interactions import InteractionOutcome
+from sandbox.models import (
+    SChannel,
+    SGuild,
+    SIntegration,
+    SMember,
+    SMessage,
+    SOverwrite,
+    SRole,
+    SUser,
+    SWebhook,
+)
+from sandbox.server import SandboxDiscord
 
 __all__ = [
     "Conformance",

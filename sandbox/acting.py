@@ -11,8 +11,8 @@ import dataclasses
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from .errors import SandboxError, SandboxTimeout
-from .interactions import (
+from sandbox.errors import SandboxError, SandboxTimeout
+from sandbox.interactions import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
     MESSAGE_COMPONENT,
@@ -20,7 +20,7 @@ from .interactions import (
     InteractionOutcome,
     InteractionRecord,
 )
-from .models import (
+from sandbox.models import (
     SChannel,
     SGuild,
     SMember,
@@ -38,8 +38,8 @@ from .models import (
 if TYPE_CHECKING:
     import datetime as dt
 
-    from .gateway import Gateway
-    from .models import SnowflakeGen
+    from sandbox.gateway import Gateway
+    from sandbox.models import SnowflakeGen
 
 SUBCOMMAND, SUBCOMMAND_GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 9, 10, 11

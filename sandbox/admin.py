@@ -6,8 +6,8 @@ import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import gateway as gw
-from .models import (
+from sandbox import gateway as gw
+from sandbox.models import (
     SChannel,
     SGuild,
     SIntegration,
@@ -22,7 +22,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from .server import SandboxDiscord
+    from sandbox.server import SandboxDiscord
 
 # What admin methods accept: an object or its name, and who acts (default: the guild owner).
 MemberRef = SMember | SUser | str

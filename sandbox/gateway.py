@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
-    from .server import SandboxDiscord
+    from sandbox.server import SandboxDiscord
 
 # intents (https://discord.com/developers/docs/events/gateway#gateway-intents)
 GUILDS = 1 << 0
@@ -344,7 +344,7 @@ class Gateway:
             guild = self.sb.guilds.get(int(one)) if one is not None else None
             if guild is None:
                 continue
-            from .models import member_payload
+            from sandbox.models import member_payload
 
             members = guild.members
             if d.get("user_ids"):

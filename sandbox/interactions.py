@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import SChannel, SGuild, SMember, SMessage, SUser, render_text
+from sandbox.models import SChannel, SGuild, SMember, SMessage, SUser, render_text
 
 # interaction types
 PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 1, 2, 3, 4, 5

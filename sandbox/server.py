@@ -17,12 +17,11 @@ from urllib.parse import unquote
 from aiohttp import BodyPartReader, web
 
 from bot.clock import SystemClock
-
-from . import gateway as gw
-from .acting import ActingMixin
-from .admin import Admin
-from .conformance import Conformance, check_request, get_spec
-from .errors import (
+from sandbox import gateway as gw
+from sandbox.acting import ActingMixin
+from sandbox.admin import Admin
+from sandbox.conformance import Conformance, check_request, get_spec
+from sandbox.errors import (
     DiscordAPIError,
     SandboxError,
     SandboxTimeout,
@@ -30,8 +29,8 @@ from .errors import (
     missing_permissions,
     unknown,
 )
-from .faults import Faults
-from .interactions import (
+from sandbox.faults import Faults
+from sandbox.interactions import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
     AUTOCOMPLETE_RESULT,
@@ -44,7 +43,7 @@ from .interactions import (
     UPDATE_MESSAGE,
     InteractionRecord,
 )
-from .models import (
+from sandbox.models import (
     ADMINISTRATOR,
     CHANNEL_KINDS,
     DEFAULT_BOT_PERMISSIONS,

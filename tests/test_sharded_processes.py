@@ -31,8 +31,7 @@ from sandbox import SandboxDiscord
 from sandbox.gateway import shard_of
 from sandbox.harness import build_guild
 from sandbox.models import SGuild
-
-from .conftest import PG_SKIP_REASON, PG_URL, _create_pg_database, _drop_pg_database
+from tests.conftest import PG_SKIP_REASON, PG_URL, _create_pg_database, _drop_pg_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(not PG_URL, reason=PG_SKIP_REASON)]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import discord
 from sqlalchemy import select
@@ -33,6 +33,8 @@ from bot.services.base import transaction
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class Notifier:
     def __init__(
@@ -54,7 +56,7 @@ class Notifier:
             return None, None
         return guild, self._guilds.get(guild_id)
 
-    async def _safely(self, what: str, coro: Awaitable[Any], **ctx: Any) -> Any:
+    async def _safely(self, what: str, coro: Awaitable[T], **ctx: Any) -> T | None:
         try:
             return await coro
         except (discord.HTTPException, TimeoutError, ConnectionError) as exc:

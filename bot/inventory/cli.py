@@ -12,7 +12,7 @@ import datetime as dt
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,7 +29,7 @@ from bot.startup import StartupError
 T = TypeVar("T")
 
 
-def add_inventory_parser(sub: Any) -> argparse.ArgumentParser:
+def add_inventory_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``inventory export`` on the ``warden`` subparsers (``sub`` from ``add_subparsers``).
 
     Returns the command's parser, for ``set_defaults(func=...)``.

@@ -19,7 +19,7 @@ from bot.services.errors import Unavailable
 
 if TYPE_CHECKING:
     from bot.clock import Clock
-    from bot.decisions.service import DecisionService
+    from bot.decisions.service import DecisionService  # noqa: TID251 (typing only: Core carries it)
     from bot.policy import GuildDirectory
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import asyncio
 import getpass
 import json
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,7 +30,7 @@ from bot.tokens.service import TokenCheck, TokenService
 MAX_TOKEN_INPUT = 512
 
 
-def add_token_parser(sub: Any) -> argparse.ArgumentParser:
+def add_token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``token verify`` on the ``warden`` subparsers (``sub`` from ``add_subparsers``).
 
     Returns the command's parser, for ``set_defaults(func=...)``.

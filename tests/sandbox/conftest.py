@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox import SandboxDiscord
-
-from .tinybot import TinyBot
+from tests.sandbox.tinybot import TinyBot
 
 
 @pytest.fixture
