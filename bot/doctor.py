@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.grantability import EVERYONE, check_grantable, resolve_channel, resolve_role
+from bot.grantability import EVERYONE, ambiguous_names, check_grantable, resolve_channel, resolve_role
 from bot.policy import Approver
 from bot.services.errors import WardenError
 
@@ -57,6 +57,9 @@ def _channel_problems(guild: discord.Guild, ref: object, what: str) -> list[str]
 def _ref_problem(guild: discord.Guild, ref: str | int, key: str) -> str | None:
     if ref == EVERYONE or isinstance(ref, int) or str(ref).isdigit():
         return None  # ids may be users; they cannot be checked without fetching
+    ambiguous = ambiguous_names(guild, [ref])
+    if ambiguous:
+        return f"`{key}`: {ambiguous[0]} — until then nobody is matched by it"
     if resolve_role(guild, ref) is None:
         return f"`{key}` names the role `{ref}`, which does not exist — create it or fix the name"
     return None
@@ -92,6 +95,10 @@ def diagnose(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
     report.sections.append(("Server permissions, intents and channels", server))
     for scope in bot.policy.scopes_for(gp):
         problems: list[str] = []
+        for ref in (scope.role,) if scope.kind == "role" and scope.role is not None else ():
+            p = _ref_problem(guild, ref, "role")
+            if p and "matches" in p:
+                problems.append(p)
         try:
             check_grantable(guild, scope)
         except WardenError as exc:

@@ -39,6 +39,9 @@ _UNITS: dict[str, int] = {
     "weeks": 604800,
 }
 _PART = re.compile(r"(\d+)\s*([a-z]+)")
+# Longer text is never a sensible duration; refusing it early also keeps int() away from
+# Python's 4,300-digit conversion limit, which raises a bare ValueError.
+MAX_TEXT = 64
 _HINT = "use a number with s, m, h, d or w, for example 30m, 2h or 1d"
 
 
@@ -67,6 +70,8 @@ def parse_duration(text: str, *, allow_zero: bool = False) -> dt.timedelta:
         raise DurationError(
             f"'{original}' has no unit: write {s}m for minutes, {s}h for hours or {s}d for days"
         )
+    if len(s) > MAX_TEXT:
+        raise DurationError(f"'{original[:20]}…' is too long to be a duration: {_HINT}")
     seconds = 0
     pos = 0
     seen: set[int] = set()

@@ -35,7 +35,28 @@ def resolve_role(guild: discord.Guild, ref: str | int | None) -> discord.Role | 
     rid = _as_id(ref)
     if rid is not None:
         return guild.get_role(rid)
-    return next((r for r in guild.roles if _matches_name(r.name, str(ref))), None)
+    # A name must point at exactly one role: anyone with Manage Roles can create a look-alike, and
+    # picking "the first match" would hand them the policy's trust. Ambiguous names match nothing.
+    matches = named_roles(guild, ref)
+    return matches[0] if len(matches) == 1 else None
+
+
+def named_roles(guild: discord.Guild, ref: str | int) -> list[discord.Role]:
+    """Every role a policy name could mean (names compare without case, as people read them)."""
+    return [r for r in guild.roles if _matches_name(r.name, str(ref))]
+
+
+def ambiguous_names(guild: discord.Guild, refs: Iterable[str | int]) -> list[str]:
+    """Policy names that match more than one role here: nobody is matched by them until fixed."""
+    out = []
+    for ref in refs:
+        if ref == EVERYONE or _as_id(ref) is not None:
+            continue
+        matches = named_roles(guild, ref)
+        if len(matches) > 1:
+            ids = ", ".join(str(r.id) for r in matches)
+            out.append(f"`{ref}` matches {len(matches)} roles ({ids}); write the role's id in the policy")
+    return out
 
 
 def resolve_channel(guild: discord.Guild, ref: str | int | None) -> discord.abc.GuildChannel | None:

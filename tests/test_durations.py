@@ -1,6 +1,8 @@
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.durations import DurationError, format_duration, parse_duration
 
@@ -94,3 +96,17 @@ def test_format(td, text):
 def test_round_trip(text):
     td = parse_duration(text)
     assert parse_duration(format_duration(td)) == td
+
+
+def test_absurdly_long_text_is_a_clear_refusal():
+    with pytest.raises(DurationError, match="too long to be a duration"):
+        parse_duration("9" * 5000 + "m")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_parses_or_is_refused_with_a_duration_error(text):
+    try:
+        parse_duration(text)
+    except DurationError as exc:
+        assert str(exc)  # a sentence for a person, never a bare ValueError

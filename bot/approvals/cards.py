@@ -15,6 +15,7 @@ import discord
 from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
 from bot.durations import discord_ts as ts
 from bot.durations import format_duration
+from bot.escape import user_text
 from bot.policy import Scope
 
 # Each custom id is written here once: its format and the template that matches it.
@@ -46,11 +47,11 @@ def _status_line(req: AccessRequest, grant: Grant | None) -> tuple[str, discord.
     if req.status == RequestStatus.PENDING:
         return f"Waiting for approval — expires {ts(req.pending_until, 'R')}", BLUE
     if req.status == RequestStatus.DENIED:
-        return f"Denied by <@{req.decided_by}>: {req.decision_note or 'no reason given'}", RED
+        return f"Denied by <@{req.decided_by}>: {user_text(req.decision_note, 'no reason given')}", RED
     if req.status == RequestStatus.EXPIRED:
         return "Expired — nobody decided in time", GREY
     if req.status == RequestStatus.CANCELLED:
-        return "Withdrawn" + (f" ({req.decision_note})" if req.decision_note else ""), GREY
+        return "Withdrawn" + (f" ({user_text(req.decision_note)})" if req.decision_note else ""), GREY
     # approved
     if req.kind == RequestKind.EXTENSION:
         return "Approved — the grant was extended", GREEN
@@ -58,6 +59,7 @@ def _status_line(req: AccessRequest, grant: Grant | None) -> tuple[str, discord.
         return "Approved", GREEN
     return {
         GrantStatus.APPROVED: ("Approved — applying in Discord…", GREEN),
+        GrantStatus.APPLYING: ("Approved — applying in Discord…", GREEN),
         GrantStatus.ACTIVE: (f"Granted until {ts(grant.expires_at)} ({ts(grant.expires_at, 'R')})", GREEN),
         GrantStatus.REMOVING: ("Ending — removal from Discord in progress", ORANGE),
         GrantStatus.EXPIRED: (f"Expired {ts(grant.ended_at)} — access removed", GREY),
@@ -87,14 +89,14 @@ def request_card(
     embed.add_field(name="Duration", value=format_duration(dt.timedelta(seconds=req.duration_seconds)))
     if req.extends_grant_id:
         embed.add_field(name="Extends", value=f"grant #{req.extends_grant_id}")
-    embed.add_field(name="Reason", value=req.reason or "—", inline=False)
+    embed.add_field(name="Reason", value=user_text(req.reason), inline=False)
     approvals = sum(1 for v in req.votes if v.approve)
     embed.add_field(name="Who may approve", value=approvers_text)
     embed.add_field(name="Approvals", value=f"{approvals} of {req.approvals_required} needed")
     if req.votes:
         lines = [
             f"{'✅ approved' if v.approve else '❌ denied'} by <@{v.approver_id}> {ts(v.created_at)}"
-            + (f" — {v.reason}" if v.reason else "")
+            + (f" — {user_text(v.reason)}" if v.reason else "")
             for v in req.votes
         ]
         embed.add_field(name="Votes", value="\n".join(lines)[:1024], inline=False)
@@ -125,7 +127,7 @@ def review_card(grant: Grant, reason: str, approvers_text: str) -> tuple[discord
             "An approver must review this use."
         ),
     )
-    embed.add_field(name="Reason", value=reason or "—", inline=False)
+    embed.add_field(name="Reason", value=user_text(reason), inline=False)
     embed.add_field(name="Until", value=ts(grant.expires_at))
     embed.add_field(name="Reviewers", value=approvers_text)
     embed.add_field(

@@ -52,7 +52,8 @@ class ApprovalService(Service):
                 raise NotFound(
                     f"There is no request #{request_id} in this server. Check the id with `/jit mine`."
                 )
-            self._eligible(approver, req, scopes.scope_for(self._guilds, approver.guild.id, req.scope_id))
+            scope = scopes.scope_for(self._guilds, approver.guild.id, req.scope_id)
+            self._eligible(approver, req, scope, await _involved(session, req, lock=False))
 
     def _still_pending(self, req: AccessRequest) -> None:
         if req.status != RequestStatus.PENDING:
@@ -62,14 +63,16 @@ class ApprovalService(Service):
                 f"Request #{req.id} has expired: nobody decided in time. The requester can ask again."
             )
 
-    def _eligible(self, approver: discord.Member, req: AccessRequest, scope: Scope) -> None:
+    def _eligible(
+        self, approver: discord.Member, req: AccessRequest, scope: Scope, involved: set[int]
+    ) -> None:
         self._still_pending(req)
         if not may_approve(scope, approver):
             raise NotAllowed(
                 f"Only {describe_refs(approver.guild, scope.approvers)} can decide on `{scope.id}`; "
                 "your click was not counted."
             )
-        if approver.id in (req.requester_id, req.subject_id) and not scope.self_approval:
+        if approver.id in involved and not scope.self_approval:
             raise NotAllowed(
                 "You cannot decide on your own request: self-approval is off for "
                 f"`{scope.id}`. Another approver must decide."
@@ -91,7 +94,7 @@ class ApprovalService(Service):
         async with transaction(self._sessions) as session:
             req = await locked_request(session, approver.guild.id, request_id)
             scope = scopes.scope_for(self._guilds, approver.guild.id, req.scope_id)
-            self._eligible(approver, req, scope)
+            self._eligible(approver, req, scope, await _involved(session, req))
             approvals = await self._count(session, req, scope, approver, approve, note, now)
             decided, grant = await self._decide(session, req, scope, approver, approve, note, now)
         await self._tell(req, scope, decided, grant)
@@ -248,3 +251,17 @@ class ApprovalNotifier(Protocol):
     async def request_updated(self, req: AccessRequest) -> None: ...
     async def grant_extended(self, grant: Grant, req: AccessRequest) -> None: ...
     async def refresh_review(self, grant_id: int) -> None: ...
+
+
+async def _involved(session: AsyncSession, req: AccessRequest, *, lock: bool = True) -> set[int]:
+    """Who may not decide on this request: its requester and subject, and for an extension the
+    requester of the grant it extends. Locks that grant now, so every path takes its locks in one
+    order (request → grant → ledger head) and a vote cannot deadlock with a revoke or an expiry."""
+    involved = {req.requester_id, req.subject_id}
+    if req.kind == RequestKind.EXTENSION and req.extends_grant_id is not None:
+        grant = await session.get(Grant, req.extends_grant_id, with_for_update=lock)
+        if grant is not None and grant.request_id is not None:
+            original = await session.get(AccessRequest, grant.request_id)
+            if original is not None:
+                involved.add(original.requester_id)
+    return involved

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import Grant, GrantStatus
 
-SANCTIONING = (GrantStatus.APPROVED, GrantStatus.ACTIVE, GrantStatus.REMOVING)
+SANCTIONING = (GrantStatus.APPROVED, GrantStatus.APPLYING, GrantStatus.ACTIVE, GrantStatus.REMOVING)
 
 
 class SqlGrantLedger:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -101,6 +102,9 @@ class RequestKind(enum.StrEnum):
 
 class GrantStatus(enum.StrEnum):
     APPROVED = "approved"  # decided, not yet applied in Discord
+    # Claimed for applying: its clock (applied_at, expires_at) and what the subject had before are
+    # recorded before Discord is touched, so a crash can neither restart the clock nor lose the undo.
+    APPLYING = "applying"
     ACTIVE = "active"  # exists in Discord
     REMOVING = "removing"  # ended in Warden; removal from Discord due (retried until done)
     EXPIRED = "expired"
@@ -145,6 +149,24 @@ class AccessRequest(Base):
     __table_args__ = (
         Index("ix_requests_status_pending_until", "status", "pending_until"),
         Index("ix_requests_guild_requester", "guild_id", "requester_id", "created_at"),
+        # One pending request per scope and subject, and one pending extension per grant, enforced by
+        # the database: two concurrent clicks cannot both pass a check-then-insert.
+        Index(
+            "uq_requests_pending_scope_subject",
+            "guild_id",
+            "scope_id",
+            "subject_id",
+            unique=True,
+            sqlite_where=text("status = 'pending' AND kind != 'extension'"),
+            postgresql_where=text("status = 'pending' AND kind != 'extension'"),
+        ),
+        Index(
+            "uq_requests_pending_extension",
+            "extends_grant_id",
+            unique=True,
+            sqlite_where=text("status = 'pending' AND kind = 'extension'"),
+            postgresql_where=text("status = 'pending' AND kind = 'extension'"),
+        ),
     )
 
 
@@ -200,10 +222,26 @@ class Grant(Base):
     review_acknowledged_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     review_channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     review_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # What the subject had before Warden touched Discord, recorded once when the grant is claimed
+    # for applying; removal restores exactly that (Warden never takes away what it did not give).
+    prior_recorded: Mapped[bool] = mapped_column(Boolean, default=False)
+    prior_held: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # role scopes
+    prior_allow: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # channel scopes: the
+    prior_deny: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # member's own overwrite
 
     __table_args__ = (
         Index("ix_grants_status_expires_at", "status", "expires_at"),
         Index("ix_grants_guild_subject", "guild_id", "subject_id", "status"),
+        # One live grant per scope and subject, enforced by the database (concurrent requests).
+        Index(
+            "uq_grants_live_scope_subject",
+            "guild_id",
+            "scope_id",
+            "subject_id",
+            unique=True,
+            sqlite_where=text("status IN ('approved', 'applying', 'active')"),
+            postgresql_where=text("status IN ('approved', 'applying', 'active')"),
+        ),
     )
 
 

@@ -36,6 +36,7 @@ import discord
 from bot.controls import ControlMap
 from bot.db.models import LedgerEntry
 from bot.durations import discord_ts, format_duration
+from bot.escape import user_text
 from bot.policy import permission_names
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,7 @@ def _text(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         # Free text (a requester's reason) must not be able to fake formatting or mentions.
-        text = discord.utils.escape_markdown(value)
-        return discord.utils.escape_mentions(text) if "@" in text else text
+        return user_text(value, empty="")
     return str(value)
 
 
@@ -321,7 +321,8 @@ def render_narrative(entry: LedgerEntry, controls: ControlMap) -> discord.Embed:
     title = clip(title, TITLE_LIMIT)
     footer = clip(f"ledger #{entry.id} · sha256 {entry.hash[:16]} · key {entry.key_id}", FOOTER_LIMIT)
     rule = clip(f"`{entry.rule}`" if entry.rule else "none", FIELD_VALUE_LIMIT)
-    reason = clip(entry.reason or "none", FIELD_VALUE_LIMIT)
+    # The reason sentence quotes people (names, notes): escaped like every other free text.
+    reason = clip(user_text(entry.reason, empty="none"), FIELD_VALUE_LIMIT)
 
     control_text = _lines_within([controls.describe(c) for c in entry.controls or ()], FIELD_VALUE_LIMIT)
 

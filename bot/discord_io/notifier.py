@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.approvals.cards import approver_reminder, request_card, review_card
 from bot.db.models import AccessRequest, Grant, RequestKind, RequestStatus
 from bot.decisions.narrative import NO_PINGS
-from bot.discord_io.ops import describe_error
+from bot.discord_io.ops import DISCORD_ERRORS, describe_error
 from bot.grantability import describe_refs, resolve_channel, resolve_role
 from bot.grants.texts import (
     grant_applied_dm,
@@ -59,7 +59,7 @@ class Notifier:
     async def _safely(self, what: str, coro: Awaitable[T], **ctx: Any) -> T | None:
         try:
             return await coro
-        except (discord.HTTPException, TimeoutError, ConnectionError) as exc:
+        except DISCORD_ERRORS as exc:
             log.warning("could not %s: %s", what, describe_error(exc), extra=ctx)
         except Exception:
             log.exception("could not %s", what, extra=ctx)

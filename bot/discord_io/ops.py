@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+import aiohttp
 import discord
 from tenacity import (
     AsyncRetrying,
@@ -32,6 +33,19 @@ MEMBER_ROLE_UPDATE: Final = 25
 
 
 @dataclass(frozen=True)
+class PriorState:
+    """What the subject had before a grant: Warden restores exactly this when the grant ends."""
+
+    held: bool = False  # role scopes: the subject already held the role (standing access)
+    allow: int | None = None  # channel scopes: the subject's own overwrite, None if there was none
+    deny: int | None = None
+
+    @property
+    def had_overwrite(self) -> bool:
+        return self.allow is not None
+
+
+@dataclass(frozen=True)
 class GrantTarget:
     """What a grant changes in Discord: a role on a member, or a member overwrite on a channel."""
 
@@ -41,10 +55,32 @@ class GrantTarget:
     target_id: int
     allow_bits: int = 0
     deny_bits: int = 0
+    prior: PriorState = PriorState()
+
+    def overwrite(self) -> tuple[int, int]:
+        """The member's overwrite while the grant lasts: theirs, with the grant's bits laid on top."""
+        allow, deny = self.prior.allow or 0, self.prior.deny or 0
+        return (allow & ~self.deny_bits) | self.allow_bits, (deny & ~self.allow_bits) | self.deny_bits
+
+    @property
+    def changes_nothing(self) -> bool:
+        """A role the subject already held: Warden neither adds nor ever removes it."""
+        return self.kind == "role" and self.prior.held
+
+
+# Failures after which a change may or may not have reached Discord (the request was sent).
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError, aiohttp.ClientError)
+# Everything a Discord call can fail with that Warden handles (the rest is a bug).
+DISCORD_ERRORS: tuple[type[BaseException], ...] = (discord.HTTPException, *NETWORK_ERRORS)
+
+
+def uncertain(exc: BaseException) -> bool:
+    """Discord may have made the change although the call failed (5xx, timeout, lost connection)."""
+    return isinstance(exc, (discord.DiscordServerError, discord.RateLimited, *NETWORK_ERRORS))
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, discord.DiscordServerError | discord.RateLimited | TimeoutError | ConnectionError):
+    if isinstance(exc, (discord.DiscordServerError, discord.RateLimited, *NETWORK_ERRORS)):
         return True
     # 403 can be transient too: an admin may be fixing the bot's role right now.
     return isinstance(exc, discord.Forbidden)
@@ -99,13 +135,54 @@ class DiscordOps:
         )
         return retrying if self._sleep is None else retrying.copy(sleep=self._sleep)
 
+    async def prior_state(self, target: GrantTarget) -> PriorState:
+        """What the subject has now, before Warden changes anything (the cache, else Discord's REST)."""
+        if target.kind == "role":
+            roles = await self._member_roles(target.guild_id, target.subject_id)
+            return PriorState(held=target.target_id in roles)
+        for who, kind, allow, deny in await self._channel_overwrites(target.target_id):
+            if who == target.subject_id and kind == 1:
+                return PriorState(allow=allow, deny=deny)
+        return PriorState()
+
+    async def _member_roles(self, guild_id: int, user_id: int) -> set[int]:
+        guild = self._client.get_guild(guild_id)
+        member = guild.get_member(user_id) if guild else None
+        if member is not None:
+            return {r.id for r in member.roles}
+        async for attempt in self._retrying():
+            with attempt:
+                data = await self._client.http.get_member(guild_id, user_id)
+        return {int(r) for r in data.get("roles", [])}
+
+    async def _channel_overwrites(self, channel_id: int) -> list[tuple[int, int, int, int]]:
+        """(target id, type 0 role / 1 member, allow, deny) for each overwrite on the channel."""
+        channel = self._client.get_channel(channel_id)
+        if isinstance(channel, discord.abc.GuildChannel):
+            out = []
+            for who, ow in channel.overwrites.items():
+                allow, deny = ow.pair()
+                out.append((who.id, 0 if isinstance(who, discord.Role) else 1, allow.value, deny.value))
+            return out
+        async for attempt in self._retrying():
+            with attempt:
+                data = await self._client.http.get_channel(channel_id)
+        return [
+            (int(o["id"]), int(o["type"]), int(o.get("allow") or 0), int(o.get("deny") or 0))
+            for o in data.get("permission_overwrites") or []  # type: ignore[attr-defined]
+        ]
+
     async def apply(self, target: GrantTarget, reason: str) -> None:
+        if target.changes_nothing:
+            return
         async for attempt in self._retrying():
             with attempt:
                 await self._apply_once(target, audit_reason(reason))
 
     async def remove(self, target: GrantTarget, reason: str) -> None:
-        """Remove a grant; a target that no longer exists counts as removed."""
+        """End a grant: restore what the subject had before; a target that no longer exists counts as done."""
+        if target.changes_nothing:
+            return
         try:
             async for attempt in self._retrying():
                 with attempt:
@@ -139,7 +216,7 @@ class DiscordOps:
                 for entry in data.get("audit_log_entries", []):
                     if str(entry.get("target_id")) == str(target_id) and entry.get("reason") == wanted:
                         return str(entry["id"])
-        except (discord.HTTPException, TimeoutError, ConnectionError) as exc:
+        except DISCORD_ERRORS as exc:
             log.info(
                 "audit-log entry not found: %s", describe_error(exc), extra={"guild_id": target.guild_id}
             )
@@ -150,14 +227,21 @@ class DiscordOps:
         if t.kind == "role":
             await http.add_role(t.guild_id, t.subject_id, t.target_id, reason=reason)
         else:
+            allow, deny = t.overwrite()
             await http.edit_channel_permissions(
-                t.target_id, t.subject_id, str(t.allow_bits), str(t.deny_bits), 1, reason=reason
+                t.target_id, t.subject_id, str(allow), str(deny), 1, reason=reason
             )
 
     async def _remove_once(self, t: GrantTarget, reason: str) -> None:
         http = self._client.http
         if t.kind == "role":
             await http.remove_role(t.guild_id, t.subject_id, t.target_id, reason=reason)
+        elif t.prior.had_overwrite:
+            # The member had an overwrite of their own (a mute, say): put back exactly that.
+            allow, deny = t.prior.allow or 0, t.prior.deny or 0
+            await http.edit_channel_permissions(
+                t.target_id, t.subject_id, str(allow), str(deny), 1, reason=reason
+            )
         else:
             # Only this member's overwrite goes; other overwrites on the channel stay untouched.
             await http.delete_channel_permissions(t.target_id, t.subject_id, reason=reason)

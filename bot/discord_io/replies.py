@@ -14,6 +14,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.discord_io.ops import DISCORD_ERRORS, describe_error
 from bot.health import metrics
 from bot.services.errors import WardenError
 
@@ -45,8 +46,8 @@ async def reply(interaction: discord.Interaction, text: str) -> None:
             await interaction.response.send_message(
                 text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
             )
-    except discord.HTTPException as exc:
-        log.warning("could not answer interaction %s: %s", interaction.id, exc.status)
+    except DISCORD_ERRORS as exc:
+        log.warning("could not answer interaction %s: %s", interaction.id, describe_error(exc))
 
 
 async def answer_error(interaction: discord.Interaction, error: BaseException) -> None:

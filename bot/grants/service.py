@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import discord
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import AccessRequest, Grant, GrantStatus
 from bot.decisions import outcomes
 from bot.decisions.service import Outcome
-from bot.discord_io.ops import GrantTarget, describe_error
+from bot.discord_io.ops import DISCORD_ERRORS, GrantTarget, PriorState, describe_error, uncertain
 from bot.durations import format_duration
 from bot.grantability import describe_refs, may_approve
 from bot.services.base import Core, Service, rowcount, transaction
@@ -31,6 +31,9 @@ from bot.services.errors import AlreadyDecided, NotAllowed, NotFound
 log = logging.getLogger(__name__)
 
 CLAIM_FOR = dt.timedelta(seconds=90)  # longer than one removal with all its retries
+# How long an apply may hold its grant. Short, because a process that dies mid-apply must not delay
+# the grant's end: once it lapses, a sweep re-applies (same clock) or, past the end, removes it.
+APPLY_CLAIM = dt.timedelta(seconds=30)
 STUCK_AFTER_ATTEMPTS = 3
 MAX_BACKOFF = dt.timedelta(minutes=10)
 # A grant still "approved" this long after it was decided was interrupted mid-apply.
@@ -39,9 +42,25 @@ STALE_APPROVED = dt.timedelta(minutes=2)
 REMOVAL_CONCURRENCY = 8
 
 
+def prior_of(grant: Grant) -> PriorState:
+    return PriorState(held=bool(grant.prior_held), allow=grant.prior_allow, deny=grant.prior_deny)
+
+
 def target_of(grant: Grant) -> GrantTarget:
     g = grant
-    return GrantTarget(g.guild_id, g.subject_id, g.kind, g.target_id, g.allow_bits, g.deny_bits)
+    return GrantTarget(g.guild_id, g.subject_id, g.kind, g.target_id, g.allow_bits, g.deny_bits, prior_of(g))
+
+
+def _lapsed(now: dt.datetime) -> Any:
+    return or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now)
+
+
+def _endable(now: dt.datetime) -> Any:
+    """Grants whose end a sweep may act on: active, or claimed by an apply that has since died."""
+    return or_(
+        Grant.status == GrantStatus.ACTIVE,
+        and_(Grant.status == GrantStatus.APPLYING, _lapsed(now)),
+    )
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -91,7 +110,12 @@ class GrantService(Service):
     # ---- applying ---------------------------------------------------------------------------
 
     async def apply(self, grant_id: int) -> Grant:
-        """Apply an approved grant in Discord; the clock starts now, when it exists."""
+        """Apply an approved grant in Discord.
+
+        The grant is claimed first, in its own transaction, with its clock (the first moment the
+        access may exist) and what the subject had before: a crash after that can neither restart
+        the clock nor lose what removal must restore, and a revoke meanwhile is seen here.
+        """
         async with transaction(self._sessions) as session:
             grant = await session.get(Grant, grant_id)
             if grant is None:
@@ -103,41 +127,97 @@ class GrantService(Service):
                 if grant.request_id
                 else None
             )
+        try:
+            prior = await self._ops.prior_state(target_of(grant))
+        except DISCORD_ERRORS as exc:
+            return await self._fail(grant, exc, only_if=GrantStatus.APPROVED)
+        if prior.held and await self._overlapped(grant):
+            prior = PriorState()  # held through another of Warden's grants: not standing access
+        now = self._clock.now()
+        claim = {
+            "status": GrantStatus.APPLYING,
+            "applied_at": now,
+            "expires_at": now + dt.timedelta(seconds=grant.duration_seconds),
+            "claimed_until": now + APPLY_CLAIM,
+            "prior_recorded": True,
+            "prior_held": prior.held if grant.kind == "role" else None,
+            "prior_allow": prior.allow,
+            "prior_deny": prior.deny,
+        }
+        async with transaction(self._sessions) as session:
+            claimed, grant = await _move(session, grant.id, GrantStatus.APPROVED, **claim)
+        if not claimed:
+            return grant  # another process applies it, or it was revoked before it existed
+        return await self._apply_claimed(grant, reason)
+
+    async def _apply_claimed(self, grant: Grant, reason: str | None) -> Grant:
+        """Make the claimed grant exist in Discord, then mark it active (its clock is already set)."""
         target, audit_text = target_of(grant), self._audit_reason(grant, "applied", reason)
         try:
             await self._ops.apply(target, audit_text)
-        except (discord.HTTPException, TimeoutError, ConnectionError) as exc:
-            return await self._fail(grant, exc)
-        now = self._clock.now()
+        except DISCORD_ERRORS as exc:
+            return await self._fail(grant, exc, only_if=GrantStatus.APPLYING)
         # Proof for the narrative: the entry Discord wrote in its own audit log for this change.
-        audit_entry = await self._ops.audit_entry_for(target, audit_text)
-        active = {
-            "status": GrantStatus.ACTIVE,
-            "applied_at": now,
-            "expires_at": now + dt.timedelta(seconds=grant.duration_seconds),
-        }
-        reason = (
+        audit_entry = None if target.changes_nothing else await self._ops.audit_entry_for(target, audit_text)
+        held = (
+            " The subject already held this role, so Warden changed nothing and will remove nothing."
+            if target.changes_nothing
+            else ""
+        )
+        text = (
             f"Warden applied grant #{grant.id} for "
             f"{format_duration(dt.timedelta(seconds=grant.duration_seconds))}; "
-            "the clock started when the access existed in Discord."
+            f"the clock started when the access could first exist in Discord.{held}"
         )
         evidence: dict[str, object] | None = {"audit_log_entry": audit_entry} if audit_entry else None
-        done, grant = await self._settle(grant, active, Outcome.APPLIED, reason, evidence, grant.subject_id)
+        active = {"status": GrantStatus.ACTIVE, "claimed_until": None}
+        done, grant = await self._settle(
+            grant, active, Outcome.APPLIED, text, evidence, grant.subject_id, only_if=GrantStatus.APPLYING
+        )
         if done:
             await self._notifier.grant_applied(grant)
+        elif grant.status == GrantStatus.REMOVING:
+            # Revoked (or expired) while Discord was being changed: take it away now, not never.
+            await self._release_and_remove(grant)
         return grant
 
-    async def _fail(self, grant: Grant, exc: BaseException) -> Grant:
+    async def _release_and_remove(self, grant: Grant) -> None:
+        now = self._clock.now()
+        async with transaction(self._sessions) as session:
+            _, grant = await _move(session, grant.id, GrantStatus.REMOVING, claimed_until=now + CLAIM_FOR)
+        await self._remove_claimed(grant)
+
+    async def _fail(self, grant: Grant, exc: BaseException, *, only_if: GrantStatus) -> Grant:
         why = describe_error(exc)
         log.warning(
             "grant apply failed", extra={"grant_id": grant.id, "guild_id": grant.guild_id, "error": why}
         )
         now = self._clock.now()
-        failed = {"status": GrantStatus.FAILED, "ended_at": now, "last_error": why, "end_reason": why}
-        reason = f"Warden could not apply grant #{grant.id}, so no access was given. {why}."
-        done, grant = await self._settle(grant, failed, Outcome.FAILED, reason, {"error": why})
+        if only_if == GrantStatus.APPLYING and uncertain(exc):
+            # The change may have reached Discord: end it like any grant, so a removal makes sure.
+            values: dict[str, Any] = {
+                "status": GrantStatus.REMOVING,
+                "final_status": GrantStatus.FAILED,
+                "ended_at": now,
+                "last_error": why,
+                "end_reason": why,
+                "claimed_until": None,
+                "next_attempt_at": None,
+            }
+            reason = (
+                f"Warden could not confirm that grant #{grant.id} was applied ({why}), so it counts as not "
+                "given, and Warden removes whatever may have reached Discord."
+            )
+        else:
+            values = {"status": GrantStatus.FAILED, "ended_at": now, "last_error": why, "end_reason": why}
+            reason = f"Warden could not apply grant #{grant.id}, so no access was given. {why}."
+        done, grant = await self._settle(
+            grant, values, Outcome.FAILED, reason, {"error": why}, only_if=only_if
+        )
         if done:
             await self._notifier.grant_failed(grant)
+        elif grant.status == GrantStatus.REMOVING and only_if == GrantStatus.APPLYING:
+            await self._release_and_remove(grant)
         return grant
 
     async def _settle(
@@ -148,10 +228,12 @@ class GrantService(Service):
         reason: str,
         extra: dict[str, object] | None = None,
         actor_id: int | None = None,
+        *,
+        only_if: GrantStatus,
     ) -> tuple[bool, Grant]:
-        """An approved grant becomes active or failed, and that is recorded, exactly once."""
+        """A grant being applied becomes active or failed, and that is recorded, exactly once."""
         async with transaction(self._sessions) as session:
-            done, grant = await _move(session, grant.id, GrantStatus.APPROVED, **values)
+            done, grant = await _move(session, grant.id, only_if, **values)
             if done:
                 how = {
                     "rule": f"scope.{grant.scope_id}",
@@ -180,14 +262,19 @@ class GrantService(Service):
             if member.id != grant.subject_id and not is_approver:
                 who = describe_refs(guild, scope.approvers) if scope else "its approvers"
                 raise NotAllowed(f"Only the holder of grant #{grant.id} or {who} can revoke it.")
-            if grant.status not in (GrantStatus.ACTIVE, GrantStatus.APPROVED):
+            if grant.status not in (GrantStatus.ACTIVE, GrantStatus.APPLYING, GrantStatus.APPROVED):
                 raise AlreadyDecided(f"Grant #{grant.id} is already {grant.status}; nothing to revoke.")
-            grant.status = GrantStatus.REMOVING
+            applying = grant.status == GrantStatus.APPLYING
+            never_applied = grant.status == GrantStatus.APPROVED
+            # Nothing exists in Discord yet: it simply ends. Being applied: the apply in flight keeps
+            # its claim and removes it as soon as Discord answers (or a sweep does once the claim lapses).
+            grant.status = GrantStatus.REVOKED if never_applied else GrantStatus.REMOVING
             grant.final_status = GrantStatus.REVOKED
             grant.ended_at = now
             grant.ended_by = member.id
             grant.end_reason = note or "revoked"
-            grant.claimed_until = now + CLAIM_FOR
+            if not applying:
+                grant.claimed_until = now + CLAIM_FOR
             await self._record(
                 session,
                 grant,
@@ -197,14 +284,15 @@ class GrantService(Service):
                 actor_id=member.id,
                 extra={"revoked_by": member.id, "reason": note},
             )
-        await self._remove_claimed(grant)
+        if grant.status == GrantStatus.REMOVING and not applying:
+            await self._remove_claimed(grant)
         return await self.get(grant.id) or grant
 
     async def _claim_expiring(self, grant_id: int, now: dt.datetime) -> Grant | None:
         async with transaction(self._sessions) as session:
             claimed = await session.execute(
                 update(Grant)
-                .where(Grant.id == grant_id, Grant.status == GrantStatus.ACTIVE, Grant.expires_at <= now)
+                .where(Grant.id == grant_id, Grant.expires_at <= now, _endable(now))
                 .values(
                     status=GrantStatus.REMOVING,
                     final_status=GrantStatus.EXPIRED,
@@ -235,7 +323,7 @@ class GrantService(Service):
                 .where(
                     Grant.id == grant_id,
                     Grant.status == GrantStatus.REMOVING,
-                    or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now),
+                    _lapsed(now),
                 )
                 .values(claimed_until=now + CLAIM_FOR)
             )
@@ -245,10 +333,14 @@ class GrantService(Service):
 
     async def _remove_claimed(self, grant: Grant) -> bool:
         """Remove a claimed grant from Discord; on failure it stays due with backoff."""
-        verb = "expired" if grant.final_status == GrantStatus.EXPIRED else "revoked"
+        verb = {GrantStatus.EXPIRED: "expired", GrantStatus.FAILED: "cleaned up"}.get(
+            GrantStatus(grant.final_status or GrantStatus.REVOKED), "revoked"
+        )
         try:
-            await self._ops.remove(target_of(grant), self._audit_reason(grant, verb, None))
-        except (discord.HTTPException, TimeoutError, ConnectionError) as exc:
+            # Never claimed for applying (applied_at unset): nothing of it can exist in Discord.
+            if grant.applied_at is not None and not await self._overlapped(grant):
+                await self._ops.remove(target_of(grant), self._audit_reason(grant, verb, None))
+        except DISCORD_ERRORS as exc:
             await self._removal_failed(grant, exc)
             return False
         async with transaction(self._sessions) as session:
@@ -261,6 +353,23 @@ class GrantService(Service):
             _, grant = await _move(session, grant.id, GrantStatus.REMOVING, **ended)
         await self._notifier.grant_ended(grant)
         return True
+
+    async def _overlapped(self, grant: Grant) -> bool:
+        """Another live grant gives the same role to the same subject: removing it is not ours to do."""
+        if grant.kind != "role":
+            return False
+        async with transaction(self._sessions) as session:
+            other = await session.scalar(
+                select(Grant.id).where(
+                    Grant.guild_id == grant.guild_id,
+                    Grant.subject_id == grant.subject_id,
+                    Grant.kind == "role",
+                    Grant.target_id == grant.target_id,
+                    Grant.id != grant.id,
+                    Grant.status.in_([GrantStatus.APPLYING, GrantStatus.ACTIVE]),
+                )
+            )
+        return other is not None
 
     async def _removal_failed(self, grant: Grant, exc: BaseException) -> None:
         why = describe_error(exc)
@@ -302,7 +411,7 @@ class GrantService(Service):
         now = self._clock.now()
         expiring = await self._all(
             select(Grant.id)
-            .where(Grant.status == GrantStatus.ACTIVE, Grant.expires_at <= now)
+            .where(Grant.expires_at <= now, _endable(now))
             .order_by(Grant.expires_at)
             .limit(limit)
         )
@@ -311,7 +420,7 @@ class GrantService(Service):
             .where(
                 Grant.status == GrantStatus.REMOVING,
                 or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now),
-                or_(Grant.claimed_until.is_(None), Grant.claimed_until <= now),
+                _lapsed(now),
             )
             .order_by(Grant.id)
             .limit(limit)
@@ -366,17 +475,44 @@ class GrantService(Service):
         return sent
 
     async def reapply_stale(self) -> int:
-        """Grants decided but never marked applied (the process died mid-apply): apply again.
+        """Grants whose apply was interrupted (the process died): finish it.
 
-        Adding a role or overwrite twice is harmless in Discord, so this is safe to repeat.
+        Decided but never claimed: apply now (nothing existed, so the clock starts now). Claimed by
+        an apply whose claim lapsed and not yet at its end: apply again under the clock recorded at
+        the first attempt — adding a role or overwrite twice is harmless in Discord. Past its end it
+        is the expiry sweep's, which removes it.
         """
-        cutoff = self._clock.now() - STALE_APPROVED
-        ids = await self._all(
-            select(Grant.id).where(Grant.status == GrantStatus.APPROVED, Grant.created_at <= cutoff)
+        now = self._clock.now()
+        fresh = await self._all(
+            select(Grant.id).where(
+                Grant.status == GrantStatus.APPROVED, Grant.created_at <= now - STALE_APPROVED
+            )
         )
-        for gid in ids:
+        for gid in fresh:
             await self.apply(gid)
-        return len(ids)
+        interrupted = await self._all(
+            select(Grant.id).where(Grant.status == GrantStatus.APPLYING, _lapsed(now), Grant.expires_at > now)
+        )
+        for gid in interrupted:
+            async with transaction(self._sessions) as session:
+                claimed = await session.execute(
+                    update(Grant)
+                    .where(Grant.id == gid, Grant.status == GrantStatus.APPLYING, _lapsed(now))
+                    .values(claimed_until=now + APPLY_CLAIM)
+                )
+                if rowcount(claimed) != 1:
+                    continue  # another process took it over
+                grant = await session.get(Grant, gid, populate_existing=True)
+                assert grant is not None
+                reason = (
+                    await session.scalar(
+                        select(AccessRequest.reason).where(AccessRequest.id == grant.request_id)
+                    )
+                    if grant.request_id
+                    else None
+                )
+            await self._apply_claimed(grant, reason)
+        return len(fresh) + len(interrupted)
 
     async def get(self, grant_id: int) -> Grant | None:
         async with transaction(self._sessions) as session:
@@ -384,6 +520,7 @@ class GrantService(Service):
 
 
 class OpsLike(Protocol):
+    async def prior_state(self, target: GrantTarget) -> PriorState: ...
     async def apply(self, target: GrantTarget, reason: str) -> None: ...
     async def remove(self, target: GrantTarget, reason: str) -> None: ...
     async def audit_entry_for(self, target: GrantTarget, reason: str) -> str | None: ...

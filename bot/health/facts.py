@@ -60,7 +60,7 @@ def _age(now: dt.datetime, since: dt.datetime | None) -> float:
 
 async def read_facts(session: AsyncSession, now: dt.datetime) -> Facts:
     removing = Grant.status == GrantStatus.REMOVING
-    expired_active = (Grant.status == GrantStatus.ACTIVE) & (Grant.expires_at <= now)
+    expired_active = Grant.status.in_([GrantStatus.ACTIVE, GrantStatus.APPLYING]) & (Grant.expires_at <= now)
     # When the removal fell due: a revocation at ended_at, an expiry at expires_at.
     due_since = case((removing, func.coalesce(Grant.ended_at, Grant.expires_at)), else_=Grant.expires_at)
     overdue_before = now - REMOVAL_GRACE

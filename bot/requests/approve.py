@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
 from bot.decisions import outcomes
 from bot.decisions.service import DecisionService, Outcome
+from bot.durations import format_duration
 from bot.grantability import GrantPlan
 from bot.policy import Scope
 
@@ -47,6 +48,15 @@ async def approve(
         if grant is None or grant.status != GrantStatus.ACTIVE or grant.expires_at is None:
             req.status = RequestStatus.CANCELLED
             req.decision_note = "the grant it extends has already ended"
+            return None
+        # Checked again under the grant's lock: whatever was approved before, the whole grant never
+        # lasts longer than the scope's maximum.
+        started = grant.applied_at or grant.created_at
+        if grant.expires_at + dt.timedelta(seconds=req.duration_seconds) - started > scope.max_duration:
+            req.status = RequestStatus.CANCELLED
+            req.decision_note = (
+                f"it would take the grant past the scope's maximum of {format_duration(scope.max_duration)}"
+            )
             return None
         grant.expires_at = grant.expires_at + dt.timedelta(seconds=req.duration_seconds)
         grant.duration_seconds += req.duration_seconds

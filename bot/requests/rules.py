@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 
 import discord
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
+from bot.db.models import (
+    AccessRequest,
+    Grant,
+    GrantStatus,
+    Identity,
+    IdentityKind,
+    RequestKind,
+    RequestStatus,
+)
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
+from bot.grantability import describe_refs, is_member_of, may_request
 from bot.policy import GuildPolicy, Scope
-from bot.services.errors import AlreadyDecided, BadInput, NotFound, TooSoon
+from bot.services.errors import AlreadyDecided, BadInput, NotAllowed, NotFound, TooSoon
 
 # The user's reason goes into Discord's audit-log reason (512 characters) together with
 # the grant and request ids; this leaves room for them so the reason is never cut.
@@ -58,6 +70,82 @@ def check_subject(scope: Scope, subject: discord.Member) -> None:
             f"`{scope.id}` is a bot scope upgrade: its subject must be a bot, and {subject.mention} "
             "is not one. Name the bot with `for:`."
         )
+
+
+def check_subject_may_receive(scope: Scope, requester: discord.Member, subject: discord.Member) -> None:
+    """A member named with `for:` must be someone who could ask for the scope themselves."""
+    if subject.bot or subject.id == requester.id or may_request(scope, subject):
+        return
+    raise NotAllowed(
+        f"{subject.mention} may not receive `{scope.id}`: only {describe_refs(subject.guild, scope.requesters)} "
+        "can hold it. Nothing was requested; ask a server admin if they need it."
+    )
+
+
+def is_admin(member: discord.Member, gp: GuildPolicy) -> bool:
+    """A server admin for Warden: Manage Server in Discord, or named in the policy's `admins`."""
+    named = getattr(gp, "admins", ()) or ()
+    return member.guild_permissions.manage_guild or any(is_member_of(member, ref) for ref in named)
+
+
+async def check_bot_sponsor(
+    session: AsyncSession, gp: GuildPolicy, requester: discord.Member, bot: discord.Member
+) -> None:
+    """Access for a bot is asked for by a server admin or by the bot's recorded owner, nobody else."""
+    if is_admin(requester, gp):
+        return
+    owner = await session.scalar(
+        select(Identity.owner_id).where(
+            Identity.guild_id == requester.guild.id,
+            Identity.kind == IdentityKind.BOT,
+            Identity.external_id == str(bot.id),
+            Identity.gone_at.is_(None),
+        )
+    )
+    if owner == requester.id:
+        return
+    raise NotAllowed(
+        f"Only a server admin (Manage Server) or the owner Warden has on record for {bot.mention} may ask "
+        "for access for it, and you are neither. Ask an admin, or have an admin record you as its owner."
+    )
+
+
+def check_not_standing(scope: Scope, subject: discord.Member, role_id: int) -> None:
+    """A role the subject already holds outside Warden is not Warden's to grant (or ever to remove)."""
+    role = subject.get_role(role_id) if scope.kind == "role" else None
+    if role is not None:
+        raise AlreadyDecided(
+            f"{subject.mention} already holds the role {role.name} outside Warden (standing access), so `{scope.id}` "
+            "has nothing to add. Nothing was requested."
+        )
+
+
+@contextlib.asynccontextmanager
+async def one_at_a_time() -> AsyncIterator[None]:
+    """Turn a lost race into the refusal the check would have given (the database has the last word).
+
+    The checks before an insert (one pending request per scope and subject, one pending extension
+    per grant) are backed by unique indexes; two concurrent requests that both passed the checks
+    meet the index, and the loser is told what the check says, with nothing written.
+    """
+    try:
+        yield
+    except IntegrityError:
+        raise AlreadyDecided(
+            "An identical request was made at the same moment and is already waiting for approval; "
+            "nothing more was written. Check `/jit mine`."
+        ) from None
+
+
+async def serialise_requester(session: AsyncSession, guild_id: int, requester_id: int) -> None:
+    """PostgreSQL: one request at a time per member, so the pending limit and cooldown hold under races.
+
+    A transaction-scoped advisory lock, released at commit. SQLite needs none: it writes one
+    transaction at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = (guild_id * 1_000_003 + requester_id) % (2**63 - 1)
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 async def abuse_guard(
@@ -109,7 +197,7 @@ async def no_duplicate(session: AsyncSession, guild_id: int, scope: Scope, subje
             Grant.guild_id == guild_id,
             Grant.scope_id == scope.id,
             Grant.subject_id == subject.id,
-            Grant.status.in_([GrantStatus.ACTIVE, GrantStatus.APPROVED]),
+            Grant.status.in_([GrantStatus.ACTIVE, GrantStatus.APPLYING, GrantStatus.APPROVED]),
         )
     )
     if active is not None:

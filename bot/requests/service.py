@@ -80,17 +80,25 @@ class RequestService(Service):
         why = rules.reason_for(scope, reason)
         subject = subject or member
         rules.check_subject(scope, subject)
+        rules.check_subject_may_receive(scope, member, subject)
         plan = check_grantable(guild, scope)
+        rules.check_not_standing(scope, subject, plan.target_id)
+        # Auto-approval holds only when both the requester and the subject qualify for it.
         auto = next(
             (
                 (i, rule)
                 for i, rule in enumerate(scope.auto_approve)
-                if is_member_of(member, rule.members_of) and length <= rule.max_duration
+                if is_member_of(member, rule.members_of)
+                and is_member_of(subject, rule.members_of)
+                and length <= rule.max_duration
             ),
             None,
         )
         now = self._clock.now()
-        async with transaction(self._sessions) as session:
+        async with rules.one_at_a_time(), transaction(self._sessions) as session:
+            await rules.serialise_requester(session, guild.id, member.id)
+            if subject.bot:
+                await rules.check_bot_sponsor(session, gp, member, subject)
             await rules.abuse_guard(session, gp, member, now)
             await rules.no_duplicate(session, guild.id, scope, subject)
             until = now + gp.pending_ttl
@@ -147,8 +155,9 @@ class RequestService(Service):
         guild = member.guild
         gp = scopes.guild_policy(self._guilds, guild.id)
         now = self._clock.now()
-        async with transaction(self._sessions) as session:
-            grant = await session.get(Grant, grant_id)
+        async with rules.one_at_a_time(), transaction(self._sessions) as session:
+            # Locked: concurrent extensions of one grant are decided one after the other.
+            grant = await session.get(Grant, grant_id, with_for_update=True)
             if grant is None or grant.guild_id != guild.id:
                 raise NotFound(
                     f"There is no grant #{grant_id} in this server. Check the id with `/jit mine`."
@@ -219,7 +228,7 @@ class RequestService(Service):
             raise BadInput("Break-glass always needs a reason; approvers will review it.")
         plan = check_grantable(guild, scope)
         now = self._clock.now()
-        async with transaction(self._sessions) as session:
+        async with rules.one_at_a_time(), transaction(self._sessions) as session:
             await rules.no_duplicate(session, guild.id, scope, member)
             until = now + gp.pending_ttl
             req = await rules.open_request(
@@ -253,7 +262,9 @@ class RequestService(Service):
             .where(
                 Grant.guild_id == guild.id,
                 Grant.subject_id == member.id,
-                Grant.status.in_([GrantStatus.ACTIVE, GrantStatus.APPROVED, GrantStatus.REMOVING]),
+                Grant.status.in_(
+                    [GrantStatus.ACTIVE, GrantStatus.APPROVED, GrantStatus.APPLYING, GrantStatus.REMOVING]
+                ),
             )
             .order_by(Grant.id)
         )

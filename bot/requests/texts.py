@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from bot.db.models import AccessRequest
+from bot.escape import user_text
 
 
 def request_denied_dm(req: AccessRequest, scope_id: str, guild_name: str) -> str:
     return (
         f"Your request #{req.id} for **{scope_id}** in **{guild_name}** was denied by "
-        f"<@{req.decided_by}>: {req.decision_note}"
+        f"<@{req.decided_by}>: {user_text(req.decision_note)}"
     )
 
 

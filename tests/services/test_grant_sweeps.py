@@ -11,6 +11,7 @@ from bot.controls import ControlMap
 from bot.db.models import Grant, GrantStatus, LedgerEntry
 from bot.db.session import create_engine, create_session_factory
 from bot.decisions.service import DecisionService
+from bot.discord_io.ops import PriorState
 from bot.grants.service import GrantService
 from bot.ledger import Signer, verify_chain
 from bot.policy import GuildDirectory, load_policy
@@ -29,6 +30,9 @@ class RecordingOps:
 
     async def audit_entry_for(self, target, reason):
         return None
+
+    async def prior_state(self, target):
+        return PriorState()
 
     async def remove(self, target, reason):
         await asyncio.sleep(0.005)  # let the other process interleave
