@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -31,6 +31,12 @@ class NarrativePosterLike(Protocol):
     async def deliver_due(self) -> int: ...
 
 
+class AuditSweeper(Protocol):
+    """The audit room's scheduled work: refused reverts retried, quiet bursts summarised."""
+
+    async def sweep(self) -> Any: ...
+
+
 class Jobs:
     def __init__(
         self,
@@ -40,7 +46,9 @@ class Jobs:
         poster: NarrativePosterLike,
         sweep_seconds: float,
         narrative_seconds: float,
+        audit: AuditSweeper | None = None,
     ) -> None:
+        self._audit = audit
         self._grants = grants
         self._pending = pending
         self._poster = poster
@@ -119,6 +127,8 @@ class Jobs:
             report.requests_expired = len(expired or [])
             reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
+            if self._audit is not None:
+                await self._step(report, "audit", self._audit.sweep())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.audit.names import WRITE_OR_MANAGE_PERMISSIONS
-from bot.policy import Rule
+from bot.policy import Policy, Rule
 
 #: Permissions whose addition to a role the defaults treat as privilege escalation.
 ESCALATING = (
@@ -137,3 +137,16 @@ def effective_rules(
     own = tuple(policy_rules)
     replaced = {r.id for r in own}
     return own + tuple(r for r in defaults if r.id not in replaced)
+
+
+def active_rules_summary(policy: Policy) -> str:
+    """What ``check-config`` and ``warden run`` say about the audit rules that will run."""
+    rules = effective_rules(policy.rules)
+    own = len(policy.rules)
+    parts = []
+    if own:
+        parts.append(f"{own} from the policy: {', '.join(r.id for r in policy.rules)}")
+    defaults = len(rules) - own
+    parts.append(f"{defaults} default{'s' if defaults != 1 else ''} (docs/rules.md)")
+    n = len(rules)
+    return f"{n} audit rule{'s' if n != 1 else ''} active ({'; '.join(parts)})"
