@@ -23,7 +23,15 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.audit.actions import RevertAction, RevertPlan, action_from_json, action_to_json, plan_revert
+from bot.audit.actions import (
+    EditRolePermissions,
+    RemoveMemberRole,
+    RevertAction,
+    RevertPlan,
+    action_from_json,
+    action_to_json,
+    plan_revert,
+)
 from bot.audit.bursts import BurstTracker
 from bot.audit.classify import Classifier, Verdict
 from bot.audit.cursor import (
@@ -369,12 +377,19 @@ class AuditListener:
                     )
         return fixed
 
-    async def reconcile(self, guild_id: int, snapshot: GuildSnapshot) -> list[HandleResult]:
-        """Start-up state comparison: drift whose audit entry may be gone, decided by the same rules."""
+    async def reconcile(
+        self, guild_id: int, snapshot: GuildSnapshot, *, just_reverted: Sequence[HandleResult] = ()
+    ) -> list[HandleResult]:
+        """Start-up state comparison: drift whose audit entry may be gone, decided by the same rules.
+
+        ``just_reverted``: what the catch-up before it decided. The cache may not show those reverts
+        yet (Discord's gateway event follows the REST answer), so that drift is not decided twice.
+        """
+        done = reverted_targets(just_reverted)
         events = await state_drift_events(
             guild_id, self.classifier, snapshot, self._grants_for_drift(), now=self._clock.now()
         )
-        return [await self.decide(e) for e in events]
+        return [await self.decide(e) for e in events if drift_key(e) not in done]
 
     def _grants_for_drift(self) -> GrantLedger:
         return self.classifier.grants
@@ -464,6 +479,27 @@ class AuditListener:
                 )
             )
             return list(rows)
+
+
+def drift_key(event: AuditEvent) -> tuple[str, int, int]:
+    """What a state-drift event is about: (kind, member or role, role or 0)."""
+    if event.action == "member_role_update" and event.target_id is not None and event.roles_added:
+        return ("member_role", event.target_id, event.roles_added[0])
+    return ("role", event.target_id or 0, 0)
+
+
+def reverted_targets(results: Sequence[HandleResult]) -> set[tuple[str, int, int]]:
+    """Member roles and role permissions a set of decisions has just put back (without failures)."""
+    out: set[tuple[str, int, int]] = set()
+    for result in results:
+        if result.plan is None or result.failures:
+            continue
+        for action in result.plan.actions:
+            if isinstance(action, RemoveMemberRole):
+                out.add(("member_role", action.member_id, action.role_id))
+            elif isinstance(action, EditRolePermissions):
+                out.add(("role", action.role_id, 0))
+    return out
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -129,8 +129,9 @@ class AuditRunner:
         gids = [g for g in self._guild_ids() if self._governed(g)]
         report = StartReport(caught_up=await self.catch_up(gids))
         for gid in gids:
+            decided = [r for c in report.caught_up if c.guild_id == gid for r in c.results]
             try:
-                report.drift += await self.listener.reconcile(gid, self._snapshot)
+                report.drift += await self.listener.reconcile(gid, self._snapshot, just_reverted=decided)
             except Exception as exc:
                 log.exception("start-up state comparison failed", extra={"guild_id": gid})
                 report.failures.append(f"{gid}: {type(exc).__name__}")

@@ -5,15 +5,19 @@ recorded in the ledger, narrated in the governance channel and reverted in Disco
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import tomllib
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import LedgerEntry
+from bot.db.models import AuditProcessed, LedgerEntry
 from bot.policy import parse_policy
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
+from tests.e2e.test_core_flow import request
+
+ROLE_ROUTE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 
 ADMINISTRATOR = 1 << 3
 KICK_MEMBERS = 1 << 1
@@ -210,7 +214,7 @@ async def test_channel_create_and_delete_are_recorded(world):
     g = world.guild
     channel = await world.sb.admin.create_channel(g, "secret", private=True, actor=g.member("bob"))
     await world.sb.admin.delete_channel(g, channel, actor=g.member("bob"))
-    await settled(world)
+    await until_decided(world, "no-rule-matched", 2)
     events = [e.proof.get("event") for e in await entries(world, rule="no-rule-matched")]
     assert events == ["channel_create", "channel_delete"]
     assert not any("no-rule-matched" in t for t in governance(world))  # allowed: ledger only
@@ -226,3 +230,176 @@ async def test_unknown_action_type_is_recorded_as_unclassified(world):
     # The listener goes on.
     await world.sb.admin.add_role(g, "erin", "deployers")
     await world.eventually(lambda: not g.member("erin").has_role("deployers"), what="the next revert")
+
+
+# ---- nothing missed, nothing twice ------------------------------------------------------------
+
+
+async def decided_once(world: SandboxWorld) -> None:
+    """Every audit-log entry has at most one first decision in the ledger (reverts aside)."""
+    firsts = [
+        e.proof["audit_log_entry"]
+        for e in await entries(world)
+        if "audit_log_entry" in e.proof and e.outcome not in ("reverted", "revert-failed")
+    ]
+    assert len(firsts) == len(set(firsts)), firsts
+    async with world.bot.session_factory() as s:
+        rows = list(await s.scalars(select(AuditProcessed.entry_id)))
+    assert len(rows) == len(set(rows))
+
+
+async def test_catch_up_after_a_restart_misses_nothing_and_repeats_nothing(world):
+    g = world.guild
+    await world.sb.admin.add_role(g, "erin", "deployers")
+    await world.eventually(lambda: not g.member("erin").has_role("deployers"), what="the live revert")
+    await settled(world)
+    await world.stop_bot()
+    # While Warden is away: nobody hears these live.
+    await world.sb.admin.add_role(g, "alice", "deployers")
+    hook = await world.sb.admin.create_webhook(g, "incident", "exfil")
+    await world.start_bot()  # returns once the start-up catch-up has run
+    assert not g.member("alice").has_role("deployers")
+    assert hook not in g.webhooks
+    await settled(world)
+    assert [e.outcome for e in await entries(world, rule="jit-role-by-hand")] == [
+        "blocked",
+        "reverted",
+        "blocked",
+        "reverted",
+    ]
+    assert [e.outcome for e in await entries(world, rule="webhook-in-private-channel")] == [
+        "blocked",
+        "reverted",
+    ]
+    await decided_once(world)
+    before = len(await entries(world))
+    await world.restart_bot()  # nothing new: nothing decided again
+    await settled(world)
+    assert len(await entries(world)) == before
+
+
+async def test_catch_up_after_a_resume_decides_each_entry_once(world):
+    g = world.guild
+    await world.sb.disconnect_gateway(hold=True)
+    await world.sb.admin.add_role(g, "erin", "deployers")
+    await world.sb.admin.set_overwrite(g, "approvals", g.everyone, allow=["send_messages"])
+    world.sb.release_gateway()
+    await world.eventually(lambda: not g.member("erin").has_role("deployers"), what="the revert")
+    await world.eventually(
+        lambda: g.channel("approvals").overwrite_for(g.everyone.id) is None, what="the overwrite removed"
+    )
+    await until_decided(world, "overwrite-opens-channel", 2)
+    await world.bot.audit.catch_up()  # what on_resumed does, once more: still nothing twice
+    await settled(world)
+    assert [e.outcome for e in await entries(world, rule="jit-role-by-hand")] == ["blocked", "reverted"]
+    assert [e.outcome for e in await entries(world, rule="overwrite-opens-channel")] == [
+        "blocked",
+        "reverted",
+    ]
+    await decided_once(world)
+
+
+async def test_reconnect_with_a_new_session_catches_up(world):
+    g = world.guild
+    world.sb.invalidate_sessions()
+    await world.sb.disconnect_gateway(hold=True)
+    await world.sb.admin.add_role(g, "erin", "deployers")
+    world.sb.release_gateway()
+    await world.eventually(lambda: not g.member("erin").has_role("deployers"), timeout=10, what="the revert")
+    await until_decided(world, "jit-role-by-hand", 2)
+    assert [e.outcome for e in await entries(world, rule="jit-role-by-hand")] == ["blocked", "reverted"]
+    await decided_once(world)
+
+
+async def test_start_up_state_comparison_finds_a_jit_role_without_a_grant(db_url, clock):
+    spec = {**ACME, "members": [*ACME["members"], {"name": "mallory", "roles": ["deployers"]}]}
+    async with SandboxWorld(audit_policy(), database_url=db_url, clock=clock) as w:
+        g = w.add_guild(spec)
+        await w.start_bot()
+        assert not g.member("mallory").has_role("deployers")
+        await settled(w)
+        decided = await entries(w, rule="jit-role-by-hand")
+        assert [e.outcome for e in decided] == ["blocked", "reverted"]
+        assert "state comparison" in decided[0].proof["found_by"]
+        assert any("Change blocked" in m.text for m in w.sb.messages(g.channel("governance")))
+
+
+# ---- zero false reverts -----------------------------------------------------------------------
+
+
+async def test_standing_roles_and_overlapping_grants_are_never_reverted(world):
+    g = world.guild
+    dave = g.member("dave")
+    out = await request(world, "dave", duration="30m")  # on call: approved automatically
+    assert "approved automatically" in out.text
+    assert dave.has_role("deployers")
+    # An admin takes the role off and puts it back by hand while the grant is active: sanctioned.
+    await world.sb.admin.remove_role(g, dave, "deployers", actor=g.member("bob"))
+    await world.sb.admin.add_role(g, dave, "deployers", actor=g.member("bob"))
+    await until_decided(world, "sanctioned-grant")
+    # A standing, non-JIT role given by an admin: allowed.
+    await world.sb.admin.add_role(g, "erin", "engineers", actor=g.member("bob"))
+    await settled(world)
+    await world.restart_bot()  # the state comparison sees dave's grant and erin's standing role
+    await settled(world)
+    assert dave.has_role("deployers") and g.member("erin").has_role("engineers")
+    assert g.member("alice").has_role("engineers")
+    assert [e.outcome for e in await entries(world, rule="sanctioned-grant")] == ["allowed"]
+    assert await entries(world, outcome="blocked") == []
+    assert await entries(world, outcome="reverted") == []
+    removals = [
+        e
+        for e in world.sb.audit_log(g)
+        if e["action_type"] == 25 and e["user_id"] == str(world.sb.bot_user.id)
+    ]
+    assert all("$remove" not in {c["key"] for c in e.get("changes", [])} for e in removals)
+
+
+# ---- many at once -----------------------------------------------------------------------------
+
+
+async def test_a_burst_is_one_narrative_and_every_entry_one_ledger_entry(world):
+    g = world.guild
+    alice = g.member("alice")
+    n = 300
+    for i in range(n):
+        await world.sb.admin.create_webhook(g, "approvals", f"raid-{i}", actor=alice)
+    for _ in range(500):
+        await settled(world)
+        if len(await entries(world, rule="webhook-by-non-admin")) >= n:
+            break
+        await asyncio.sleep(0.01)
+    decided = await entries(world, rule="webhook-by-non-admin")
+    assert len(decided) == n
+    assert len({e.proof["audit_log_entry"] for e in decided}) == n
+    await world.advance(dt.timedelta(seconds=11))  # the burst went quiet: its summary is recorded
+    await settled(world)
+    texts = governance(world)
+    assert sum("webhook-by-non-admin" in t and "Change needs attention" in t for t in texts) == 1
+    summaries = [t for t in texts if "Many changes at once" in t]
+    assert len(summaries) == 1 and f"made {n} webhook create changes" in summaries[0], summaries
+    await decided_once(world)
+
+
+# ---- failed controls --------------------------------------------------------------------------
+
+
+async def test_a_refused_revert_is_a_failed_control_and_is_retried(world):
+    g = world.guild
+    world.sb.faults.fail(
+        method="DELETE", path=ROLE_ROUTE, status=403, code=50013, message="Missing Permissions", times=None
+    )
+    await world.sb.admin.add_role(g, "erin", "deployers")
+    await until_decided(world, "jit-role-by-hand", 2)
+    assert g.member("erin").has_role("deployers")
+    assert [e.outcome for e in await entries(world, rule="jit-role-by-hand")] == ["blocked", "revert-failed"]
+    assert any("Control failed" in t and "403" in t for t in governance(world)), governance(world)
+    world.sb.faults.clear()
+    await world.run_due()  # the sweep retries refused reverts
+    await world.eventually(lambda: not g.member("erin").has_role("deployers"), what="the retried revert")
+    await settled(world)
+    assert [e.outcome for e in await entries(world, rule="jit-role-by-hand")] == [
+        "blocked",
+        "revert-failed",
+        "reverted",
+    ]
