@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AccessToken, Identity, IdentityKind, OwnerSource, TokenStatus
-from bot.db.rows import from_row
 from bot.inventory.permissions import SEND_MESSAGES, VIEW_CHANNEL, permission_names
 from bot.inventory.risk import DEFAULT_DORMANT_AFTER, RiskFacts, RiskScore, score
 from bot.inventory.snapshot import GuildSnapshot, Reach, bot_reach
 from bot.services.base import transaction
 from bot.services.errors import AlreadyDecided, BadInput, NotAllowed, NotFound
+from bot.values import from_attributes
 
 log = logging.getLogger(__name__)
 
@@ -425,7 +425,7 @@ class InventoryService:
     def _item(self, row: Identity) -> InventoryItem:
         channels = {int(k): int(v) for k, v in (row.channel_permissions or {}).items()}
         scopes = tuple(row.scopes or ())
-        facts = from_row(
+        facts = from_attributes(
             RiskFacts,
             row,
             channel_permissions=channels,
@@ -433,7 +433,7 @@ class InventoryService:
             baseline_scopes=tuple(row.baseline_scopes) if row.baseline_scopes is not None else None,
             owner_confirmed=row.owner_source != OwnerSource.INFERRED,
         )
-        return from_row(
+        return from_attributes(
             InventoryItem,
             row,
             role_ids=tuple(row.role_ids or ()),

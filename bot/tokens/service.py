@@ -29,9 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AccessToken, TokenStatus
-from bot.db.rows import from_row
 from bot.services.base import rowcount, transaction
 from bot.services.errors import AlreadyDecided, BadInput, NotFound
+from bot.values import from_attributes
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class TokenInfo:
 
     @classmethod
     def of(cls, row: AccessToken) -> TokenInfo:
-        return from_row(cls, row)
+        return from_attributes(cls, row)
 
     def idle_since(self) -> dt.datetime:
         """Dormancy counts from the last use, or from issue if it was never used."""
