@@ -25,7 +25,12 @@ class _Action:
     """One mutation in one guild; ``kind`` names it in the stored JSON."""
 
     kind: ClassVar[str]
+    #: What it does, for the governance narrative (``str.format`` over the fields).
+    says: ClassVar[str] = ""
     guild_id: int
+
+    def describe(self) -> str:
+        return self.says.format(**asdict(self))
 
 
 @dataclass(frozen=True)
@@ -37,17 +42,13 @@ class _MemberRole(_Action):
 @dataclass(frozen=True)
 class RemoveMemberRole(_MemberRole):
     kind = "remove_member_role"
-
-    def describe(self) -> str:
-        return f"remove <@&{self.role_id}> from <@{self.member_id}>"
+    says = "remove <@&{role_id}> from <@{member_id}>"
 
 
 @dataclass(frozen=True)
 class AddMemberRole(_MemberRole):
     kind = "add_member_role"
-
-    def describe(self) -> str:
-        return f"give <@&{self.role_id}> back to <@{self.member_id}>"
+    says = "give <@&{role_id}> back to <@{member_id}>"
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,7 @@ class _Overwrite(_Action):
 @dataclass(frozen=True)
 class DeleteOverwrite(_Overwrite):
     kind = "delete_overwrite"
-
-    def describe(self) -> str:
-        return f"delete the overwrite for {self.target_id} on <#{self.channel_id}>"
+    says = "delete the overwrite for {target_id} on <#{channel_id}>"
 
 
 @dataclass(frozen=True)
@@ -111,11 +110,9 @@ class DeleteWebhook(_Action):
 @dataclass(frozen=True)
 class SetGuildSetting(_Action):
     kind = "set_guild_setting"
+    says = "set the server's {key} back to {value}"
     key: str
     value: int
-
-    def describe(self) -> str:
-        return f"set the server's {self.key} back to {self.value}"
 
 
 RevertAction = (
