@@ -35,7 +35,7 @@ from tests.conftest import PG_SKIP_REASON, PG_URL, _create_pg_database, _drop_pg
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(not PG_URL, reason=PG_SKIP_REASON)]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "sandbox-shard-secret-token-4b1d"
 SHARDS = 2
 PER_SHARD = 2  # guilds on each shard

@@ -24,7 +24,7 @@ from bot.db.migrate import alembic_config
 from sandbox import SandboxDiscord
 from sandbox.harness import ACME, build_guild
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.toml"
 SECRET = "MTIzNDU2.cli-test-secret-token.DO-NOT-PRINT"
 SANDBOX_TOKEN = "sandbox-cli-secret-token-7f3a9c"
