@@ -254,6 +254,16 @@ class AutoApprove(_Model):
     max_duration: Duration
 
 
+#: For ``role`` and ``channel``: what a scope of that kind needs, and what the other kind grants instead.
+_TARGET_TEXTS = {
+    "role": (
+        "a role scope needs the role to grant (its name or id)",
+        "a channel scope grants permissions on `channel`",
+    ),
+    "channel": ("a channel scope needs the channel (its name or id)", "a role scope grants `role`"),
+}
+
+
 class Scope(_Model):
     """A grantable entitlement (``[scope.<id>]``)."""
 
@@ -302,24 +312,17 @@ class Scope(_Model):
             raise ValueError("must not be empty; give the guild's name or id as in [guild.<name or id>]")
         return v
 
-    @field_validator("role")
+    @field_validator("role", "channel")
     @classmethod
-    def _check_role(cls, v: Target | None, info: ValidationInfo) -> Target | None:
+    def _check_target(cls, v: Target | None, info: ValidationInfo) -> Target | None:
+        """A role scope names its ``role``, a channel scope its ``channel``, and neither the other."""
+        own = str(info.field_name)
+        needs, other_grants = _TARGET_TEXTS[own]
         kind = info.data.get("kind")
-        if kind == "role" and v is None:
-            raise ValueError("missing; a role scope needs the role to grant (its name or id)")
-        if kind == "channel" and v is not None:
-            raise ValueError('only used when kind = "role"; a channel scope grants permissions on `channel`')
-        return v
-
-    @field_validator("channel")
-    @classmethod
-    def _check_channel(cls, v: Target | None, info: ValidationInfo) -> Target | None:
-        kind = info.data.get("kind")
-        if kind == "channel" and v is None:
-            raise ValueError("missing; a channel scope needs the channel (its name or id)")
-        if kind == "role" and v is not None:
-            raise ValueError('only used when kind = "channel"; a role scope grants `role`')
+        if kind == own and v is None:
+            raise ValueError(f"missing; {needs}")
+        if kind is not None and kind != own and v is not None:
+            raise ValueError(f'only used when kind = "{own}"; {other_grants}')
         return v
 
     @field_validator("allow", "deny", "permission_ceiling", mode="before")

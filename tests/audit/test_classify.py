@@ -9,7 +9,7 @@ from bot.audit.decision import AuditOutcome
 from bot.audit.defaults import DEFAULT_RULES, effective_rules
 from bot.audit.events import event_from_payload
 from bot.policy import parse_policy
-from tests.audit.fakes import (
+from tests.helpers import (
     ADMIN,
     ALICE,
     BOB,
@@ -24,10 +24,10 @@ from tests.audit.fakes import (
     WARDEN,
     FakeFacts,
     FakeGrants,
+    audit_policy,
     bits,
     overwrite,
     payload,
-    policy,
     role_added,
     role_perms,
     webhook,
@@ -35,7 +35,7 @@ from tests.audit.fakes import (
 
 
 def classifier(grants: FakeGrants | None = None, rules=None, **policy_extra):
-    p = policy(**policy_extra)
+    p = audit_policy(**policy_extra)
     return Classifier(
         p,
         effective_rules(p.rules) if rules is None else rules,
@@ -115,7 +115,7 @@ async def test_admin_by_role_counts_as_admin():
 async def test_the_server_owner_is_always_an_admin():
     facts = FakeFacts()
     facts.owner_id = lambda guild_id: ALICE  # type: ignore[method-assign]
-    p = policy()
+    p = audit_policy()
     c = Classifier(p, effective_rules(p.rules), facts, FakeGrants(), warden_user_id=WARDEN)
     v = await c.classify(event_from_payload(role_perms(PLAIN_ROLE, "0", bits("manage_roles"), actor=ALICE)))
     assert v.rule_id == "dangerous-permission-added" and v.facts.actor_is_admin

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot.db.models import AuditProcessed, LedgerEntry
 from bot.policy import parse_policy
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
-from tests.e2e.test_core_flow import request
+from tests.helpers import request
 
 ROLE_ROUTE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 
