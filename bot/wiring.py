@@ -14,6 +14,7 @@ import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals.service import ApprovalService
+from bot.audit.adopt import RequestAdopter
 from bot.audit.classify import Classifier
 from bot.audit.defaults import effective_rules
 from bot.audit.grant_ledger import SqlGrantLedger
@@ -96,6 +97,7 @@ def build_services(
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
     audit = build_audit(
         client,
+        notifier=notifier,
         policy=policy,
         clock=clock,
         session_factory=session_factory,
@@ -119,6 +121,7 @@ def build_services(
 def build_audit(
     client: discord.Client,
     *,
+    notifier: Notifier,
     policy: Policy,
     clock: Clock,
     session_factory: async_sessionmaker[AsyncSession],
@@ -136,6 +139,9 @@ def build_audit(
         reverter=DiscordReverter(client, ops),
         clock=clock,
         session_factory=session_factory,
+        approvals=RequestAdopter(
+            guilds=guilds, decisions=decisions, clock=clock, facts=facts, post_card=notifier.request_created
+        ),
     )
     return AuditRunner(
         listener,

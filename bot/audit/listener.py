@@ -187,35 +187,49 @@ class AuditListener:
                 results.append(None)
         reverts: list[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]] = []
         if todo:
-            now = self._clock.now()
-            async with self._sessions() as session, session.begin():
-                claims: dict[tuple[int, int], AuditProcessed] = {}
-                by_guild: dict[int, list[int]] = {}
-                for _, event, _, _ in todo:
-                    if event.entry_id and event.guild_id is not None:
-                        by_guild.setdefault(event.guild_id, []).append(event.entry_id)
-                for gid, ids in by_guild.items():
-                    for eid, row in (await claim_entries(session, gid, ids, now)).items():
-                        claims[(gid, eid)] = row
-                for index, event, verdict, plan in todo:
-                    assert event.guild_id is not None
-                    claim = claims.pop((event.guild_id, event.entry_id), None)
-                    if (
-                        event.entry_id and claim is None
-                    ):  # already decided (live vs catch-up, or twice in a page)
-                        results[index] = HandleResult("duplicate", event, verdict)
-                        continue
-                    result = await self._record_one(session, event, verdict, plan, claim, now)
-                    results[index] = result
-                    if result.status == "decided" and plan is not None and plan.actions:
-                        claim_id = claim.id if claim else None
-                        reverts.append((index, event, verdict, plan, claim_id, result.narrated))
+            try:
+                await self._record_all(todo, results, reverts)
+            except BaseException:
+                if self._approvals is not None:
+                    await self._approvals.notify(committed=False)
+                raise
+            if self._approvals is not None:
+                await self._approvals.notify(committed=True)
         for index, event, verdict, plan, claim_id, narrate in reverts:
             failures = await self._revert(event, verdict, plan, claim_id, narrate=narrate)
             done = results[index]
             assert done is not None
             results[index] = dataclasses.replace(done, failures=failures)
         return [r for r in results if r is not None]
+
+    async def _record_all(
+        self,
+        todo: list[tuple[int, AuditEvent, Verdict, RevertPlan | None]],
+        results: list[HandleResult | None],
+        reverts: list[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]],
+    ) -> None:
+        """One transaction: claim every entry, record each decision, note the reverts to perform."""
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            claims: dict[tuple[int, int], AuditProcessed] = {}
+            by_guild: dict[int, list[int]] = {}
+            for _, event, _, _ in todo:
+                if event.entry_id and event.guild_id is not None:
+                    by_guild.setdefault(event.guild_id, []).append(event.entry_id)
+            for gid, ids in by_guild.items():
+                for eid, row in (await claim_entries(session, gid, ids, now)).items():
+                    claims[(gid, eid)] = row
+            for index, event, verdict, plan in todo:
+                assert event.guild_id is not None
+                claim = claims.pop((event.guild_id, event.entry_id), None)
+                if event.entry_id and claim is None:  # already decided (live vs catch-up, or twice in a page)
+                    results[index] = HandleResult("duplicate", event, verdict)
+                    continue
+                result = await self._record_one(session, event, verdict, plan, claim, now)
+                results[index] = result
+                if result.status == "decided" and plan is not None and plan.actions:
+                    claim_id = claim.id if claim else None
+                    reverts.append((index, event, verdict, plan, claim_id, result.narrated))
 
     async def _record_one(
         self,

@@ -75,3 +75,7 @@ class ApprovalQueue(Protocol):
         ledger_entry_id: int,
         reapply: tuple[RevertAction, ...],
     ) -> None: ...
+
+    async def notify(self, committed: bool) -> None:
+        """After the transaction that called ``request_approval``: tell approvers (cards), or
+        forget what was queued if it rolled back."""

@@ -26,10 +26,13 @@ SEND_MESSAGES = 1 << 11
 EMBED_LINKS = 1 << 14
 
 
-def audit_policy(**guild: Any) -> Any:
-    """config.example.toml with only Warden's default rules; sec-leads are the policy's admins."""
+def audit_policy(rules: list[dict[str, Any]] | None = None, **guild: Any) -> Any:
+    """config.example.toml with only Warden's default rules (and ``rules``); sec-leads are the
+    policy's admins."""
     data = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     data.pop("rule", None)
+    if rules:
+        data["rule"] = rules
     data["guild"]["acme"] |= {"admins": ["sec-leads"], **guild}
     return parse_policy(data)
 
@@ -403,3 +406,37 @@ async def test_a_refused_revert_is_a_failed_control_and_is_retried(world):
         "revert-failed",
         "reverted",
     ]
+
+
+# ---- approve: reverted now, re-applied through the usual approval card ------------------------
+
+
+async def test_a_hand_given_jit_role_can_be_adopted_as_a_request(db_url, clock):
+    adopt = {
+        "id": "jit-role-by-hand",
+        "description": "JIT roles given by hand need the scope's approvers.",
+        "when": {"event": "member_role_update", "role_is_jit": True},
+        "outcome": "approve",
+    }
+    async with SandboxWorld(audit_policy(rules=[adopt]), database_url=db_url, clock=clock) as w:
+        g = w.add_guild(ACME)
+        await w.start_bot()
+        erin = g.member("erin")
+        await w.sb.admin.add_role(g, erin, "deployers")
+        await w.eventually(lambda: not erin.has_role("deployers"), what="the revert")
+        card = await w.sb.wait_for_message(g.channel("approvals"), "Access request #1")
+        assert "Adopted from audit-log entry" in card.text
+        await w.sb.click(g.member("bob"), card, "Approve")
+        await w.sb.click(g.member("carol"), card, "Approve")
+        assert erin.has_role("deployers")  # given back by Warden, as a grant that ends on time
+        await settled(w)
+        outcomes = [(e.rule, e.outcome) for e in await entries(w)]
+        assert ("jit-role-by-hand", "approval-required") in outcomes
+        assert ("jit-role-by-hand", "reverted") in outcomes
+        assert [o for _, o in outcomes].count("granted") == 1
+        assert not any(rule == "jit-role-by-hand" and o == "blocked" for rule, o in outcomes)
+        # Warden's own re-grant is not drift.
+        assert len([o for r, o in outcomes if r == "jit-role-by-hand"]) == 2
+        texts = [m.text for m in w.sb.messages(g.channel("governance"))]
+        assert any("Change reverted pending approval" in t for t in texts)
+        w.sb.conformance.assert_ok()
