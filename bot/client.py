@@ -136,7 +136,7 @@ class WardenBot(commands.Bot):
             log.warning("start-up state comparison found %d change(s) nobody sanctioned", len(audit.drift))
         await self.jobs.deliver_narratives()
         self.caught_up.set()
-        log_startup_report(self)
+        await log_startup_report(self)
         if self.tuning.run_scheduler:
             self.jobs.start()
 

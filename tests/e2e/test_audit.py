@@ -440,3 +440,39 @@ async def test_a_hand_given_jit_role_can_be_adopted_as_a_request(db_url, clock):
         texts = [m.text for m in w.sb.messages(g.channel("governance"))]
         assert any("Change reverted pending approval" in t for t in texts)
         w.sb.conformance.assert_ok()
+
+
+# ---- the governance channel unavailable -------------------------------------------------------
+
+MESSAGES_ROUTE = "/channels/{channel_id}/messages"
+
+
+async def test_governance_channel_down_keeps_decisions_and_posts_the_backlog_summarised(world, caplog):
+    g = world.guild
+    world.sb.faults.fail(
+        method="POST", path=MESSAGES_ROUTE, status=403, code=50013, message="Missing Permissions", times=None
+    )
+    n = 12
+    for i in range(n):  # separate changes, each narrated on its own (no burst)
+        world.sb._audit(g, 9000 + i, g.owner.id, g.id)
+        await until_decided(world, "unclassified", i + 1)
+        world.clock.advance(dt.timedelta(seconds=11))
+    assert len(await entries(world, rule="unclassified")) == n  # the ledger has every decision
+    assert governance(world) == []
+    doctor = await world.sb.slash(g, g.owner, "warden doctor")
+    assert f"{n} narrative(s) could not be posted to the governance channel" in doctor.text, doctor.text
+    with caplog.at_level("WARNING", logger="warden.startup"):
+        await world.restart_bot()  # the start-up report says so too
+        await world.eventually(
+            lambda: any(
+                "could not be posted to the governance channel" in r.getMessage() for r in caplog.records
+            ),
+            what="the start-up report",
+        )
+    world.sb.faults.clear()
+    world.clock.advance(dt.timedelta(minutes=15))  # past the back-off
+    await settled(world)
+    texts = governance(world)
+    assert len(texts) == 1 and f"{n} decisions waited for this channel" in texts[0], texts
+    doctor = await world.sb.slash(g, g.owner, "warden doctor")
+    assert "could not be posted" not in doctor.text
