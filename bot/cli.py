@@ -91,7 +91,7 @@ async def _run(settings: Settings, policy: Policy, url: str) -> None:
     from bot.health.server import HealthServer
     from bot.ledger import open_signer
     from bot.services.base import DB_DOWN
-    from bot.wiring import build_bot
+    from bot.wiring import Tuning, build_bot
 
     token = settings.bot_token()
     redact(token)  # whatever a library logs, the token never reaches the log
@@ -111,11 +111,21 @@ async def _run(settings: Settings, policy: Policy, url: str) -> None:
         shard_ids = settings.shard_ids()
         if shard_ids is not None:
             log.info("running shard(s) %s of %d", ",".join(map(str, shard_ids)), settings.shard_count)
+        tuning = Tuning(
+            checkpoint_path=settings.checkpoint_path, checkpoint_seconds=settings.checkpoint_seconds
+        )
+        if settings.checkpoint_path is not None:
+            log.info(
+                "ledger checkpoints every %ss to %s (ship them off this machine)",
+                settings.checkpoint_seconds,
+                settings.checkpoint_path,
+            )
         bot = build_bot(
             policy=policy,
             clock=SystemClock(),
             session_factory=sessions,
             signer=signer,
+            tuning=tuning,
             shard_ids=shard_ids,
             shard_count=settings.shard_count,
         )

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     # Gateway sharding: this process runs these shard ids out of shard_count (see docs/operations.md).
     shards: Annotated[tuple[int, ...] | None, NoDecode] = None
     shard_count: int | None = None
+    # Scheduled ledger checkpoints: where to write them (a directory, or a file) and how often.
+    checkpoint_path: Path | None = None
+    checkpoint_seconds: float = 3600.0
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

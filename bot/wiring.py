@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +25,7 @@ from bot.audit.runner import AuditRunner
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
+from bot.decisions.checkpoints import LedgerCheckpointer
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
 from bot.discord_io.audit import CacheGuildFacts, DiscordReverter, audit_log_pages
@@ -54,6 +56,10 @@ class Tuning:
     # How long the Deny button may check eligibility before it opens the modal anyway
     # (the modal must open within Discord's 3 seconds; the submit checks again).
     deny_precheck_seconds: float = 1.5
+    # Scheduled ledger checkpoints (WARDEN_CHECKPOINT_PATH / WARDEN_CHECKPOINT_SECONDS): a directory
+    # (a new file each time) or a file; None: only `warden audit checkpoint` writes them.
+    checkpoint_path: Path | None = None
+    checkpoint_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,19 @@ def build_services(
         decisions=decisions,
         ops=ops,
     )
+    resolve = governance_resolver(client, guilds)
+    checkpoints = (
+        None
+        if tuning.checkpoint_path is None
+        else LedgerCheckpointer(
+            session_factory,
+            signer,
+            clock,
+            tuning.checkpoint_path,
+            resolve,
+            guild_ids=lambda: [g.id for g in client.guilds if guilds.get(g.id) is not None],
+        )
+    )
     jobs = Jobs(
         grants=grants,
         pending=pending,
@@ -112,6 +131,8 @@ def build_services(
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
+        checkpoint=checkpoints.run if checkpoints is not None else None,
+        checkpoint_seconds=tuning.checkpoint_seconds,
     )
     return Services(
         guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs, audit

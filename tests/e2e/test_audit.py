@@ -10,11 +10,12 @@ import tomllib
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from bot.db.models import AuditProcessed, LedgerEntry
+from bot.db.models import AuditProcessed, LedgerEntry, NarrativeOutbox
+from bot.ledger import read_checkpoints, verify_chain
 from bot.policy import parse_policy
-from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
+from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, sandbox_tuning
 from tests.helpers import request
 
 ROLE_ROUTE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
@@ -476,3 +477,29 @@ async def test_governance_channel_down_keeps_decisions_and_posts_the_backlog_sum
     assert len(texts) == 1 and f"{n} decisions waited for this channel" in texts[0], texts
     doctor = await world.sb.slash(g, g.owner, "warden doctor")
     assert "could not be posted" not in doctor.text
+
+
+# ---- scheduled checkpoints --------------------------------------------------------------------
+
+
+async def test_scheduled_checkpoint_is_written_posted_and_catches_a_cut_tail(db_url, clock, tmp_path):
+    out = tmp_path / "checkpoints"
+    tuning = sandbox_tuning(checkpoint_path=out, checkpoint_seconds=60)
+    async with SandboxWorld(audit_policy(), database_url=db_url, clock=clock, tuning=tuning) as w:
+        g = w.add_guild(ACME)
+        await w.start_bot()
+        await w.sb.admin.add_role(g, "erin", "deployers")
+        await until_decided(w, "jit-role-by-hand", 2)
+        checkpoint = await w.bot.jobs.checkpoint()  # what the scheduler runs every checkpoint_seconds
+        files = list(out.glob("*.json"))
+        assert len(files) == 1 and checkpoint.entries == len(await entries(w))
+        assert any(m.text.startswith("Ledger checkpoint:") for m in w.sb.messages(g.channel("governance")))
+        async with w.bot.session_factory() as s:
+            assert (await verify_chain(s, w.signer.public_key, checkpoints=read_checkpoints([out]))).ok
+        async with w.bot.session_factory() as s, s.begin():  # someone cuts the newest entry off
+            newest = await s.scalar(select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(1))
+            await s.execute(delete(NarrativeOutbox).where(NarrativeOutbox.entry_id == newest.id))
+            await s.delete(newest)
+        async with w.bot.session_factory() as s:
+            report = await verify_chain(s, w.signer.public_key, checkpoints=read_checkpoints([out]))
+        assert not report.ok and any("checkpoint" in p for p in report.problems), report.problems
