@@ -74,6 +74,7 @@ class WardenBot(commands.Bot):
         self.approvals = services.approvals
         self.poster = services.poster
         self.jobs = services.jobs
+        self.tokens = services.tokens
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]

@@ -28,6 +28,7 @@ from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
 from bot.requests.sweeps import PendingSweeps
 from bot.services.base import Core
+from bot.tokens.service import TokenService
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Services:
     pending: PendingSweeps
     poster: NarrativePoster
     jobs: Jobs
+    tokens: TokenService
 
 
 def build_services(
@@ -81,7 +83,8 @@ def build_services(
         client, attempts=tuning.discord_attempts, max_wait=tuning.discord_max_wait, sleep=tuning.discord_sleep
     )
     notifier = Notifier(client, guilds, session_factory)
-    grants = GrantService(core, ops=ops, notifier=notifier)
+    tokens = TokenService(session_factory, clock)
+    grants = GrantService(core, ops=ops, notifier=notifier, tokens=tokens)
     requests = RequestService(core, grants=grants, notifier=notifier)
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
     pending = PendingSweeps(core, notifier=notifier)
@@ -93,7 +96,9 @@ def build_services(
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
     )
-    return Services(guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs)
+    return Services(
+        guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs, tokens
+    )
 
 
 def build_bot(

@@ -199,10 +199,10 @@ def grant_proof(grant: Grant) -> dict[str, object]:
         "subject": grant.subject_id,
         "subject_is_bot": grant.subject_is_bot,
         "kind": grant.kind,
-        "role" if grant.kind == "role" else "channel": grant.target_id,
-        "applied_at": grant.applied_at,
-        "expires_at": grant.expires_at,
     }
+    if grant.kind in ("role", "channel"):  # a token grant changes nothing in Discord
+        proof[grant.kind] = grant.target_id
+    proof |= {"applied_at": grant.applied_at, "expires_at": grant.expires_at}
     if grant.kind == "channel":
         proof["allow"] = permission_names(grant.allow_bits)
         proof["deny"] = permission_names(grant.deny_bits)

@@ -7,6 +7,8 @@ from bot.durations import discord_ts as ts
 
 
 def grant_target_text(grant: Grant) -> str:
+    if grant.kind == "token":
+        return "an access token"
     return f"<@&{grant.target_id}>" if grant.kind == "role" else f"<#{grant.target_id}>"
 
 
@@ -46,3 +48,19 @@ def grant_expiring_dm(grant: Grant) -> str:
 
 def grant_extended_dm(grant: Grant) -> str:
     return f"Grant #{grant.id} (**{grant.scope_id}**) was extended; it now ends {ts(grant.expires_at)}."
+
+
+def token_delivery_dm(grant: Grant, guild_name: str, token: str, token_id: int) -> str:
+    """The one message that ever shows the token (it is not stored, logged or shown again)."""
+    return (
+        f"**{grant.scope_id}** in **{guild_name}**: your access token (token {token_id}, grant #{grant.id}), "
+        f"valid until {ts(grant.expires_at)} ({ts(grant.expires_at, 'R')}):\n"
+        f"||{token}||\n"
+        "Warden shows it **only this once** and keeps only a hash: copy it now into the system that needs "
+        "it, then delete this message. It ends with your grant (`/jit revoke grant:"
+        f"{grant.id}` ends both); a token left unused is revoked as dormant."
+    )
+
+
+def token_revoked_dm(scope_id: str, token_id: int, why: str) -> str:
+    return f"Your access token {token_id} for **{scope_id}** was revoked: {why}. Request a new one if you still need it."
