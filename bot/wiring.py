@@ -28,6 +28,7 @@ from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
 from bot.requests.sweeps import PendingSweeps
 from bot.services.base import Core
+from bot.tokens.dormancy import Dormancy
 from bot.tokens.service import TokenService
 
 
@@ -95,6 +96,7 @@ def build_services(
         poster=poster,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
+        dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
     )
     return Services(
         guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs, tokens

@@ -90,6 +90,8 @@ class DueReport:
     reminded: int = 0
     requests_expired: int = 0
     approvers_reminded: int = 0
+    tokens_revoked: int = 0  # dormant access tokens
+    grants_idle_ended: int = 0  # grants ended early because their holder was idle
     narratives: int = 0
     failures: int = 0
 
@@ -352,6 +354,36 @@ class GrantService(Service):
             )
         if grant.status == GrantStatus.REMOVING and not applying:
             await self._remove_claimed(grant)
+        return await self.get(grant.id) or grant
+
+    async def end_early(
+        self, grant_id: int, *, rule: str, reason: str, extra: dict[str, object] | None = None
+    ) -> Grant | None:
+        """Warden ends an active grant before its time (its holder idle, its token dormant).
+
+        Claimed with a conditional UPDATE, so it happens once; recorded as ``revoked`` with the
+        rule and narrative given; removed like any revoke, and the holder is told by DM.
+        Returns None when the grant is no longer active (nothing to end).
+        """
+        now = self._clock.now()
+        async with transaction(self._sessions) as session:
+            claimed = await session.execute(
+                update(Grant)
+                .where(Grant.id == grant_id, Grant.status == GrantStatus.ACTIVE)
+                .values(
+                    status=GrantStatus.REMOVING,
+                    final_status=GrantStatus.REVOKED,
+                    ended_at=now,
+                    end_reason=reason[:400],
+                    claimed_until=now + CLAIM_FOR,
+                )
+            )
+            if rowcount(claimed) != 1:
+                return None
+            grant = await session.get(Grant, grant_id, populate_existing=True)
+            assert grant is not None
+            await self._record(session, grant, Outcome.REVOKED, rule=rule, reason=reason, extra=extra)
+        await self._remove_claimed(grant)
         return await self.get(grant.id) or grant
 
     async def _claim_expiring(self, grant_id: int, now: dt.datetime) -> Grant | None:

@@ -34,6 +34,11 @@ def grant_ended_dm(grant: Grant) -> str:
     if grant.status == GrantStatus.EXPIRED:
         return f"Your access **{grant.scope_id}** ({grant_target_text(grant)}) has ended. Grant #{grant.id} expired."
     by = f" by <@{grant.ended_by}>" if grant.ended_by and grant.ended_by != grant.subject_id else ""
+    if grant.ended_by is None and grant.end_reason and grant.status == GrantStatus.REVOKED:
+        return (
+            f"Your access **{grant.scope_id}** ({grant_target_text(grant)}) was ended early by Warden: "
+            f"{grant.end_reason} Grant #{grant.id}. Request it again if you still need it."
+        )
     return (
         f"Your access **{grant.scope_id}** ({grant_target_text(grant)}) was revoked{by}. Grant #{grant.id}."
     )

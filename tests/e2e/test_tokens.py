@@ -8,11 +8,14 @@ import hashlib
 import logging
 import re
 
+import pytest
 from sqlalchemy import select
 
 from bot.db.models import AccessToken, Grant, GrantStatus, LedgerEntry, NarrativeOutbox, TokenStatus
 from bot.logs import FieldsFormatter, _Redact
+from bot.policy import load_policy
 from bot.tokens.service import VerifyOutcome
+from sandbox.harness import EXAMPLE_CONFIG
 
 TOKEN = re.compile(r"wdn1\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}")
 
@@ -110,3 +113,45 @@ async def test_closed_dms_fail_the_grant_visibly_and_leave_no_live_token(world):
     card = next(m for m in world.sb.messages(g.channel("approvals")) if "deploy-api" in m.text)
     assert "Granted until" not in card.text
     assert not tokens_in_dms(world, "alice")
+
+
+@pytest.fixture
+def policy(tmp_path):
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8").replace(
+        'token_dormant_after = "30d"', 'token_dormant_after = "1h"', 1
+    )
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_policy(path)
+
+
+async def test_dormant_token_is_revoked_recorded_and_its_holder_told(world):
+    g = world.guild
+    await request_token(world, duration="4h")
+    await world.sb.wait_for_message(g.member("alice"), contains="only this once")
+    [token] = tokens_in_dms(world, "alice")
+
+    await world.advance(dt.timedelta(minutes=30))
+    assert (await world.bot.tokens.verify(token)).valid  # a use: dormancy counts from here
+    report = await world.advance(dt.timedelta(minutes=59))
+    assert report.tokens_revoked == 0 and (await world.bot.tokens.verify(token)).valid
+    report = await world.advance(dt.timedelta(minutes=61))  # 61 minutes after the last use
+    assert report.tokens_revoked == 1
+    assert (await world.bot.tokens.verify(token)).outcome is VerifyOutcome.REVOKED
+    [row] = await rows(world, AccessToken)
+    assert row.status == TokenStatus.REVOKED and (row.revoke_reason or "").startswith("dormant")
+    [grant] = await rows(world, Grant)
+    assert grant.status == GrantStatus.REVOKED  # the grant ends with its token
+
+    dm = await world.sb.wait_for_message(g.member("alice"), contains="was revoked")
+    assert f"access token {row.id}" in dm.text.lower() and "dormant" in dm.text
+    await world.sb.wait_for_message(g.member("alice"), contains="ended early by Warden")
+    await world.settle()
+    narrative = next(
+        m for m in world.sb.messages(g.channel("governance")) if "revoked it as dormant" in m.text
+    )
+    assert "guild.token_dormant_after" in narrative.text
+    ok, problems = await world.ledger_verifies()
+    assert ok, problems
+    report = await world.advance(dt.timedelta(hours=1))
+    assert report.tokens_revoked == 0  # once
