@@ -228,7 +228,9 @@ def about_grant(
 # ---- access tokens and dormancy ---------------------------------------------------------------
 
 
-def token_revoked(info: TokenInfo, *, rule: str, reason: str, extra: dict[str, object] | None = None) -> Decision:
+def token_revoked(
+    info: TokenInfo, *, rule: str, reason: str, extra: dict[str, object] | None = None
+) -> Decision:
     """An access token ended early (dormant, or by a person); never its value, only its facts."""
     proof: dict[str, object] = {
         "token": info.id,
