@@ -22,6 +22,8 @@ from bot.decisions.service import DecisionService
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import GrantService
+from bot.inventory.live import LiveInventory
+from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
@@ -65,6 +67,8 @@ class Services:
     poster: NarrativePoster
     jobs: Jobs
     tokens: TokenService
+    inventory: InventoryService
+    live_inventory: LiveInventory
 
 
 def build_services(
@@ -98,8 +102,22 @@ def build_services(
         narrative_seconds=tuning.narrative_seconds,
         dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
     )
+    inventory = InventoryService(session_factory, clock)
+    live_inventory = LiveInventory(client, inventory, clock)
     return Services(
-        guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs, tokens
+        guilds,
+        decisions,
+        ops,
+        notifier,
+        grants,
+        requests,
+        approvals,
+        pending,
+        poster,
+        jobs,
+        tokens,
+        inventory,
+        live_inventory,
     )
 
 
