@@ -10,8 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
+from bot.audit.defaults import active_rules_summary
 from bot.logs import configure_logging, redact
-from bot.policy import Policy, PolicyError, load_policy, review_policy, unenforced_rules_warning
+from bot.policy import Policy, PolicyError, load_policy, review_policy
 from bot.settings import Settings, SettingsError, load_settings, redact_url
 from bot.startup import StartupError
 
@@ -133,9 +134,7 @@ async def _run(settings: Settings, policy: Policy, url: str) -> None:
 
 def _warn_policy(policy: Policy) -> None:
     """What check-config reports but does not stop `warden run`: said once at start-up."""
-    warning = unenforced_rules_warning(policy)
-    if warning:
-        log.warning("%s", warning)
+    log.info("%s", active_rules_summary(policy))
     for problem in review_policy(policy):
         log.warning("policy: %s (warden check-config lists these)", problem)
 
@@ -203,9 +202,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         raise StartupError(f"{path} has {n} problem{'s' if n != 1 else ''}:\n{lines}")
     scopes = ", ".join(s.id for s in policy.scopes) or "none"
     print(f"{path}: OK — {len(policy.guilds)} guild(s), {len(policy.scopes)} scope(s) ({scopes})")
-    warning = unenforced_rules_warning(policy)
-    if warning:
-        print(f"warning: {warning}")
+    print(active_rules_summary(policy))
     return 0
 
 

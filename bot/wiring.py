@@ -14,11 +14,19 @@ import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals.service import ApprovalService
+from bot.audit.adopt import RequestAdopter
+from bot.audit.classify import Classifier
+from bot.audit.defaults import effective_rules
+from bot.audit.grant_ledger import SqlGrantLedger
+from bot.audit.listener import AuditListener
+from bot.audit.recorder import LedgerRecorder
+from bot.audit.runner import AuditRunner
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
+from bot.discord_io.audit import CacheGuildFacts, DiscordReverter, audit_log_pages
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import GrantService
@@ -69,6 +77,7 @@ class Services:
     tokens: TokenService
     inventory: InventoryService
     live_inventory: LiveInventory
+    audit: AuditRunner
 
 
 def build_services(
@@ -94,12 +103,23 @@ def build_services(
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
     pending = PendingSweeps(core, notifier=notifier)
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
+    audit = build_audit(
+        client,
+        notifier=notifier,
+        policy=policy,
+        clock=clock,
+        session_factory=session_factory,
+        guilds=guilds,
+        decisions=decisions,
+        ops=ops,
+    )
     jobs = Jobs(
         grants=grants,
         pending=pending,
         poster=poster,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
+        audit=audit,
         dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
     )
     inventory = InventoryService(session_factory, clock)
@@ -118,6 +138,41 @@ def build_services(
         tokens,
         inventory,
         live_inventory,
+        audit,
+    )
+
+
+def build_audit(
+    client: discord.Client,
+    *,
+    notifier: Notifier,
+    policy: Policy,
+    clock: Clock,
+    session_factory: async_sessionmaker[AsyncSession],
+    guilds: GuildDirectory,
+    decisions: DecisionService,
+    ops: DiscordOps,
+) -> AuditRunner:
+    """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
+    facts = CacheGuildFacts(client)
+    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(session_factory))
+    listener = AuditListener(
+        classifier=classifier,
+        facts=facts,
+        recorder=LedgerRecorder(decisions),
+        reverter=DiscordReverter(client, ops),
+        clock=clock,
+        session_factory=session_factory,
+        approvals=RequestAdopter(
+            guilds=guilds, decisions=decisions, clock=clock, facts=facts, post_card=notifier.request_created
+        ),
+    )
+    return AuditRunner(
+        listener,
+        fetch_page=audit_log_pages(client, ops),
+        snapshot=facts,
+        governed=lambda gid: guilds.get(gid) is not None,
+        guild_ids=lambda: [g.id for g in client.guilds],
     )
 
 

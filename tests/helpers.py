@@ -550,6 +550,9 @@ class FakeFacts:
             return channel_id in self.private_channels
         return None
 
+    def owner_id(self, guild_id: int) -> int | None:
+        return None
+
     def name_of(self, guild_id: int, target_id: int) -> str | None:
         if target_id == guild_id:
             return "acme"
