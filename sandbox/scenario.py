@@ -28,7 +28,7 @@ from bot.clock import ManualClock
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.policy import Policy, PolicyError, load_policy, parse_policy
 from sandbox.errors import SandboxError
-from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, sandbox_tuning
+from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, rehearsal_server, sandbox_tuning
 from sandbox.models import SChannel, SGuild, SMember, SMessage
 
 DEFAULT_START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -37,10 +37,10 @@ EVENTUALLY_SECONDS = 1.0  # how long a positive expectation may take to come tru
 # ----------------------------------------------------------------------------- the format
 
 TOP_KEYS = ("name", "description", "policy", "now", "guild", "step")
-GUILD_KEYS = ("name", "bot_permissions", "roles", "members", "channels")
-ROLE_KEYS = ("name", "permissions", "position", "managed")
-MEMBER_KEYS = ("name", "roles", "bot", "dms_open")
-CHANNEL_KEYS = ("name", "private")
+GUILD_KEYS = ("name", "id", "bot_permissions", "roles", "members", "channels")
+ROLE_KEYS = ("name", "id", "permissions", "position", "managed")
+MEMBER_KEYS = ("name", "id", "roles", "bot", "dms_open")
+CHANNEL_KEYS = ("name", "id", "private")
 
 # Every step has exactly one action (or none: a step of only `expect`/`note`).
 ACTIONS = (
@@ -143,6 +143,16 @@ class Scenario:
     steps: list[dict[str, Any]]
     source: str = "<scenario>"
     now: dt.datetime = DEFAULT_START
+    policy_note: str = ""  # where the policy came from, when not from the file itself (--config)
+
+
+@dataclasses.dataclass(frozen=True)
+class GivenPolicy:
+    """A policy given on the command line (`--scenario FILE --config config.toml`): it replaces the
+    file's own ``policy``; a file with no [[guild]] then plays in the server built from it."""
+
+    policy: Policy
+    source: str
 
 
 def _allowed(where: str, table: Mapping[str, Any], allowed: Iterable[str], problems: list[str]) -> None:
@@ -182,6 +192,7 @@ def _check_guild(where: str, g: Any, problems: list[str]) -> None:
     _allowed(where, g, GUILD_KEYS, problems)
     if not isinstance(g.get("name"), str):
         problems.append(f"{where}.name: required: the server's name (text)")
+    _id_ok(where, g, problems)
     for part, keys in (("roles", ROLE_KEYS), ("members", MEMBER_KEYS), ("channels", CHANNEL_KEYS)):
         items = g.get(part, [])
         if not _need(f"{where}.{part}", items, list, "an array of tables", problems):
@@ -192,6 +203,15 @@ def _check_guild(where: str, g: Any, problems: list[str]) -> None:
                 _allowed(w, item, keys, problems)
                 if not isinstance(item.get("name"), str):
                     problems.append(f"{w}.name: required (text)")
+                _id_ok(w, item, problems)
+
+
+def _id_ok(where: str, table: Mapping[str, Any], problems: list[str]) -> None:
+    """``id``: the Discord id a policy names it by (a whole number); leave it out for a fresh one."""
+    if "id" in table:
+        v = table["id"]
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            problems.append(f"{where}.id: expected a Discord id (a whole number, no quotes), got {v!r}")
 
 
 def _check_expect(where: str, e: Any, problems: list[str]) -> None:
@@ -384,9 +404,16 @@ def _check_names(guilds: list[dict[str, Any]], steps: list[dict[str, Any]], prob
 
 
 def parse_scenario(
-    data: Mapping[str, Any], source: str = "<scenario>", base_dir: Path | None = None
+    data: Mapping[str, Any],
+    source: str = "<scenario>",
+    base_dir: Path | None = None,
+    given: GivenPolicy | None = None,
 ) -> Scenario:
-    """Validate already-parsed TOML; raise :class:`ScenarioError` listing every problem."""
+    """Validate already-parsed TOML; raise :class:`ScenarioError` listing every problem.
+
+    With ``given`` (``--config``), that policy is played instead of the file's own ``policy``, and a
+    file without [[guild]] tables plays in the server built from it (see ``rehearsal_server``).
+    """
     problems: list[str] = []
     _allowed("scenario", data, TOP_KEYS, problems)
     problems[:] = [p.replace("scenario.", "", 1) for p in problems]
@@ -405,7 +432,9 @@ def parse_scenario(
 
     guilds_raw = data.get("guild")
     guilds: list[dict[str, Any]]
-    if guilds_raw is None:
+    if guilds_raw is None and given is not None:
+        guilds = rehearsal_server(given.policy).guilds
+    elif guilds_raw is None:
         guilds = [copy.deepcopy(ACME)]
     elif not isinstance(guilds_raw, list):
         problems.append("guild: expected [[guild]] tables (an array of tables)")
@@ -424,8 +453,14 @@ def parse_scenario(
 
     policy: Policy | None = None
     raw_policy = data.get("policy")
+    note = ""
     try:
-        if raw_policy is None:
+        if given is not None:
+            policy = given.policy
+            mine = "its own policy is not used" if raw_policy is not None else "it names none"
+            where = "the server built from it" if guilds_raw is None else "the file's own [[guild]] server"
+            note = f"policy: {given.source} (from --config; {mine}), played in {where}"
+        elif raw_policy is None:
             policy = load_policy(EXAMPLE_CONFIG)
         elif isinstance(raw_policy, str):
             path = Path(raw_policy)
@@ -439,15 +474,15 @@ def parse_scenario(
     except PolicyError as e:
         problems.extend(f"policy: {p}" for p in e.problems)
 
-    if guilds and not problems:
-        _check_names(guilds, steps, problems)
+    if guilds and all(isinstance(g, dict) and isinstance(g.get("name"), str) for g in guilds):
+        _check_names(guilds, [s for s in steps if isinstance(s, dict)], problems)
     if problems:
         raise ScenarioError(problems, source)
     assert policy is not None and isinstance(name, str)
-    return Scenario(name, description, policy, guilds, steps, source, now)
+    return Scenario(name, description, policy, guilds, steps, source, now, note)
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, given: GivenPolicy | None = None) -> Scenario:
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -455,7 +490,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(["file not found"], str(p)) from None
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError([f"not valid TOML: {e}"], str(p)) from None
-    return parse_scenario(data, str(p), p.resolve().parent)
+    return parse_scenario(data, str(p), p.resolve().parent, given)
 
 
 # ----------------------------------------------------------------------------- running
@@ -537,7 +572,9 @@ class ScenarioRunner:
         self.out(f"▶ {sc.name}")
         if sc.description:
             for line in sc.description.strip().splitlines():
-                self.out(f"  {line.strip()}")
+                self.out(f"  {line.rstrip()}")
+        if sc.policy_note:
+            self.out(f"  {sc.policy_note}")
         watched = [logging.getLogger("bot"), logging.getLogger("discord")]
         for lg in watched:
             lg.addHandler(self._tap)
@@ -873,18 +910,21 @@ class ScenarioRunner:
         text = out.all_text
         if not text:
             return
-        lines = [ln for ln in self._human(text).split("\n") if ln.strip()]
-        first = _clip(" / ".join(lines[:2]), 130)
+        # Whole, line by line: a reply such as the /warden doctor report is read in full.
+        lines = [ln.rstrip() for ln in self._human(text).split("\n") if ln.strip()]
         if out.ephemeral:
-            self.out(f"     ↳ (only {who.name}) {first}")
+            head = f"     ↳ (only {who.name}) "
         elif (
             out.message is not None
             and out.record.source_message is not None
             and out.message.id == out.record.source_message.id
         ):
-            pass  # the click updated the card itself: shown with the channel's changes
+            return  # the click updated the card itself: shown with the channel's changes
         else:
-            self.out(f"     ↳ {first}")
+            head = "     ↳ "
+        self.out(head + lines[0])
+        for line in lines[1:]:
+            self.out("       " + line)
 
     def _place(self, cid: int) -> str:
         c = self.world.sb.channels.get(cid)
@@ -961,7 +1001,14 @@ class ScenarioRunner:
 
     def _governance(self, guild: SGuild) -> SChannel | None:
         gp = self.sc.policy.guild_policy(guild.id, guild.name)
-        return None if gp is None else guild.get_channel(gp.governance_channel)
+        if gp is None:
+            return None
+        ref = gp.governance_channel
+        if isinstance(ref, int):
+            return guild.get_channel(ref)
+        # As Warden resolves it: the name without a leading #, compared without case.
+        name = ref.removeprefix("#").casefold()
+        return next((c for c in guild.channels if c.name.casefold() == name), None)
 
     def _fingerprint(self) -> tuple[Any, ...]:
         sb = self.world.sb
@@ -1191,10 +1238,12 @@ async def run_scenario(scenario: Scenario, out: Callable[[str], None] | None = N
     return await ScenarioRunner(scenario, out).run()
 
 
-async def run_scenario_file(path: str | Path, out: Callable[[str], None] | None = None) -> ScenarioResult:
+async def run_scenario_file(
+    path: str | Path, out: Callable[[str], None] | None = None, given: GivenPolicy | None = None
+) -> ScenarioResult:
     """Load and run one file; a file that does not validate is a failed result naming its problems."""
     try:
-        scenario = load_scenario(path)
+        scenario = load_scenario(path, given)
     except ScenarioError as e:
         if out:
             out(f"▶ {path}")
@@ -1208,8 +1257,12 @@ def run_all(
     *,
     quiet: bool = False,
     stream: TextIO | None = None,
+    given: GivenPolicy | None = None,
 ) -> int:
-    """Run scenarios one after another, printing transcripts; exit status 0 only if all passed."""
+    """Run scenarios one after another, printing transcripts; exit status 0 only if all passed.
+
+    ``given`` (``--config``) replaces the policy of every scenario file.
+    """
     stream = stream or sys.stdout
     results: list[ScenarioResult] = []
 
@@ -1220,7 +1273,7 @@ def run_all(
             if isinstance(item, Scenario):
                 res = await run_scenario(item, out)
             else:
-                res = await run_scenario_file(item, out)
+                res = await run_scenario_file(item, out, given)
             if quiet:
                 for ln in buffer:
                     if ln.startswith(("▶", "✓")) or "✗" in ln:
