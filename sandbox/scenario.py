@@ -221,9 +221,10 @@ def _check_expect(where: str, e: Any, problems: list[str]) -> None:
     if len(subjects) != 1:
         found = f"found {', '.join(subjects)}" if subjects else "found none"
         problems.append(f"{where}: needs exactly one of {', '.join(EXPECT_FORMS)} ({found})")
+        every = (*EXPECT_FORMS, *{c for checks in EXPECT_FORMS.values() for c in checks})
         for k in e:
-            if k not in EXPECT_FORMS and not any(k in checks for checks in EXPECT_FORMS.values()):
-                problems.append(f"{where}.{k}: unknown key")
+            if k not in every:
+                problems.append(f"{where}.{k}: unknown key{_did_you_mean(k, every)}")
         return
     subject = subjects[0]
     checks = EXPECT_FORMS[subject]
@@ -321,7 +322,8 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
         what = s["admin"]
         if what not in ADMIN_ACTIONS:
             problems.append(
-                f"{where}.admin: {what!r} is not an admin action; use one of {', '.join(ADMIN_ACTIONS)}"
+                f"{where}.admin: {what!r} is not an admin action{_did_you_mean(what, ADMIN_ACTIONS)}; "
+                f"use one of {', '.join(ADMIN_ACTIONS)}"
             )
         else:
             required, optional = ADMIN_ACTIONS[what]
@@ -340,7 +342,8 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
             _allowed(f"{where}.fault", f, FAULT_KEYS, problems)
             if "route" in f and f["route"] not in ROUTES:
                 problems.append(
-                    f"{where}.fault.route: {f['route']!r} is not known; use one of {', '.join(ROUTES)}"
+                    f"{where}.fault.route: {f['route']!r} is not known{_did_you_mean(f['route'], ROUTES)}; "
+                    f"use one of {', '.join(ROUTES)}"
                 )
             if "route" in f and ("path" in f or "method" in f):
                 problems.append(f"{where}.fault: give route, or method and path, not both")
@@ -356,51 +359,96 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
         problems.append(f"{where}.{action}: write {action} = true")
 
 
+def _names(items: Any) -> list[str]:
+    """The ``name`` of every well-formed table in a list (malformed ones are reported elsewhere)."""
+    if not isinstance(items, list):
+        return []
+    return [i["name"] for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)]
+
+
 def _check_names(guilds: list[dict[str, Any]], steps: list[dict[str, Any]], problems: list[str]) -> None:
-    """Members and channels named in steps exist in their server (or are added by an earlier step)."""
-    by_name = {
-        g["name"]: (
-            {"owner", *(m["name"] for m in g.get("members", []))},  # the sandbox adds an owner
-            {"general", *(c["name"] for c in g.get("channels", []))},  # and a #general
-        )
-        for g in guilds
-    }
+    """Members, roles, channels and servers named anywhere exist (or are added by an earlier step).
+
+    Every wrong name is reported, each with where it is and the closest existing name.
+    """
+    by_name: dict[str, dict[str, set[str]]] = {}
+    for gi, g in enumerate(guilds):
+        roles = {"@everyone", "Warden", *_names(g.get("roles"))}  # the sandbox adds Warden's own role
+        by_name[g["name"]] = {
+            "member": {"owner", *_names(g.get("members"))},  # the sandbox adds an owner
+            "channel": {"general", *_names(g.get("channels"))},  # and a #general
+            "role": roles,
+        }
+        for mi, m in enumerate(g.get("members") or []):
+            held = m.get("roles") if isinstance(m, dict) else None
+            for ri, role in enumerate(held if isinstance(held, list) else []):
+                _check_name(
+                    f"guild[{gi}].members[{mi}].roles[{ri}]", "role", role, roles, g["name"], problems
+                )
     first = guilds[0]["name"]
 
-    def check(where: str, kind: str, name: Any, known: set[str], guild: str) -> None:
-        if isinstance(name, str) and name.lstrip("#") not in known:
-            problems.append(
-                f"{where}: no {kind} named {name!r} in {guild}{_did_you_mean(name, known)}"
-                f" ({kind}s: {', '.join(sorted(known))})"
-            )
+    def check(where: str, kind: str, name: Any, guild: str) -> None:
+        _check_name(where, kind, name, by_name[guild][kind], guild, problems)
 
     for i, s in enumerate(steps):
         w = f"step[{i + 1}]"
         guild = s.get("guild") or first
+        if not isinstance(guild, str):
+            continue  # reported by the step's own check
         if guild not in by_name:
-            problems.append(f"{w}.guild: no server named {guild!r} (servers: {', '.join(by_name)})")
+            problems.append(
+                f"{w}.guild: no server named {guild!r}{_did_you_mean(guild, by_name)} (servers: {', '.join(by_name)})"
+            )
             continue
-        members, channels = by_name[guild]
-        if s.get("admin") in ("add_member", "add_bot") and isinstance(s.get("name"), str):
-            members.add(s["name"])
+        admin = s.get("admin")
+        if admin in ("add_member", "add_bot") and isinstance(s.get("name"), str):
+            by_name[guild]["member"].add(s["name"])
+        if admin == "create_role" and isinstance(s.get("name"), str):
+            by_name[guild]["role"].add(s["name"])
         for key in ("as", "by"):
-            check(f"{w}.{key}", "member", s.get(key), members, guild)
-        if s.get("admin") in ("add_role", "remove_role"):
-            check(f"{w}.member", "member", s.get("member"), members, guild)
-        if s.get("admin") in ("create_webhook", "set_overwrite", "remove_overwrite"):
-            check(f"{w}.channel", "channel", s.get("channel"), channels, guild)
-        check(f"{w}.in", "channel", s.get("in"), channels, guild)
+            check(f"{w}.{key}", "member", s.get(key), guild)
+        if admin in ("add_role", "remove_role"):
+            check(f"{w}.member", "member", s.get("member"), guild)
+        if admin in ("add_role", "remove_role", "set_role_permissions", "delete_role"):
+            check(f"{w}.role", "role", s.get("role"), guild)
+        if admin == "add_member" and isinstance(s.get("roles"), list):
+            for ri, role in enumerate(s["roles"]):
+                check(f"{w}.roles[{ri}]", "role", role, guild)
+        if admin in ("create_webhook", "set_overwrite", "remove_overwrite"):
+            check(f"{w}.channel", "channel", s.get("channel"), guild)
+        if admin in ("set_overwrite", "remove_overwrite") and isinstance(s.get("target"), str):
+            target = s["target"]
+            if target.startswith("role:"):
+                check(f"{w}.target", "role", target[5:], guild)
+            elif target.startswith("member:"):
+                check(f"{w}.target", "member", target[7:], guild)
+            elif target not in by_name[guild]["member"] | by_name[guild]["role"]:
+                either = by_name[guild]["member"] | by_name[guild]["role"]
+                problems.append(
+                    f"{w}.target: no member or role named {target!r} in {guild}{_did_you_mean(target, either)}"
+                )
+        check(f"{w}.in", "channel", s.get("in"), guild)
         on = s["on"] if isinstance(s.get("on"), dict) else {}
-        check(f"{w}.on.channel", "channel", on.get("channel"), channels, guild)
-        check(f"{w}.on.dm", "member", on.get("dm"), members, guild)
+        check(f"{w}.on.channel", "channel", on.get("channel"), guild)
+        check(f"{w}.on.dm", "member", on.get("dm"), guild)
         exp = s.get("expect", [])
-        for j, e in enumerate([exp] if isinstance(exp, dict) else exp):
+        for j, e in enumerate([exp] if isinstance(exp, dict) else exp if isinstance(exp, list) else []):
             if not isinstance(e, dict):
                 continue
             for key in ("member", "dm"):
-                check(f"{w}.expect[{j}].{key}", "member", e.get(key), members, guild)
+                check(f"{w}.expect[{j}].{key}", "member", e.get(key), guild)
             for key in ("channel", "has_overwrite", "lacks_overwrite"):
-                check(f"{w}.expect[{j}].{key}", "channel", e.get(key), channels, guild)
+                check(f"{w}.expect[{j}].{key}", "channel", e.get(key), guild)
+            for key in ("has_role", "lacks_role"):
+                check(f"{w}.expect[{j}].{key}", "role", e.get(key), guild)
+
+
+def _check_name(where: str, kind: str, name: Any, known: set[str], guild: str, problems: list[str]) -> None:
+    if isinstance(name, str) and name.lstrip("#") not in known:
+        listed = ", ".join(sorted(known))
+        problems.append(
+            f"{where}: no {kind} named {name!r} in {guild}{_did_you_mean(name, known)} ({kind}s: {listed})"
+        )
 
 
 def parse_scenario(
