@@ -72,7 +72,7 @@ def test_every_scope_is_rehearsed(policy: Path, transcripts: dict[str, tuple[int
             # the quorum: every approver's click, the last one completing it
             for approver in cast.approvers:
                 assert f"{approver} clicks Approve on" in out, (s.id, approver)
-            assert f"Your approval completed the quorum" in out
+            assert "Your approval completed the quorum" in out
         if cast.subject is None:
             assert f"Reminder: your access **{s.id}**" in out, s.id
         assert f"`{s.id}` ends by itself" in out
@@ -98,7 +98,10 @@ def test_a_policy_by_ids_gets_a_server_with_those_ids(transcripts: dict[str, tup
     assert bot.subject == "ci-webhooks-bot"
     out = transcripts["company-ids"][1]
     assert "user-1146049600000000001 clicks Approve" in out
-    assert "prod-db-requesters-1: /jit request scope=ci-webhooks duration=4h reason=rehearsing ci-webhooks for=ci-webhooks-bot" in out
+    assert (
+        "prod-db-requesters-1: /jit request scope=ci-webhooks duration=4h reason=rehearsing ci-webhooks for=ci-webhooks-bot"
+        in out
+    )
     assert "acme-staging: the owner asks /warden doctor" in out
 
 
