@@ -1,4 +1,4 @@
-"""The `warden` command: run · migrate · check-config · init · sandbox · audit verify/export."""
+"""The `warden` command: run · migrate · check-config · init · sandbox · audit · inventory export · token verify."""
 
 from __future__ import annotations
 
@@ -248,6 +248,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return run_audit(args, _settings())
 
 
+def cmd_inventory(args: argparse.Namespace) -> int:
+    from bot.inventory.cli import run_inventory_cli
+
+    return run_inventory_cli(args, _settings())
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from bot.tokens.cli import run_token_cli
+
+    return run_token_cli(args, _settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="warden", description="Just-in-time access and attestations for Discord"
@@ -303,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lost-key", action="store_true", help="the current key is lost: start a new one")
     r.add_argument("--config", help="policy file, for [warden] settings")
     p.set_defaults(func=cmd_audit, audit_parser=p)
+    from bot.inventory.cli import add_inventory_parser
+    from bot.tokens.cli import add_token_parser
+
+    add_inventory_parser(sub).set_defaults(func=cmd_inventory)
+    add_token_parser(sub).set_defaults(func=cmd_token)
     return parser
 
 

@@ -22,12 +22,16 @@ from bot.decisions.service import DecisionService
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import GrantService
+from bot.inventory.live import LiveInventory
+from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
 from bot.requests.sweeps import PendingSweeps
 from bot.services.base import Core
+from bot.tokens.dormancy import Dormancy
+from bot.tokens.service import TokenService
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class Services:
     pending: PendingSweeps
     poster: NarrativePoster
     jobs: Jobs
+    tokens: TokenService
+    inventory: InventoryService
+    live_inventory: LiveInventory
 
 
 def build_services(
@@ -81,7 +88,8 @@ def build_services(
         client, attempts=tuning.discord_attempts, max_wait=tuning.discord_max_wait, sleep=tuning.discord_sleep
     )
     notifier = Notifier(client, guilds, session_factory)
-    grants = GrantService(core, ops=ops, notifier=notifier)
+    tokens = TokenService(session_factory, clock)
+    grants = GrantService(core, ops=ops, notifier=notifier, tokens=tokens)
     requests = RequestService(core, grants=grants, notifier=notifier)
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
     pending = PendingSweeps(core, notifier=notifier)
@@ -92,8 +100,25 @@ def build_services(
         poster=poster,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
+        dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
     )
-    return Services(guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs)
+    inventory = InventoryService(session_factory, clock)
+    live_inventory = LiveInventory(client, inventory, clock)
+    return Services(
+        guilds,
+        decisions,
+        ops,
+        notifier,
+        grants,
+        requests,
+        approvals,
+        pending,
+        poster,
+        jobs,
+        tokens,
+        inventory,
+        live_inventory,
+    )
 
 
 def build_bot(
