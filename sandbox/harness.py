@@ -82,7 +82,7 @@ class Cast:
     guild: str  # the rehearsal server's name
     policy: GuildPolicy
     scope: Scope
-    target: str  # the role (kind role) or channel (kind channel) the scope grants, by its name here
+    target: str  # the role (kind role) or channel (kind channel) the scope grants, by its name here ("" for a token)
     approvals: str  # the approvals channel, by its name here
     requester: str
     subject: str | None  # the bot a bot scope is asked for; None: the requester receives it
@@ -247,6 +247,8 @@ class _ServerPlan:
                 else REHEARSAL_ROLE_PERMISSIONS
             )
             spec["permissions"] = sorted(set(spec["permissions"]) & wanted if spec["permissions"] else wanted)
+        elif scope.kind == "token":
+            target = ""  # an access token for a system outside Discord: nothing changes in the server
         else:
             assert scope.channel is not None
             target = self.channel(scope.channel, scope.id, private="view_channel" in scope.allow)

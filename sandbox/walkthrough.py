@@ -102,6 +102,22 @@ def _compact(delta: dt.timedelta) -> str:
     return "".join(parts) or "0s"
 
 
+def _access(cast: Cast, member: str, held: bool) -> list[dict[str, Any]]:
+    """What the server shows while the access is held (or after): a role, an overwrite, or nothing
+    for a token (it lives outside Discord)."""
+    key = {"role": ("has_role", "lacks_role"), "channel": ("has_overwrite", "lacks_overwrite")}.get(
+        cast.scope.kind
+    )
+    return [] if key is None else [{"member": member, key[0 if held else 1]: cast.target}]
+
+
+def _given_dm(cast: Cast, member: str) -> dict[str, Any]:
+    s = cast.scope
+    if s.kind == "token":  # delivered once, by DM (the transcript shows only its first line)
+        return {"dm": member, "message_contains": [f"**{s.id}** in", "your access token"]}
+    return {"dm": member, "message_contains": f"**{s.id}** is yours"}
+
+
 class _Story:
     """The steps of a policy's walkthrough, with the virtual time and the numbers Warden will give."""
 
@@ -131,12 +147,10 @@ class _Story:
     def scope(self, cast: Cast) -> None:
         s, g = cast.scope, cast.guild
         holder = cast.subject or cast.requester
-        has, lacks = ("has_role", "lacks_role") if s.kind == "role" else ("has_overwrite", "lacks_overwrite")
-        what = (
-            f"the role {cast.target}"
-            if s.kind == "role"
-            else f"{' '.join(sorted(s.allow))} on #{cast.target}"
-        )
+        what = {
+            "role": f"the role {cast.target}",
+            "channel": f"{' '.join(sorted(s.allow | s.deny))} on #{cast.target}",
+        }.get(s.kind, "an access token")
         reminder = cast.policy.expiry_reminder
         if s.breakglass:
             length = s.default_duration
@@ -147,9 +161,9 @@ class _Story:
             if reminder and length <= reminder:
                 length = min(s.max_duration, 2 * reminder)
         self._wait_cooldown(cast, cast.requester)
-        granted = [{"member": holder, has: cast.target}, {"narrative": "Access granted"}]
+        granted = [*_access(cast, holder, True), {"narrative": "Access granted"}]
         if cast.subject is None:
-            granted.append({"dm": holder, "message_contains": f"**{s.id}** is yours"})
+            granted.append(_given_dm(cast, holder))
         self.requests += 1
         if s.breakglass:
             self.grants += 1
@@ -183,7 +197,7 @@ class _Story:
                 length - reminder + early,
                 f"{_compact(reminder - early)} before the end, the reminder falls due"
                 + ("" if cast.subject else f": {holder} gets a DM"),
-                [{"member": holder, has: cast.target}]
+                _access(cast, holder, True)
                 + (
                     [{"dm": holder, "message_contains": f"Reminder: your access **{s.id}**"}]
                     if cast.subject is None
@@ -197,18 +211,15 @@ class _Story:
                 g,
                 note=f"no reminder for `{s.id}`: expiry_reminder is {_compact(reminder)} and the grant lasts {_compact(length)}",
             )
-        ended: list[dict[str, Any]] = [
-            {"member": holder, lacks: cast.target},
-            {"narrative": "Access expired"},
-        ]
+        ended = [*_access(cast, holder, False), {"narrative": "Access expired"}]
         if cast.subject is None:
             ended.append({"dm": holder, "message_contains": [f"Your access **{s.id}**", "has ended"]})
         self.advance(g, rest, f"{_compact(length)} after the grant, `{s.id}` ends by itself", ended)
         self._refusal(cast, length)
         if cast.auto_member is not None and cast.auto_length is not None and not s.breakglass:
-            self._auto(cast, cast.auto_member, cast.auto_length, has, lacks)
+            self._auto(cast, cast.auto_member, cast.auto_length)
 
-    def _auto(self, cast: Cast, member: str, length: dt.timedelta, has: str, lacks: str) -> None:
+    def _auto(self, cast: Cast, member: str, length: dt.timedelta) -> None:
         """auto_approve: a member of its role asks within its limit and gets the scope without votes."""
         s, g, rule = cast.scope, cast.guild, cast.scope.auto_approve[0]
         self._wait_cooldown(cast, member)
@@ -222,12 +233,12 @@ class _Story:
             options={"scope": s.id, "duration": _compact(length), "reason": f"rehearsing {s.id}"},
             expect_reply="approved automatically",
             expect=[
-                {"member": member, has: cast.target},
-                {"dm": member, "message_contains": f"**{s.id}** is yours"},
+                *_access(cast, member, True),
+                _given_dm(cast, member),
                 {"narrative": "Request auto-approved"},
             ],
         )
-        self.advance(g, length, f"{_compact(length)} later it ends", [{"member": member, lacks: cast.target}])
+        self.advance(g, length, f"{_compact(length)} later it ends", _access(cast, member, False))
 
     def _wait_cooldown(self, cast: Cast, member: str) -> None:
         """request_cooldown: a member asks again only after it (virtual time is known in advance)."""

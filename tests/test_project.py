@@ -32,7 +32,8 @@ def _imports(*packages: str) -> set[str]:
                     found |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     found.add(node.module.split(".")[0])
-    local = {"bot", "cogs", "migrations", "tests", "sandbox"}
+    # `_typeshed` exists only for type checkers (imported under TYPE_CHECKING), never at run time.
+    local = {"bot", "cogs", "migrations", "tests", "sandbox", "bench", "_typeshed"}
     return {m for m in found if m not in sys.stdlib_module_names and m not in local}
 
 

@@ -13,7 +13,7 @@ import pytest
 from bot.policy import load_policy
 from sandbox.harness import rehearsal_server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POLICIES = [
     ROOT / "config.example.toml",
     ROOT / "examples" / "policies" / "gaming-community.toml",
@@ -61,10 +61,14 @@ def test_every_scope_is_rehearsed(policy: Path, transcripts: dict[str, tuple[int
         s = cast.scope
         assert f"       ✅ scope `{s.id}` ({s.kind})\n" in out, s.id
         holder = cast.subject or cast.requester
-        verb = "has role" if s.kind == "role" else "has overwrite on #"
-        gone = "does not have role" if s.kind == "role" else "has no overwrite on #"
-        assert f"✓ {holder} {verb}{' ' if s.kind == 'role' else ''}{cast.target}" in out, s.id
-        assert f"✓ {holder} {gone}{' ' if s.kind == 'role' else ''}{cast.target}" in out, s.id
+        if s.kind == "role":
+            assert f"✓ {holder} has role {cast.target}" in out, s.id
+            assert f"✓ {holder} does not have role {cast.target}" in out, s.id
+        elif s.kind == "channel":
+            assert f"✓ {holder} has overwrite on #{cast.target}" in out, s.id
+            assert f"✓ {holder} has no overwrite on #{cast.target}" in out, s.id
+        else:  # a token: delivered once by DM, nothing changes in the server
+            assert f"✓ {holder}'s DMs: a message says '**{s.id}** in' + 'your access token'" in out, s.id
         if s.breakglass:
             assert f"{cast.requester}: /jit breakglass scope={s.id}" in out
             assert f"✓ #{cast.approvals}: a message says 'Reviewed by @{cast.approvers[0]}'" in out
