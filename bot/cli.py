@@ -1,20 +1,25 @@
-"""The `warden` command: run · migrate · check-config · init · sandbox · audit verify/export."""
+"""The `warden` command: run · migrate · check-config · init · sandbox · audit · inventory export · token verify."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.audit.defaults import active_rules_summary
 from bot.logs import configure_logging, redact
 from bot.policy import Policy, PolicyError, load_policy, review_policy
 from bot.settings import Settings, SettingsError, load_settings, redact_url
 from bot.startup import StartupError
+
+if TYPE_CHECKING:
+    from bot.wiring import Tuning
 
 log = logging.getLogger("warden")
 
@@ -84,14 +89,14 @@ def point_at_discord(settings: Settings) -> None:
         )
 
 
-async def _run(settings: Settings, policy: Policy, url: str) -> None:
+async def _run(settings: Settings, policy: Policy, url: str, tuning: Tuning) -> None:
     from bot.clock import SystemClock
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_engine, create_session_factory
     from bot.health.server import HealthServer
     from bot.ledger import open_signer
     from bot.services.base import DB_DOWN
-    from bot.wiring import Tuning, build_bot
+    from bot.wiring import build_bot
 
     token = settings.bot_token()
     redact(token)  # whatever a library logs, the token never reaches the log
@@ -111,9 +116,6 @@ async def _run(settings: Settings, policy: Policy, url: str) -> None:
         shard_ids = settings.shard_ids()
         if shard_ids is not None:
             log.info("running shard(s) %s of %d", ",".join(map(str, shard_ids)), settings.shard_count)
-        tuning = Tuning(
-            checkpoint_path=settings.checkpoint_path, checkpoint_seconds=settings.checkpoint_seconds
-        )
         if settings.checkpoint_path is not None:
             log.info(
                 "ledger checkpoints every %ss to %s (ship them off this machine)",
@@ -142,6 +144,24 @@ async def _run(settings: Settings, policy: Policy, url: str) -> None:
         await engine.dispose()
 
 
+def _tuning(settings: Settings) -> Tuning:
+    """Production's Tuning, or WARDEN_TUNING / WARDEN_KILL_AT's (reliability testing only)."""
+    from bot.wiring import Tuning
+
+    checkpoints = {
+        "checkpoint_path": settings.checkpoint_path,
+        "checkpoint_seconds": settings.checkpoint_seconds,
+    }
+    if not settings.tuning and settings.kill_at is None:
+        return Tuning(**checkpoints)  # type: ignore[arg-type]
+    try:
+        tuning = Tuning.overridden(settings.tuning, settings.kill_at)
+    except ValueError as exc:
+        raise StartupError(f"WARDEN_TUNING / WARDEN_KILL_AT: {exc}") from None
+    log.warning("reliability testing: tuning %s, kill point %s", settings.tuning, settings.kill_at)
+    return dataclasses.replace(tuning, **checkpoints)  # type: ignore[arg-type]
+
+
 def _warn_policy(policy: Policy) -> None:
     """What check-config reports but does not stop `warden run`: said once at start-up."""
     log.info("%s", active_rules_summary(policy))
@@ -158,13 +178,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
     url = _database_url(settings, policy)
+    tuning = _tuning(settings)
     _warn_policy(policy)
     import aiohttp
     import discord
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run(settings, policy, url))
+            asyncio.run(_run(settings, policy, url, tuning))
     except discord.LoginFailure:
         raise StartupError(
             "Discord rejected the bot token: check WARDEN_TOKEN (or the token file) — "
@@ -255,6 +276,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return run_audit(args, _settings())
 
 
+def cmd_inventory(args: argparse.Namespace) -> int:
+    from bot.inventory.cli import run_inventory_cli
+
+    return run_inventory_cli(args, _settings())
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from bot.tokens.cli import run_token_cli
+
+    return run_token_cli(args, _settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="warden", description="Just-in-time access and attestations for Discord"
@@ -310,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lost-key", action="store_true", help="the current key is lost: start a new one")
     r.add_argument("--config", help="policy file, for [warden] settings")
     p.set_defaults(func=cmd_audit, audit_parser=p)
+    from bot.inventory.cli import add_inventory_parser
+    from bot.tokens.cli import add_token_parser
+
+    add_inventory_parser(sub).set_defaults(func=cmd_inventory)
+    add_token_parser(sub).set_defaults(func=cmd_token)
     return parser
 
 

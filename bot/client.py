@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.jit", "cogs.approvals", "cogs.admin", "cogs.audit")
+EXTENSIONS = ("cogs.jit", "cogs.approvals", "cogs.admin", "cogs.inventory", "cogs.audit")
 #: The raw gateway event carrying one audit-log entry (dispatched as ``raw_audit_log_entry``).
 AUDIT_ENTRY_EVENT = "GUILD_AUDIT_LOG_ENTRY_CREATE"
 
@@ -76,6 +76,9 @@ class WardenBot(commands.Bot):
         self.approvals = services.approvals
         self.poster = services.poster
         self.jobs = services.jobs
+        self.tokens = services.tokens
+        self.inventory = services.inventory
+        self.live_inventory = services.live_inventory
         self.audit = services.audit
         self._hear_raw_audit_entries()
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).

@@ -20,6 +20,7 @@ from bot.grants.service import DueReport, GrantService
 from bot.health import metrics
 from bot.requests.sweeps import PendingSweeps
 from bot.services.errors import Unavailable
+from bot.tokens.dormancy import Dormancy
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Jobs:
         poster: NarrativePosterLike,
         sweep_seconds: float,
         narrative_seconds: float,
+        dormancy: Dormancy | None = None,
         audit: AuditSweeper | None = None,
         checkpoint: Callable[[], Awaitable[Any]] | None = None,
         checkpoint_seconds: float = 3600.0,
@@ -55,6 +57,7 @@ class Jobs:
         self._checkpoint_seconds = checkpoint_seconds
         self._grants = grants
         self._pending = pending
+        self._dormancy = dormancy
         self._poster = poster
         self._sweep_seconds = sweep_seconds
         self._narrative_seconds = narrative_seconds
@@ -133,6 +136,9 @@ class Jobs:
             report.requests_expired = len(expired or [])
             reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
+            if self._dormancy is not None:
+                dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
+                report.tokens_revoked = len(dormant or [])
             if self._audit is not None:
                 await self._step(report, "audit", self._audit.sweep())
         report.narratives = await self.deliver_narratives()
