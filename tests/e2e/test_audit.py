@@ -503,3 +503,17 @@ async def test_scheduled_checkpoint_is_written_posted_and_catches_a_cut_tail(db_
         async with w.bot.session_factory() as s:
             report = await verify_chain(s, w.signer.public_key, checkpoints=read_checkpoints([out]))
         assert not report.ok and any("checkpoint" in p for p in report.problems), report.problems
+
+
+async def test_a_gap_longer_than_discords_retention_is_said_in_the_narrative(world):
+    g = world.guild
+    await world.stop_bot()
+    world.clock.advance(dt.timedelta(days=46))  # Discord keeps audit-log entries 45 days
+    await world.sb.admin.add_role(g, "erin", "deployers")
+    await world.start_bot()
+    assert not g.member("erin").has_role("deployers")  # what is still in the log is caught up
+    await settled(world)
+    gap = await entries(world, rule="audit-log-gap")
+    assert [e.outcome for e in gap] == ["alert"]
+    assert "46 days" in gap[0].reason
+    assert any("audit-log-gap" in t and "45 days" in t for t in governance(world)), governance(world)
