@@ -517,3 +517,16 @@ async def test_a_gap_longer_than_discords_retention_is_said_in_the_narrative(wor
     assert [e.outcome for e in gap] == ["alert"]
     assert "46 days" in gap[0].reason
     assert any("audit-log-gap" in t and "45 days" in t for t in governance(world)), governance(world)
+
+
+async def test_a_revert_whose_target_is_already_gone_counts_as_done(world):
+    g = world.guild
+    world.sb.faults.fail(method="DELETE", path="/webhooks/{webhook_id}", status=404, code=10015, times=1)
+    hook = await world.sb.admin.create_webhook(g, "incident", "gone-soon")
+    await until_decided(world, "webhook-in-private-channel", 2)
+    assert [e.outcome for e in await entries(world, rule="webhook-in-private-channel")] == [
+        "blocked",
+        "reverted",
+    ]
+    assert await world.bot.audit.listener.pending_reverts(g.id) == []
+    assert hook in g.webhooks  # the fault stood in for someone deleting it first
