@@ -51,7 +51,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LedgerEntry, LedgerHead, LedgerKey
@@ -315,6 +315,7 @@ class _HeldHead:
     head: LedgerHead
     last_entry_id: int | None
     last_hash: str
+    assigned: bool = False  # an entry got its id here, not from the database
 
     def write(self) -> None:
         self.head.last_entry_id = self.last_entry_id
@@ -323,8 +324,18 @@ class _HeldHead:
 
 def _write_held_head(session: Any) -> None:
     held = session.info.pop(_HEAD_HELD, None)
-    if isinstance(held, _HeldHead):
-        held.write()
+    if not isinstance(held, _HeldHead):
+        return
+    held.write()
+    if held.assigned and session.get_bind().dialect.name == "postgresql":
+        # Ids given under the head lock did not come from the sequence: move it past them.
+        session.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('ledger_entries', 'id'), "
+                "GREATEST(:last, nextval(pg_get_serial_sequence('ledger_entries', 'id'))))"
+            ),
+            {"last": held.last_entry_id},
+        )
 
 
 async def append_entry(
@@ -378,8 +389,16 @@ async def append_entry(
     entry.hash = entry_hash(_content_of(entry))
     entry.signature = signer.sign(entry.hash.encode("ascii"))
     entry.key_id = signer.key_id
-    session.add(entry)
-    await session.flush()
+    if held.last_entry_id is not None and held.last_entry_id >= 1:
+        # Under the head lock every entry's id is at most the head's: the next one is free. Given
+        # here, the entry needs no round trip of its own; the transaction's next flush inserts them
+        # all together.
+        entry.id = held.last_entry_id + 1
+        held.assigned = True
+        session.add(entry)
+    else:
+        session.add(entry)
+        await session.flush()
     held.last_entry_id, held.last_hash = entry.id, entry.hash
     return entry
 
