@@ -1027,12 +1027,22 @@ class RuleServices:
         return message
 
 
+def example_core(
+    sessions: async_sessionmaker[AsyncSession], clock: ManualClock, signer: Signer | None = None
+) -> Core:
+    """What every rule service is built from, on the example policy (config.example.toml)."""
+    return Core(
+        guilds=GuildDirectory(load_policy(EXAMPLE_CONFIG)),
+        sessions=sessions,
+        clock=clock,
+        decisions=DecisionService(signer or Signer.generate(), ControlMap.load_default(), clock),
+    )
+
+
 def rule_services(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) -> RuleServices:
     guild = OfflineAcme.guild()
-    guilds = GuildDirectory(load_policy(EXAMPLE_CONFIG))
-    guilds.bind(guild.id, guild.name)
-    decisions = DecisionService(Signer.generate(), ControlMap.load_default(), clock)
-    core = Core(guilds=guilds, sessions=sessions, clock=clock, decisions=decisions)
+    core = example_core(sessions, clock)
+    core.guilds.bind(guild.id, guild.name)
     told, held = Told(), RolesHeld()
     grants = GrantService(core, ops=held, notifier=told)
     return RuleServices(

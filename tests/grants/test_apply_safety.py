@@ -13,15 +13,10 @@ import discord
 import pytest
 from sqlalchemy import select
 
-from bot.controls import ControlMap
 from bot.db.models import Grant, GrantStatus, LedgerEntry
-from bot.decisions.service import DecisionService
 from bot.discord_io.ops import PriorState
 from bot.grants.service import APPLY_CLAIM, GrantService
-from bot.ledger import Signer
-from bot.policy import GuildDirectory, load_policy
-from bot.services.base import Core
-from sandbox.harness import EXAMPLE_CONFIG
+from tests.helpers import Told, example_core
 
 HOUR = dt.timedelta(hours=1)
 
@@ -72,21 +67,8 @@ class FakeDiscord:
         return role in self.roles.get(member, set())
 
 
-class Quiet:
-    async def grant_applied(self, grant): ...
-    async def grant_failed(self, grant): ...
-    async def grant_ended(self, grant): ...
-    async def grant_expiring(self, grant): ...
-
-
 def grants(factory, clock, ops) -> GrantService:
-    core = Core(
-        guilds=GuildDirectory(load_policy(EXAMPLE_CONFIG)),
-        sessions=factory,
-        clock=clock,
-        decisions=DecisionService(Signer.generate(), ControlMap.load_default(), clock),
-    )
-    return GrantService(core, ops=ops, notifier=Quiet())
+    return GrantService(example_core(factory, clock), ops=ops, notifier=Told())
 
 
 async def approved_grant(factory, clock, *, subject: int = 7, role: int = 5, hours: int = 2) -> int:
