@@ -154,7 +154,7 @@ async def test_autocomplete_offers_only_what_the_member_may_request(world):
     g = world.guild
     choices = await world.sb.autocomplete(g, g.member("alice"), "jit request", focused="scope", scope="")
     values = {c["value"] for c in choices}
-    assert values == {"deploy", "incident-room", "bot-webhooks"}
+    assert values == {"deploy", "incident-room", "bot-webhooks", "deploy-api"}
     choices = await world.sb.autocomplete(g, g.member("erin"), "jit request", focused="scope", scope="")
     assert {c["value"] for c in choices} == {"incident-room"}
 
