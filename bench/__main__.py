@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -129,6 +130,11 @@ def table(result: dict[str, Any]) -> list[str]:
                     f" {f['answer_p50_ms']:>9.1f} / {f['answer_p99_ms']:<9.1f}"
                     f" {ratio(w['answer_p99_ms'], f['answer_p99_ms']):>8}   ack max {w['ack_max_ms']:.0f} ms"
                     f", answer max {w['answer_max_ms']:.0f} ms"
+                    + (
+                        f"; UNANSWERED warden {w['errors']}, floor {f['errors']}"
+                        if w["errors"] or f["errors"]
+                        else ""
+                    )
                 )
     tp = result.get("throughput")
     if tp:
@@ -180,6 +186,8 @@ def table(result: dict[str, Any]) -> list[str]:
 
 async def main_async(args: argparse.Namespace) -> int:
     sizes = QUICK if args.quick else FULL
+    if args.burst:
+        sizes = dataclasses.replace(sizes, burst=args.burst)
     which = set(args.only.split(",")) if args.only else set(FIGURES)
     unknown = which - set(FIGURES)
     if unknown:
@@ -224,13 +232,22 @@ async def main_async(args: argparse.Namespace) -> int:
     for line in table(result):
         print(line)
     checks = result.get("checks", {})
+    unanswered = sum(
+        kind["errors"]
+        for side in (result.get("answer") or {}).values()
+        for mode in side.values()
+        for kind in mode.values()
+    )
+    checks["unanswered"] = unanswered
     print(
         f"checks: ledger {'verifies' if checks.get('ledger_verifies', True) else 'DOES NOT verify'}, "
-        f"{len(checks.get('conformance_violations', []))} API conformance violations; {result['seconds']} s"
+        f"{len(checks.get('conformance_violations', []))} API conformance violations, "
+        f"{unanswered} unanswered interactions; {result['seconds']} s"
     )
     await asyncio.to_thread(Path(args.out).write_text, json.dumps(result, indent=2, default=str), "utf-8")
     print(f"wrote {args.out}")
-    return 0 if checks.get("ledger_verifies", True) and not checks.get("conformance_violations") else 1
+    ok = checks.get("ledger_verifies", True) and not checks.get("conformance_violations") and not unanswered
+    return 0 if ok else 1
 
 
 def _cpus() -> int:
@@ -245,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated figures: {', '.join(FIGURES)}")
     parser.add_argument("--out", default="bench-result.json", help="where the JSON result goes")
     parser.add_argument("--database-url", help="also measure bulk expiry on this (empty) PostgreSQL database")
+    parser.add_argument(
+        "--burst", type=int, help="interactions at once in figure 1 (default 200; 5 with --quick)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)
     return asyncio.run(main_async(args))

@@ -178,9 +178,11 @@ class FloorBot:
             assert guild_obj is not None
             member = guild_obj.get_member(floor.requests[number])
             assert member is not None
+            # Like any bot whose work takes a REST call: acknowledge within Discord's 3 seconds first.
+            await interaction.response.defer()
             await member.add_roles(discord.Object(role_id), reason=f"floor request #{number}")
             floor.granted.setdefault(member.id, []).append("deploy")
-            await interaction.response.edit_message(content=f"Access request #{number}: approved", view=None)
+            await interaction.edit_original_response(content=f"Access request #{number}: approved", view=None)
             with contextlib.suppress(discord.HTTPException):
                 await member.send(f"Request #{number} is approved.")
 

@@ -70,6 +70,15 @@ class Actor:
 # ----------------------------------------------------------------------------- 1. answer latency
 
 
+async def _counted(sample: Sample, action: Awaitable[Any]) -> Any:
+    """Run one interaction; a failure is counted in the sample (a bench reports, it does not stop)."""
+    try:
+        return await action
+    except Exception as exc:
+        sample.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+        return None
+
+
 async def answer_latency(actor: Actor, one_at_a_time: int, burst: int) -> dict[str, Any]:
     """p50/p99 of the visible answer for each kind, one at a time and ``burst`` at once."""
     result: dict[str, Any] = {}
@@ -86,9 +95,9 @@ async def answer_latency(actor: Actor, one_at_a_time: int, burst: int) -> dict[s
     }
     # A burst: every request at once, then every Approve at once, then every /jit mine at once.
     req, app, mine = Sample(), Sample(), Sample()
-    cards = await asyncio.gather(*(actor.request(req) for _ in range(burst)))
-    await asyncio.gather(*(actor.approve(card, app) for card in cards))
-    await asyncio.gather(*(actor.mine(mine) for _ in range(burst)))
+    cards = await asyncio.gather(*(_counted(req, actor.request(req)) for _ in range(burst)))
+    await asyncio.gather(*(_counted(app, actor.approve(card, app)) for card in cards if card is not None))
+    await asyncio.gather(*(_counted(mine, actor.mine(mine)) for _ in range(burst)))
     result[f"burst_{burst}"] = {
         "/jit request": req.summary(),
         "Approve": app.summary(),

@@ -33,7 +33,7 @@ def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
         "6. 3 guilds",
     ):
         assert figure in proc.stdout, proc.stdout
-    assert "checks: ledger verifies, 0 API conformance violations" in proc.stdout
+    assert "checks: ledger verifies, 0 API conformance violations, 0 unanswered interactions" in proc.stdout
     result = json.loads(out.read_text())
     for side in ("warden", "floor"):
         answers = result["answer"][side]
