@@ -208,12 +208,34 @@ async def main_async(args: argparse.Namespace) -> int:
         def sqlite() -> str:
             return f"sqlite+aiosqlite:///{Path(tmp) / f'bench{next(counter)}.db'}"
 
+        print(
+            f"Warden benchmark ({'quick' if args.quick else 'full'}), {result['date']}, "
+            f"Python {result['machine']['python']}, {result['machine']['cpus']} CPUs",
+            flush=True,
+        )
         started = time.perf_counter()
+        shown = 0
+
+        async def progress() -> None:
+            """Print each figure as it completes and keep the JSON current: a long run that is
+            stopped still leaves what it measured."""
+            nonlocal shown
+            lines = table(result)
+            for line in lines[shown:]:
+                print(line, flush=True)
+            shown = len(lines)
+            result["seconds"] = round(time.perf_counter() - started, 1)
+            await asyncio.to_thread(
+                Path(args.out).write_text, json.dumps(result, indent=2, default=str), "utf-8"
+            )
+
         if which & {"answer", "throughput"}:
             result.update(await interactive_figures(policy, sqlite(), sizes, which))
+            await progress()
         if "expiry" in which:
             ex = result["expiry"] = {}
             ex["rate_limited"] = await expiry_figure(policy, sqlite(), sizes.expiry, True, True)
+            await progress()
             ex["unlimited"] = {
                 "sqlite": await expiry_figure(policy, sqlite(), sizes.expiry_unlimited, False, False)
             }
@@ -221,16 +243,12 @@ async def main_async(args: argparse.Namespace) -> int:
                 ex["unlimited"]["postgresql"] = await expiry_figure(
                     policy, args.database_url, sizes.expiry_unlimited, False, False
                 )
+            await progress()
         if "startup" in which:
             result["startup"] = await startup.measure(
                 Path(tmp), sizes.guilds, sizes.members, sizes.startup_grants
             )
-        result["seconds"] = round(time.perf_counter() - started, 1)
-    print(
-        f"Warden benchmark ({'quick' if args.quick else 'full'}), {result['date']}, Python {result['machine']['python']}, {result['machine']['cpus']} CPUs"
-    )
-    for line in table(result):
-        print(line)
+        await progress()
     checks = result.get("checks", {})
     unanswered = sum(
         kind["errors"]
@@ -244,7 +262,6 @@ async def main_async(args: argparse.Namespace) -> int:
         f"{len(checks.get('conformance_violations', []))} API conformance violations, "
         f"{unanswered} unanswered interactions; {result['seconds']} s"
     )
-    await asyncio.to_thread(Path(args.out).write_text, json.dumps(result, indent=2, default=str), "utf-8")
     print(f"wrote {args.out}")
     ok = checks.get("ledger_verifies", True) and not checks.get("conformance_violations") and not unanswered
     return 0 if ok else 1
