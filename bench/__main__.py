@@ -27,6 +27,8 @@ from typing import Any
 
 from bench import figures, startup
 from bench.common import POLICY, guild_spec
+from bot.db.migrate import upgrade_to_head
+from bot.db.session import create_engine
 from bot.policy import load_policy
 from sandbox.harness import SandboxWorld
 
@@ -96,9 +98,13 @@ async def expiry_figure(policy: Any, url: str, count: int, rate_limits: bool, pe
     async with SandboxWorld(policy, database_url=url) as world:
         world.sb.rate_limits = rate_limits
         guild = world.add_guild(guild_spec(count + 5, holding=count))
-        await world.start_bot(timeout=120)
+        # The grants exist before Warden starts, as after a restart: its start-up audit comparison
+        # would otherwise take the role from members holding it without a grant.
+        world._engine = create_engine(url)
+        await upgrade_to_head(world._engine)
         end = world.clock.now() + figures.dt.timedelta(minutes=1)
         await figures.seed_grants(world, guild, count, end)
+        await world.start_bot(timeout=120)
         actor = figures.Actor("warden", world, guild, itertools.count(count))
         result = await figures.bulk_expiry(world, guild, count, actor if people else None)
         if rate_limits:
