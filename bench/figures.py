@@ -21,6 +21,34 @@ from sandbox.models import SGuild, SMessage
 TIMEOUT = 60.0
 
 
+class CardIndex:
+    """Approval cards by request number, indexed once as they are posted: with 200 members waiting
+    for their cards, scanning the whole channel for each would cost the bench more than the bots."""
+
+    def __init__(self, sb: Any, channel: Any) -> None:
+        self._sb, self._cid = sb, channel.id
+        self._seen = 0
+        self._cards: dict[str, SMessage] = {}
+
+    def _scan(self) -> None:
+        posted = self._sb.channel_messages.get(self._cid, [])
+        for msg in posted[self._seen :]:
+            text = msg.text
+            if "Access request #" in text:
+                self._cards.setdefault(text.split("Access request #", 1)[1].split(" ", 1)[0], msg)
+        self._seen = len(posted)
+
+    async def card(self, number: str, timeout: float) -> SMessage:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._scan()
+            if number in self._cards:
+                return self._cards[number]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no approval card for request #{number} within {timeout} s")
+            await self._sb.message_activity(0.5)
+
+
 @dataclass
 class Actor:
     """One bot under test, seen from the members' side: the same three actions for both bots."""
@@ -29,6 +57,7 @@ class Actor:
     world: Any  # SandboxWorld
     guild: SGuild
     _fresh: itertools.count[int]
+    _cards: CardIndex | None = None
 
     def member(self) -> Any:
         """A member who has asked for nothing yet (each request needs one: one pending per scope)."""
@@ -50,9 +79,9 @@ class Actor:
         if "Request #" not in text:
             raise RuntimeError(f"{self.name}: /jit request was not accepted: {text[:200]!r}")
         number = text.split("Request #", 1)[1].split(" ", 1)[0]
-        return await self.world.sb.wait_for_message(
-            self.guild.channel("approvals"), f"Access request #{number} ", timeout=TIMEOUT
-        )
+        if self._cards is None:
+            self._cards = CardIndex(self.world.sb, self.guild.channel("approvals"))
+        return await self._cards.card(number, TIMEOUT)
 
     async def approve(self, card: SMessage, sample: Sample | None = None) -> InteractionOutcome:
         out = await self.world.sb.click(self.guild.member("lead"), card, "Approve", timeout=TIMEOUT)

@@ -525,6 +525,18 @@ class SandboxDiscord(ActingMixin):
                 with contextlib.suppress(ValueError):
                     self._message_waiters.remove(ev)
 
+    async def message_activity(self, timeout: float) -> None:
+        """Return when any message is posted or edited (or after ``timeout``): for callers that keep
+        their own index of messages instead of scanning every channel on each wake."""
+        ev = asyncio.Event()
+        self._message_waiters.append(ev)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._message_waiters.remove(ev)
+
     def _notify_messages(self) -> None:
         for ev in self._message_waiters:
             ev.set()
