@@ -35,6 +35,9 @@ def warden_intents() -> discord.Intents:
     intents.moderation = True  # GUILD_AUDIT_LOG_ENTRY_CREATE (with View Audit Log)
     intents.webhooks = True
     intents.integrations = True
+    # MESSAGE_CREATE without content (not privileged): when members, webhooks and bots were last
+    # active, which dormancy measures (bot/inventory/activity.py).
+    intents.guild_messages = True
     return intents
 
 
@@ -77,6 +80,7 @@ class WardenBot(commands.Bot):
         self.tokens = services.tokens
         self.inventory = services.inventory
         self.live_inventory = services.live_inventory
+        self.activity_seen = services.activity
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]

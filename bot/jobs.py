@@ -125,6 +125,8 @@ class Jobs:
             if self._dormancy is not None:
                 dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
                 report.tokens_revoked = len(dormant or [])
+                idle = await self._step(report, "idle-grants", self._dormancy.end_idle_grants())
+                report.grants_idle_ended = idle or 0
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report

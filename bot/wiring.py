@@ -22,6 +22,7 @@ from bot.decisions.service import DecisionService
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import GrantService
+from bot.inventory.activity import ActivityTracker
 from bot.inventory.live import LiveInventory
 from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
@@ -69,6 +70,7 @@ class Services:
     tokens: TokenService
     inventory: InventoryService
     live_inventory: LiveInventory
+    activity: ActivityTracker
 
 
 def build_services(
@@ -118,6 +120,7 @@ def build_services(
         tokens,
         inventory,
         live_inventory,
+        ActivityTracker(session_factory, clock, inventory),
     )
 
 
