@@ -155,3 +155,27 @@ async def test_dormant_token_is_revoked_recorded_and_its_holder_told(world):
     assert ok, problems
     report = await world.advance(dt.timedelta(hours=1))
     assert report.tokens_revoked == 0  # once
+
+
+async def test_an_extended_grant_keeps_its_token_to_the_new_end(world):
+    g = world.guild
+    await request_token(world, duration="2h")
+    await world.sb.wait_for_message(g.member("alice"), contains="only this once")
+    [token] = tokens_in_dms(world, "alice")
+    world.clock.advance(dt.timedelta(seconds=31))  # past the request cooldown
+    out = await world.sb.slash(
+        g, g.member("alice"), "jit extend", grant=1, duration="1h", reason="slow deploy"
+    )
+    assert "Extension request #2" in out.text, out.text
+    card = next(m for m in world.sb.messages(g.channel("approvals")) if "#2" in m.text)
+    await world.sb.click(g.member("bob"), card, "Approve")
+    await world.sb.wait_for_message(g.member("alice"), contains="was extended")
+    [grant] = await rows(world, Grant)
+    [row] = await rows(world, AccessToken)
+    assert row.expires_at == grant.expires_at  # never outlives it, and now lasts as long
+    for _ in range(3):  # used every 50 minutes, so never dormant (1h in this module's policy)
+        await world.advance(dt.timedelta(minutes=50))
+        assert (await world.bot.tokens.verify(token)).valid  # the last: past the first end
+    assert tokens_in_dms(world, "alice") == [token]  # the extension shows no token
+    await world.advance(dt.timedelta(minutes=31))
+    assert (await world.bot.tokens.verify(token)).outcome is VerifyOutcome.REVOKED  # with its grant
