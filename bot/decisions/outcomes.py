@@ -7,13 +7,12 @@ records (and so what its narrative shows) is written in one place.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Protocol
 
 from bot.db.models import AccessRequest, Grant
 from bot.decisions.service import Decision, Outcome
 from bot.durations import format_duration
 from bot.policy import Scope, permission_names
-from bot.tokens.service import TokenInfo
 
 
 def _length(seconds: int) -> str:
@@ -228,8 +227,31 @@ def about_grant(
 # ---- access tokens and dormancy ---------------------------------------------------------------
 
 
+class TokenFacts(Protocol):
+    """What a token decision records (``bot.tokens.service.TokenInfo`` has it; nothing secret)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def guild_id(self) -> int: ...
+    @property
+    def scope_id(self) -> str: ...
+    @property
+    def subject_id(self) -> int: ...
+    @property
+    def grant_id(self) -> int | None: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def last_used_at(self) -> dt.datetime | None: ...
+    @property
+    def use_count(self) -> int: ...
+    @property
+    def revoked_at(self) -> dt.datetime | None: ...
+
+
 def token_revoked(
-    info: TokenInfo, *, rule: str, reason: str, extra: dict[str, object] | None = None
+    info: TokenFacts, *, rule: str, reason: str, extra: dict[str, object] | None = None
 ) -> Decision:
     """An access token ended early (dormant, or by a person); never its value, only its facts."""
     proof: dict[str, object] = {
