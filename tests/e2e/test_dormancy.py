@@ -10,18 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Grant, GrantStatus, Identity, MemberActivity
-from bot.policy import load_policy
-from sandbox.harness import EXAMPLE_CONFIG
+from tests.e2e.conftest import example_policy_with
 
 
 @pytest.fixture
 def policy(tmp_path):
-    text = EXAMPLE_CONFIG.read_text(encoding="utf-8").replace(
-        'end_idle_grants_after = "0s"', 'end_idle_grants_after = "1h"', 1
-    )
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_policy(path)
+    return example_policy_with(tmp_path, 'end_idle_grants_after = "0s"', 'end_idle_grants_after = "1h"')
 
 
 async def one(world, query):

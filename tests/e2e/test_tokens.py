@@ -13,9 +13,8 @@ from sqlalchemy import select
 
 from bot.db.models import AccessToken, Grant, GrantStatus, LedgerEntry, NarrativeOutbox, TokenStatus
 from bot.logs import FieldsFormatter, _Redact
-from bot.policy import load_policy
 from bot.tokens.service import VerifyOutcome
-from sandbox.harness import EXAMPLE_CONFIG
+from tests.e2e.conftest import example_policy_with
 
 TOKEN = re.compile(r"wdn1\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}")
 
@@ -117,12 +116,7 @@ async def test_closed_dms_fail_the_grant_visibly_and_leave_no_live_token(world):
 
 @pytest.fixture
 def policy(tmp_path):
-    text = EXAMPLE_CONFIG.read_text(encoding="utf-8").replace(
-        'token_dormant_after = "30d"', 'token_dormant_after = "1h"', 1
-    )
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_policy(path)
+    return example_policy_with(tmp_path, 'token_dormant_after = "30d"', 'token_dormant_after = "1h"')
 
 
 async def test_dormant_token_is_revoked_recorded_and_its_holder_told(world):
