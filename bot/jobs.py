@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -32,6 +32,12 @@ class NarrativePosterLike(Protocol):
     async def deliver_due(self) -> int: ...
 
 
+class AuditSweeper(Protocol):
+    """The audit room's scheduled work: refused reverts retried, quiet bursts summarised."""
+
+    async def sweep(self) -> Any: ...
+
+
 class Jobs:
     def __init__(
         self,
@@ -42,7 +48,9 @@ class Jobs:
         sweep_seconds: float,
         narrative_seconds: float,
         dormancy: Dormancy | None = None,
+        audit: AuditSweeper | None = None,
     ) -> None:
+        self._audit = audit
         self._grants = grants
         self._pending = pending
         self._dormancy = dormancy
@@ -127,6 +135,8 @@ class Jobs:
                 report.tokens_revoked = len(dormant or [])
                 idle = await self._step(report, "idle-grants", self._dormancy.end_idle_grants())
                 report.grants_idle_ended = idle or 0
+            if self._audit is not None:
+                await self._step(report, "audit", self._audit.sweep())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report

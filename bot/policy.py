@@ -54,7 +54,6 @@ __all__ = [
     "parse_policy",
     "permissions_from_names",
     "review_policy",
-    "unenforced_rules_warning",
 ]
 
 #: A name (role/channel name) or a Discord snowflake id.
@@ -255,6 +254,20 @@ class AutoApprove(_Model):
     max_duration: Duration
 
 
+#: For ``role`` and ``channel``: what a scope of that kind needs, and what the other kind grants instead.
+_TARGET_TEXTS = {
+    "role": (
+        "a role scope needs the role to grant (its name or id)",
+        "a channel scope grants permissions on `channel`",
+    ),
+    "channel": ("a channel scope needs the channel (its name or id)", "a role scope grants `role`"),
+}
+_TOKEN_TEXTS = {
+    "role": "a token scope grants an access token, no role",
+    "channel": "a token scope grants an access token",
+}
+
+
 class Scope(_Model):
     """A grantable entitlement (``[scope.<id>]``)."""
 
@@ -308,28 +321,19 @@ class Scope(_Model):
             raise ValueError("must not be empty; give the guild's name or id as in [guild.<name or id>]")
         return v
 
-    @field_validator("role")
+    @field_validator("role", "channel")
     @classmethod
-    def _check_role(cls, v: Target | None, info: ValidationInfo) -> Target | None:
+    def _check_target(cls, v: Target | None, info: ValidationInfo) -> Target | None:
+        """A role scope names its ``role``, a channel scope its ``channel``, and neither the other."""
+        own = str(info.field_name)
+        needs, other_grants = _TARGET_TEXTS[own]
         kind = info.data.get("kind")
-        if kind == "role" and v is None:
-            raise ValueError("missing; a role scope needs the role to grant (its name or id)")
-        if kind == "channel" and v is not None:
-            raise ValueError('only used when kind = "role"; a channel scope grants permissions on `channel`')
+        if kind == own and v is None:
+            raise ValueError(f"missing; {needs}")
         if kind == "token" and v is not None:
-            raise ValueError('only used when kind = "role"; a token scope grants an access token, no role')
-        return v
-
-    @field_validator("channel")
-    @classmethod
-    def _check_channel(cls, v: Target | None, info: ValidationInfo) -> Target | None:
-        kind = info.data.get("kind")
-        if kind == "channel" and v is None:
-            raise ValueError("missing; a channel scope needs the channel (its name or id)")
-        if kind == "role" and v is not None:
-            raise ValueError('only used when kind = "channel"; a role scope grants `role`')
-        if kind == "token" and v is not None:
-            raise ValueError('only used when kind = "channel"; a token scope grants an access token')
+            raise ValueError(f'only used when kind = "{own}"; {_TOKEN_TEXTS[own]}')
+        if kind is not None and kind != own and v is not None:
+            raise ValueError(f'only used when kind = "{own}"; {other_grants}')
         return v
 
     @field_validator("allow", "deny", "permission_ceiling", mode="before")
@@ -1162,15 +1166,3 @@ def review_policy(policy: Policy) -> list[str]:
         for i, auto in enumerate(scope.auto_approve):
             check(f"{base}.auto_approve[{i}].members_of", auto.members_of)
     return problems
-
-
-def unenforced_rules_warning(policy: Policy) -> str | None:
-    """The one place that says ``[[rule]]`` tables are not enforced yet (remove with the audit listener)."""
-    if not policy.rules:
-        return None
-    ids = ", ".join(rule.id for rule in policy.rules)
-    n = len(policy.rules)
-    return (
-        f"{n} [[rule]] table{'s are' if n != 1 else ' is'} NOT enforced yet ({ids}): Warden parses "
-        "rules but does not act on them; do not rely on them as a control"
-    )

@@ -32,6 +32,7 @@ from bot.db.models import AccessToken, TokenStatus
 from bot.durations import format_duration
 from bot.services.base import rowcount, transaction
 from bot.services.errors import AlreadyDecided, BadInput, NotFound
+from bot.values import from_attributes
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +87,7 @@ class TokenInfo:
 
     @classmethod
     def of(cls, row: AccessToken) -> TokenInfo:
-        return cls(
-            id=row.id,
-            guild_id=row.guild_id,
-            scope_id=row.scope_id,
-            subject_id=row.subject_id,
-            grant_id=row.grant_id,
-            status=row.status,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            last_used_at=row.last_used_at,
-            use_count=row.use_count,
-            revoked_at=row.revoked_at,
-            revoke_reason=row.revoke_reason,
-        )
+        return from_attributes(cls, row)
 
     def idle_since(self) -> dt.datetime:
         """Dormancy counts from the last use, or from issue if it was never used."""

@@ -18,15 +18,6 @@ def policy():
     return load_policy(EXAMPLE_CONFIG)
 
 
-def example_policy_with(tmp_path, old: str, new: str):
-    """config.example.toml with one setting changed (a module overrides the ``policy`` fixture)."""
-    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
-    assert old in text, old
-    path = tmp_path / "policy.toml"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return load_policy(path)
-
-
 @pytest.fixture
 def acme_spec():
     return copy.deepcopy(ACME)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Grant, GrantStatus, Identity, MemberActivity
-from tests.e2e.conftest import example_policy_with
+from tests.helpers import example_policy_with
 
 
 @pytest.fixture

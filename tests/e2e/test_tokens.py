@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.db.models import AccessToken, Grant, GrantStatus, LedgerEntry, NarrativeOutbox, TokenStatus
 from bot.logs import FieldsFormatter, _Redact
 from bot.tokens.service import VerifyOutcome
-from tests.e2e.conftest import example_policy_with
+from tests.helpers import example_policy_with
 
 TOKEN = re.compile(r"wdn1\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}")
 

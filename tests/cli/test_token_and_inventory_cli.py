@@ -21,7 +21,7 @@ from bot.clock import SystemClock
 from bot.inventory.service import InventoryService
 from bot.inventory.snapshot import BotData, ChannelData, GuildSnapshot
 from bot.tokens.service import TokenService
-from tests.test_cli import _env
+from tests.helpers import warden_env as _env
 
 GUILD = 81384788765712384
 
