@@ -62,6 +62,8 @@ class Tuning:
     # How long the Deny button may check eligibility before it opens the modal anyway
     # (the modal must open within Discord's 3 seconds; the submit checks again).
     deny_precheck_seconds: float = 1.5
+    # How often every governed guild's inventory is refreshed from Discord (REST reads).
+    inventory_seconds: float = 3600.0
     # How long an apply and a removal hold their grant, and how old a decided but never claimed grant
     # must be before a sweep applies it (another process may be about to): docs/reliability.md.
     apply_claim_seconds: float = APPLY_CLAIM.total_seconds()
@@ -159,6 +161,8 @@ def build_services(
         decisions=decisions,
         ops=ops,
     )
+    inventory = InventoryService(session_factory, clock)
+    live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
     jobs = Jobs(
         grants=grants,
         pending=pending,
@@ -167,9 +171,9 @@ def build_services(
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
         dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
+        inventory=live_inventory,
+        inventory_seconds=tuning.inventory_seconds,
     )
-    inventory = InventoryService(session_factory, clock)
-    live_inventory = LiveInventory(client, inventory, clock)
     return Services(
         guilds,
         decisions,

@@ -8,6 +8,7 @@ snapshot would mark the missing identities as gone) and the caller says so.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import discord
 
@@ -24,10 +25,17 @@ AUDIT_LOOKBACK = 100  # bot_add entries read per refresh (Discord keeps 45 days 
 
 
 class LiveInventory:
-    def __init__(self, client: discord.Client, inventory: InventoryService, clock: Clock) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        inventory: InventoryService,
+        clock: Clock,
+        governed: Callable[[int], bool] = lambda _guild_id: True,
+    ) -> None:
         self._client = client
         self._inventory = inventory
         self._clock = clock
+        self._governed = governed
 
     async def refresh(self, guild: discord.Guild) -> tuple[RefreshReport | None, str | None]:
         """Refresh the guild's inventory; (report, None), or (None, why not) when Discord refused."""
@@ -49,6 +57,15 @@ class LiveInventory:
         for identity_id in report.owners_inferred:
             await self.ask_owner(guild, identity_id)
         return report, None
+
+    async def refresh_all(self) -> int:
+        """Every guild this process sees and the policy governs; returns how many were refreshed."""
+        done = 0
+        for guild in list(self._client.guilds):
+            if self._governed(guild.id):
+                report, _ = await self.refresh(guild)
+                done += report is not None
+        return done
 
     async def ask_owner(self, guild: discord.Guild, identity_id: int) -> bool:
         """DM the inferred owner a confirmation button; False if they could not be reached."""

@@ -91,6 +91,8 @@ async def test_revoking_the_grant_revokes_its_token(world):
     await world.sb.wait_for_message(world.guild.member("alice"), contains="only this once")
     [token] = tokens_in_dms(world, "alice")
     [grant] = await rows(world, Grant)
+    mine = await world.sb.slash(world.guild, world.guild.member("alice"), "jit mine")
+    assert "deploy-api" in mine.text and token not in mine.text  # listed, never shown again
     out = await world.sb.slash(world.guild, world.guild.member("alice"), "jit revoke", grant=grant.id)
     assert "revoked" in out.text.lower(), out.text
     assert (await world.bot.tokens.verify(token)).outcome is VerifyOutcome.REVOKED
