@@ -161,7 +161,7 @@ def build_services(
         decisions=decisions,
         ops=ops,
     )
-    inventory = InventoryService(session_factory, clock)
+    inventory = InventoryService(session_factory, clock, decisions=decisions)
     live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
     jobs = Jobs(
         grants=grants,

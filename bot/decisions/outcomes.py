@@ -272,3 +272,38 @@ def token_revoked(
         proof=proof | (extra or {}),
         grant_id=info.grant_id,
     )
+
+
+def owner_set(
+    *,
+    guild_id: int,
+    item: int,
+    kind: str,
+    name: str,
+    owner_id: int,
+    previous_owner_id: int | None,
+    actor_id: int,
+    confirmed: bool,
+) -> Decision:
+    """An inventory item's owner: named by an admin (`/warden owner set`) or confirmed by that owner."""
+    if confirmed:
+        rule, reason = (
+            "inventory.owner.confirmed",
+            f"The owner Warden inferred from the audit log confirmed they own {kind} #{item}.",
+        )
+    else:
+        rule = "inventory.owner.set"
+        reason = f"A server admin named the owner of {kind} #{item}" + (
+            ", replacing the previous one." if previous_owner_id not in (None, owner_id) else "."
+        )
+    proof = {
+        "item": item,
+        "kind": kind,
+        "name": name,
+        "owner_id": owner_id,
+        "previous_owner_id": previous_owner_id,
+        "set_by_id": actor_id,
+    }
+    return Decision(
+        outcome=Outcome.OWNER_SET, rule=rule, reason=reason, guild_id=guild_id, proof=proof, actor_id=actor_id
+    )

@@ -103,6 +103,15 @@ async def test_owner_set_and_inferred_owner_confirms_by_dm(world):
     missing = await world.sb.slash(g, g.owner, "warden owner set", item=99999, member=dave)
     assert "There is no inventory item 99999" in missing.text
 
+    # Both changes are ledger decisions with a narrative; the refused presses recorded nothing.
+    await world.settle()
+    owners = [m for m in world.sb.messages(g.channel("governance")) if "Owner recorded" in m.text]
+    assert len(owners) == 2
+    assert "inventory.owner.confirmed" in owners[0].text and f"<@{bob.id}>" in owners[0].text
+    assert "inventory.owner.set" in owners[1].text and f"<@{dave.id}>" in owners[1].text
+    ok, problems = await world.ledger_verifies()
+    assert ok, problems
+
 
 async def test_the_scheduled_refresh_infers_owners_without_a_command(world):
     g = world.guild

@@ -112,7 +112,7 @@ async def test_closed_dms_fail_the_grant_visibly_and_leave_no_live_token(world):
     failed = next(m for m in world.sb.messages(g.channel("governance")) if "could not give grant" in m.text)
     assert "50007" in failed.text and "request again" in failed.text
     card = next(m for m in world.sb.messages(g.channel("approvals")) if "deploy-api" in m.text)
-    assert "Granted until" not in card.text
+    assert "Failed — nothing was granted" in card.text and "50007" in card.text
     assert not tokens_in_dms(world, "alice")
 
 
