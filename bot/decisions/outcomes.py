@@ -263,6 +263,7 @@ def token_revoked(
         "last_used_at": info.last_used_at,
         "uses": info.use_count,
         "revoked_at": info.revoked_at,
+        "reason": reason,
     }
     return Decision(
         outcome=Outcome.REVOKED,
