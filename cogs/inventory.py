@@ -38,7 +38,7 @@ async def inventory(interaction: Interaction, page: app_commands.Range[int, 1, 1
     shown = await bot.inventory.page(guild.id, page, per_page=PER_PAGE)
     embed, view = inventory_page(shown, guild.id)
     note = (
-        f"Warden could not refresh the inventory from Discord ({problem}); this is what it last recorded."
+        f"Warden could not read everything from Discord ({problem}); those items are as last recorded."
         if problem
         else None
     )

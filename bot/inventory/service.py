@@ -148,11 +148,14 @@ class InventoryService:
 
     # ------------------------------------------------------------------ snapshot
 
-    async def refresh(self, snapshot: GuildSnapshot) -> RefreshReport:
+    async def refresh(
+        self, snapshot: GuildSnapshot, *, unread: frozenset[IdentityKind] = frozenset()
+    ) -> RefreshReport:
         """Record what the guild holds now: new identities get their baseline; missing ones are gone.
 
         A new identity's baseline is what it holds when first seen; later growth is drift until
-        :meth:`accept_baseline` (after an attestation) moves the baseline.
+        :meth:`accept_baseline` (after an attestation) moves the baseline. Kinds in ``unread`` could
+        not be listed (Discord refused): their recorded items are left as they were, not marked gone.
         """
         now = self._clock.now()
         channel_count = len(snapshot.countable_channels)
@@ -217,7 +220,7 @@ class InventoryService:
                     inferred.append(row.id)
                 (added if is_new else updated).append(row.id)
             for row in rows.values():
-                if row.gone_at is None:
+                if row.gone_at is None and row.kind not in unread:
                     row.gone_at = now
                     gone.append(row.id)
         log.info(

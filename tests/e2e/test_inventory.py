@@ -9,6 +9,7 @@ import re
 from sqlalchemy import select
 
 from bot.db.models import Identity, OwnerSource
+from sandbox.models import DEFAULT_BOT_PERMISSIONS
 
 SCORE = re.compile(r"— risk (\d+)")
 
@@ -126,3 +127,21 @@ async def test_the_scheduled_refresh_infers_owners_without_a_command(world):
     assert (await identities(world))["webhook:alerts"].gone_at is not None  # gone, not listed
     page = await world.sb.slash(g, g.owner, "warden inventory")
     assert "alerts" not in page.text
+
+
+async def test_a_read_discord_refuses_leaves_that_kind_as_recorded(world):
+    g = world.guild
+    await world.sb.admin.create_webhook(g, "incident", "alerts", actor=g.member("carol"))
+    await world.sb.slash(g, g.owner, "warden inventory")
+    assert (await identities(world))["webhook:alerts"].gone_at is None
+
+    # Warden loses Manage Webhooks: webhooks cannot be listed, so none is marked gone; bots still refresh.
+    warden_role = next(r for r in world.sb.bot_member(g).roles if r.managed)
+    kept = [p for p in DEFAULT_BOT_PERMISSIONS if p != "manage_webhooks"]
+    await world.sb.admin.set_role_permissions(g, warden_role, kept)
+    await world.sb.admin.add_bot(g, "late-bot", actor=g.member("bob"))
+    page = await world.sb.slash(g, g.owner, "warden inventory")
+    assert "could not read everything" in page.text and "Manage Webhooks" in page.text
+    rows = await identities(world)
+    assert rows["webhook:alerts"].gone_at is None  # as last recorded, still listed
+    assert "bot:late-bot" in rows  # the rest was refreshed
