@@ -69,6 +69,7 @@ class Jobs:
         self._narrative_seconds = narrative_seconds
         self._lock = asyncio.Lock()
         self._narrative_lock = asyncio.Lock()
+        self._inventory_lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self._stopped = False
 
@@ -98,7 +99,7 @@ class Jobs:
         self._stopped = True
         if self._scheduler is not None:
             self._scheduler.pause()
-        async with self._lock, self._narrative_lock:
+        async with self._lock, self._narrative_lock, self._inventory_lock:
             pass
         for _ in range(3):  # jobs that were waiting for a lock take it, see the flag and return
             await asyncio.sleep(0)
@@ -158,13 +159,14 @@ class Jobs:
         Less often than the sweep (``Tuning.inventory_seconds``): it reads webhooks, integrations
         and the audit log over REST. ``/warden inventory`` refreshes its guild on demand too.
         """
-        if self._inventory is None or self._stopped:
-            return 0
-        try:
-            return await self._inventory.refresh_all()
-        except Exception:
-            log.exception("refreshing the inventory failed; it runs again on the next interval")
-            return 0
+        async with self._inventory_lock:
+            if self._inventory is None or self._stopped:
+                return 0
+            try:
+                return await self._inventory.refresh_all()
+            except Exception:
+                log.exception("refreshing the inventory failed; it runs again on the next interval")
+                return 0
 
     async def deliver_narratives(self) -> int:
         async with self._narrative_lock:
