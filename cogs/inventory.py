@@ -94,6 +94,8 @@ class Activity(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
+        if self.bot.user is not None and message.author.id == self.bot.user.id:
+            return  # Warden's own cards and narratives are not activity
         await self.bot.activity_seen.message_seen(message)
 
     @commands.Cog.listener()
