@@ -777,6 +777,7 @@ class SandboxDiscord(ActingMixin):
         interaction: InteractionRecord | None = None,
         store: bool = True,
         attachments: list | None = None,
+        webhook_id: int | None = None,
     ) -> SMessage:
         msg = SMessage(
             id=self.snowflake(),
@@ -790,6 +791,7 @@ class SandboxDiscord(ActingMixin):
             created_at=self._now(),
             type=type_,
             attachments=list(attachments or []),
+            webhook_id=webhook_id,
         )
         if interaction is not None:
             msg.webhook_id = self.application_id

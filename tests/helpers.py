@@ -98,6 +98,15 @@ SECRET = "MTIzNDU2.cli-test-secret-token.DO-NOT-PRINT"
 SANDBOX_TOKEN = "sandbox-cli-secret-token-7f3a9c"
 
 
+def example_policy_with(tmp_path: Path, old: str, new: str) -> Policy:
+    """config.example.toml with one setting changed (a test module overrides the ``policy`` fixture)."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text, old
+    path = tmp_path / "policy.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return load_policy(path)
+
+
 def warden_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")

@@ -411,7 +411,9 @@ class GrantService(Service):
                 return None
             grant = await session.get(Grant, grant_id, populate_existing=True)
             assert grant is not None
-            await self._record(session, grant, Outcome.REVOKED, rule=rule, reason=reason, extra=extra)
+            # "reason" in the proof: what the evidence report shows for an early end.
+            proof = {"reason": reason} | (extra or {})
+            await self._record(session, grant, Outcome.REVOKED, rule=rule, reason=reason, extra=proof)
         await self._remove_claimed(grant)
         return await self.get(grant.id) or grant
 
