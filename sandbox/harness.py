@@ -257,7 +257,8 @@ class _ServerPlan:
         requesters = [self.who(ref, f"{scope.id}-requesters") for ref in scope.requesters]
         approvers = [self.who(a.ref, f"{scope.id}-approvers", user=a.kind == "user") for a in scope.approvers]
         autos = [(self.who(r.members_of, f"{scope.id}-auto"), r.max_duration) for r in scope.auto_approve]
-        kind, ref = requesters[0]
+        # The requester must not hold the scope's own role already (that would be standing access).
+        kind, ref = next((k, r) for k, r in [*requesters, requesters[0]] if (k, r) != ("role", target))
         if kind == "everyone":
             requester = self.member("newcomer")
         else:
