@@ -380,6 +380,17 @@ What to try next
 """
 
 
+def _next_steps_for(config: str) -> str:
+    return f"""\
+What to try next
+  • Your own story on it:   warden sandbox --config {config} --scenario mine.toml
+                            (no [[guild]] in mine.toml: it plays in this server, with these names;
+                            the format is in docs/scenarios.md)
+  • Check it once more:     warden check-config --config {config}
+  • Run it for real:        set WARDEN_TOKEN, then `warden run --config {config}`
+"""
+
+
 class _Noise(logging.Filter):
     """discord.py's start-up notes that mean nothing in the sandbox (no voice support, etc.)."""
 
@@ -449,5 +460,5 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         return 2
     status = run_all([scenario], quiet=quiet, stream=stream)
     if not quiet:
-        print(NEXT_STEPS, file=stream, end="", flush=True)
+        print(NEXT_STEPS if not config else _next_steps_for(config), file=stream, end="", flush=True)
     return status

@@ -84,6 +84,9 @@ def test_every_scope_is_rehearsed(policy: Path, transcripts: dict[str, tuple[int
         assert refusal in out, s.id
     assert "✓ the ledger verifies" in out
     assert "✓ every request Warden made matched Discord's API" in out
+    assert (
+        f"warden sandbox --config {policy} --scenario mine.toml" in out
+    )  # what to try next, for this policy
 
 
 def test_a_policy_by_ids_gets_a_server_with_those_ids(transcripts: dict[str, tuple[int, str, str]]) -> None:
