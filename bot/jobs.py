@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -32,6 +32,12 @@ class NarrativePosterLike(Protocol):
     async def deliver_due(self) -> int: ...
 
 
+class AuditSweeper(Protocol):
+    """The audit room's scheduled work: refused reverts retried, quiet bursts summarised."""
+
+    async def sweep(self) -> Any: ...
+
+
 class Jobs:
     def __init__(
         self,
@@ -42,7 +48,9 @@ class Jobs:
         sweep_seconds: float,
         narrative_seconds: float,
         dormancy: Dormancy | None = None,
+        audit: AuditSweeper | None = None,
     ) -> None:
+        self._audit = audit
         self._grants = grants
         self._pending = pending
         self._dormancy = dormancy
@@ -125,6 +133,8 @@ class Jobs:
             if self._dormancy is not None:
                 dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
                 report.tokens_revoked = len(dormant or [])
+            if self._audit is not None:
+                await self._step(report, "audit", self._audit.sweep())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report

@@ -129,20 +129,22 @@ def test_check_config_accepts_real_ids(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
-# ------------------------------------------------------------------ rules are not enforced yet
+# ------------------------------------------------------------------ audit rules in force
 
 
-def test_check_config_says_rules_are_not_enforced(tmp_path: Path) -> None:
+def test_check_config_counts_the_audit_rules_in_force(tmp_path: Path) -> None:
     r = warden(tmp_path, "check-config", "--config", str(EXAMPLE))
     assert r.returncode == 0, r.stderr
-    ok, warning = r.stdout.strip().splitlines()
-    assert "OK" in ok and "rule" not in ok  # not counted as if they worked
-    assert warning.startswith("warning: 3 [[rule]] tables are NOT enforced yet")
-    for rid in ("admin-permission-added", "bot-added", "webhook-created"):
-        assert rid in warning
+    ok, rules = r.stdout.strip().splitlines()
+    assert "OK" in ok
+    # The example's bot-added replaces the default of that name: 3 own + 10 defaults.
+    assert rules.startswith("13 audit rules active (3 from the policy: ")
+    assert "admin-permission-added, bot-added, webhook-created" in rules
+    assert "10 defaults" in rules
+    assert "not enforced" not in r.stdout.lower() + r.stderr.lower()
 
 
-def test_run_says_rules_are_not_enforced(tmp_path: Path) -> None:
+def test_run_says_which_audit_rules_are_active(tmp_path: Path) -> None:
     r = warden(
         tmp_path,
         "run",
@@ -155,8 +157,9 @@ def test_run_says_rules_are_not_enforced(tmp_path: Path) -> None:
         WARDEN_SIGNING_KEY=str(tmp_path / "k.pem"),
     )
     assert r.returncode == 2
-    warning = next(line for line in r.stderr.splitlines() if "NOT enforced" in line)
-    assert "WARNING" in warning and "admin-permission-added, bot-added, webhook-created" in warning
+    line = next(line for line in r.stderr.splitlines() if "audit rules active" in line)
+    assert "13 audit rules active" in line and "admin-permission-added, bot-added, webhook-created" in line
+    assert "not enforced" not in r.stderr.lower()
 
 
 # ------------------------------------------------------------------ version, init, --config, audit
