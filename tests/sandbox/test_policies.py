@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.policy import load_policy
+from bot.policy import load_policy, review_policy
 from sandbox.harness import rehearsal_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +53,7 @@ def test_every_scope_is_rehearsed(policy: Path, transcripts: dict[str, tuple[int
     assert "✓ passed" in out and "✗" not in out, out
     assert "Traceback" not in err
     loaded = load_policy(policy)
+    assert review_policy(loaded) == []  # `warden check-config` has nothing to say about it
     rehearsal = rehearsal_server(loaded)
     for guild in rehearsal.guilds:
         # /warden doctor in every server, its report whole: one line per section.
