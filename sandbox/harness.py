@@ -264,7 +264,7 @@ class _ServerPlan:
         else:
             requester = ref if kind == "user" else self.take(ref, set())
         subject = None
-        if not scope.allows_members():
+        if not scope.allows_members() and not scope.breakglass:  # break-glass is taken for oneself
             admins = self.role(REHEARSAL_ADMIN_ROLE, REHEARSAL_ADMIN_ROLE)
             self.roles[("name", admins.casefold())]["permissions"] = ["manage_guild"]
             self.member(requester, [admins])

@@ -272,6 +272,12 @@ class _Story:
             )
             return
         quorum = s.approvals_required
+        if len(cast.approvers) < quorum:
+            self.step(
+                g,
+                note=f"⚠ only {len(cast.approvers)} approver(s) besides {cast.requester} can vote on `{s.id}`: "
+                f"its quorum of {quorum} can never be reached (the steps below fail)",
+            )
         self.step(
             g,
             note=f"{who}; {quorum} approval{'s' if quorum != 1 else ''} needed",

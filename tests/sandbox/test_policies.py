@@ -242,3 +242,31 @@ def test_an_odd_policy_is_rehearsed_too(tmp_path: Path, capsys: pytest.CaptureFi
     assert "(only mods-4) Your approval completed the quorum" in out  # mods-1 asked: three others
     assert "no reminder for `short`: expiry_reminder is 2h and the grant lasts 1h" in out
     assert "short-requesters-1: /jit request scope=short" in out  # not a holder of the role itself
+
+
+def test_a_quorum_that_can_never_be_reached_fails_the_rehearsal_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    path = tmp_path / "stuck.toml"
+    path.write_text(
+        """
+[guild.q]
+approvals_channel = "approvals"
+governance_channel = "governance"
+
+[scope.stuck]
+kind = "role"
+role = "vault"
+max_duration = "2h"
+approvers = ["user:1146049600000000011", "user:1146049600000000012"]
+approvals_required = 2
+requesters = ["user:1146049600000000011"]
+""",
+        encoding="utf-8",
+    )
+    assert main(["sandbox", "--config", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "⚠ only 1 approver(s) besides user-1146049600000000011 can vote on `stuck`" in out
+    assert "✗ expected user-1146049600000000011 to have role vault" in out
