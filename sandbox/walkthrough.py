@@ -12,10 +12,11 @@ import argparse
 import datetime as dt
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.policy import PolicyError, load_policy
+from bot.policy import PolicyError, load_policy, parse_policy
 from sandbox.harness import EXAMPLE_CONFIG, Cast, rehearsal_server
 from sandbox.scenario import GivenPolicy, ScenarioError, parse_scenario, run_all
 
@@ -336,9 +337,17 @@ class _Story:
         )
 
 
-def policy_walkthrough(config: str | Path) -> dict[str, Any]:
-    """The walkthrough for any policy: a server built from it, and every scope played through."""
-    policy = load_policy(config)
+def policy_walkthrough(config: str | Path | Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
+    """The walkthrough for any policy: a server built from it, and every scope played through.
+
+    ``config`` is a policy file, or a policy already parsed from TOML (then ``source`` names it).
+    """
+    policy_value: str | dict[str, Any]
+    if isinstance(config, Mapping):
+        policy_value = dict(config)
+        policy = parse_policy(policy_value, source or "<policy>")
+    else:
+        policy, source, policy_value = load_policy(config), str(config), str(Path(config).resolve())
     rehearsal = rehearsal_server(policy)
     story = _Story()
     for guild in rehearsal.guilds:
@@ -363,7 +372,7 @@ def policy_walkthrough(config: str | Path) -> dict[str, Any]:
         cast_lines.append(line)
     servers = ", ".join(g["name"] for g in rehearsal.guilds)
     return {
-        "name": f"Rehearsal of {config}: every scope, in a server built from the policy",
+        "name": f"Rehearsal of {source}: every scope, in a server built from the policy",
         "description": (
             f"A rehearsal server built from the policy: {servers}.\n"
             "Every role and channel it names exists, by name or with the id it gives (then named after\n"
@@ -371,7 +380,7 @@ def policy_walkthrough(config: str | Path) -> dict[str, Any]:
             "approvals, the grant, the reminder, the expiry and a refused request. Who plays what:\n"
             + "\n".join(cast_lines)
         ),
-        "policy": str(Path(config).resolve()),
+        "policy": policy_value,
         "guild": rehearsal.guilds,
         "step": story.steps,
     }
