@@ -21,9 +21,9 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import discord
 from pydantic import (
@@ -160,6 +160,23 @@ def _as_list(value: Any) -> list[Any]:
     raise ValueError(f'expected a list such as ["a", "b"], got {_show(value)}')
 
 
+_T = TypeVar("_T")
+
+
+def _each(value: Any, parse: Callable[[Any], _T]) -> tuple[_T, ...]:
+    """``parse`` on each item of a list (or one value); every item's problem is told, as ``[i]``."""
+    out: list[_T] = []
+    problems: list[str] = []
+    for i, item in enumerate(_as_list(value)):
+        try:
+            out.append(parse(item))
+        except ValueError as e:
+            problems.append(_sub(f"[{i}]", str(e)))
+    if problems:
+        raise ValueError("\n".join(problems))
+    return tuple(out)
+
+
 def _permission_names(value: Any) -> frozenset[str]:
     names: set[str] = set()
     problems: list[str] = []
@@ -253,6 +270,15 @@ class AutoApprove(_Model):
 
     members_of: Annotated[Target, BeforeValidator(_target)]
     max_duration: Duration
+
+
+def _requester(item: Any) -> str | int:
+    """``@everyone``, a ``user:``/``role:`` reference, or a role by name or id."""
+    if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone"):
+        return "@everyone"
+    if isinstance(item, str) and item.strip().lower().startswith(("user:", "role:")):
+        return Approver.parse(item).ref
+    return _target(item)
 
 
 #: For ``role`` and ``channel``: what a scope of that kind needs, and what the other kind grants instead.
@@ -373,15 +399,7 @@ class Scope(_Model):
         items = _as_list(v)
         if not items:
             raise ValueError('must not be empty; name at least one approver role or "user:<id>"')
-        out, problems = [], []
-        for i, item in enumerate(items):
-            try:
-                out.append(Approver.parse(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return _each(items, Approver.parse)
 
     @field_validator("approvals_required")
     @classmethod
@@ -402,22 +420,7 @@ class Scope(_Model):
         items = _as_list(v)
         if not items:
             raise ValueError('must not be empty; name the roles or users who may request, or "@everyone"')
-        out: list[str | int] = []
-        problems: list[str] = []
-        for i, item in enumerate(items):
-            try:
-                if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone"):
-                    out.append("@everyone")
-                    continue
-                if isinstance(item, str) and item.strip().lower().startswith(("user:", "role:")):
-                    out.append(Approver.parse(item).ref)
-                    continue
-                out.append(_target(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return _each(items, _requester)
 
     @field_validator("auto_approve", mode="wrap")
     @classmethod
@@ -451,6 +454,12 @@ class Scope(_Model):
         return v
 
 
+def _admin(item: Any) -> Approver:
+    if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone", "@here"):
+        raise ValueError(f"'{item}' cannot be an admin; name admin roles or \"user:<id>\"")
+    return Approver.parse(item)
+
+
 class GuildPolicy(_Model):
     """Per-guild settings (``[guild.<name or id>]``)."""
 
@@ -474,33 +483,12 @@ class GuildPolicy(_Model):
     @field_validator("admins", mode="before")
     @classmethod
     def _parse_admins(cls, v: Any) -> Any:
-        out, problems = [], []
-        for i, item in enumerate(_as_list(v)):
-            if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone", "@here"):
-                problems.append(
-                    _sub(f"[{i}]", f"'{item}' cannot be an admin; name admin roles or \"user:<id>\"")
-                )
-                continue
-            try:
-                out.append(Approver.parse(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return _each(v, _admin)
 
     @field_validator("broad_roles", mode="before")
     @classmethod
     def _parse_broad(cls, v: Any) -> Any:
-        out, problems = [], []
-        for i, item in enumerate(_as_list(v)):
-            try:
-                out.append(_target(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return _each(v, _target)
 
     def matches(self, guild_id: int, guild_name: str) -> bool:
         """True if this table is for the guild: key is its id, or its name (case-insensitive)."""
@@ -582,17 +570,7 @@ class RuleCondition(_Model):
     @field_validator("target", mode="before")
     @classmethod
     def _targets(cls, v: Any) -> Any:
-        if v is None:
-            return None
-        out, problems = [], []
-        for i, item in enumerate(_as_list(v)):
-            try:
-                out.append(_target(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return None if v is None else _each(v, _target)
 
     def conditions(self) -> dict[str, Any]:
         """The conditions set on this rule, besides ``event``."""
