@@ -163,11 +163,17 @@ def _as_list(value: Any) -> list[Any]:
 _T = TypeVar("_T")
 
 
-def _each(value: Any, parse: Callable[[Any], _T]) -> tuple[_T, ...]:
-    """``parse`` on each item of a list (or one value); every item's problem is told, as ``[i]``."""
+def _each(value: Any, parse: Callable[[Any], _T], *, if_empty: str | None = None) -> tuple[_T, ...]:
+    """``parse`` on each item of a list (or one value); every item's problem is told, as ``[i]``.
+
+    With ``if_empty``, an empty list is refused with that message.
+    """
+    items = _as_list(value)
+    if if_empty is not None and not items:
+        raise ValueError(if_empty)
     out: list[_T] = []
     problems: list[str] = []
-    for i, item in enumerate(_as_list(value)):
+    for i, item in enumerate(items):
         try:
             out.append(parse(item))
         except ValueError as e:
@@ -396,10 +402,9 @@ class Scope(_Model):
     @field_validator("approvers", mode="before")
     @classmethod
     def _parse_approvers(cls, v: Any) -> Any:
-        items = _as_list(v)
-        if not items:
-            raise ValueError('must not be empty; name at least one approver role or "user:<id>"')
-        return _each(items, Approver.parse)
+        return _each(
+            v, Approver.parse, if_empty='must not be empty; name at least one approver role or "user:<id>"'
+        )
 
     @field_validator("approvals_required")
     @classmethod
@@ -417,10 +422,11 @@ class Scope(_Model):
     @field_validator("requesters", mode="before")
     @classmethod
     def _parse_requesters(cls, v: Any) -> Any:
-        items = _as_list(v)
-        if not items:
-            raise ValueError('must not be empty; name the roles or users who may request, or "@everyone"')
-        return _each(items, _requester)
+        return _each(
+            v,
+            _requester,
+            if_empty='must not be empty; name the roles or users who may request, or "@everyone"',
+        )
 
     @field_validator("auto_approve", mode="wrap")
     @classmethod
