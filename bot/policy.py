@@ -685,25 +685,17 @@ class RuntimeSection(_Model):
     health_port: StrictInt | None = Field(None, ge=1, le=65535)
     health_host: str | None = None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "health_host")
     @classmethod
-    def _check_db(cls, v: str | None) -> str | None:
-        from bot.settings import database_url_problem
+    def _check_setting(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """Checked as the environment variable for the same setting is (``bot.settings``)."""
+        from bot.settings import database_url_problem, health_host_problem
 
-        problem = None if v is None else database_url_problem(v)
+        problem_of = {"database_url": database_url_problem, "health_host": health_host_problem}
+        problem = None if v is None else problem_of[str(info.field_name)](v)
         if problem is not None:
             raise ValueError(problem)
-        return v
-
-    @field_validator("health_host")
-    @classmethod
-    def _check_host(cls, v: str | None) -> str | None:
-        from bot.settings import health_host_problem
-
-        problem = None if v is None else health_host_problem(v)
-        if problem is not None:
-            raise ValueError(problem)
-        return None if v is None else v.strip()
+        return v.strip() if v is not None and info.field_name == "health_host" else v
 
     @field_validator("log_level", mode="before")
     @classmethod
