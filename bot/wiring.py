@@ -147,16 +147,7 @@ def build_services(
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
     pending = PendingSweeps(core, notifier=notifier)
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
-    audit = build_audit(
-        client,
-        notifier=notifier,
-        policy=policy,
-        clock=clock,
-        session_factory=session_factory,
-        guilds=guilds,
-        decisions=decisions,
-        ops=ops,
-    )
+    audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
     jobs = Jobs(
         grants=grants,
         pending=pending,
@@ -187,17 +178,10 @@ def build_services(
 
 
 def build_audit(
-    client: discord.Client,
-    *,
-    notifier: Notifier,
-    policy: Policy,
-    clock: Clock,
-    session_factory: async_sessionmaker[AsyncSession],
-    guilds: GuildDirectory,
-    decisions: DecisionService,
-    ops: DiscordOps,
+    client: discord.Client, core: Core, *, policy: Policy, notifier: Notifier, ops: DiscordOps
 ) -> AuditRunner:
     """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
+    guilds, decisions, clock, session_factory = core.guilds, core.decisions, core.clock, core.sessions
     facts = CacheGuildFacts(client)
     classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(session_factory))
     listener = AuditListener(
