@@ -181,25 +181,22 @@ def build_audit(
     client: discord.Client, core: Core, *, policy: Policy, notifier: Notifier, ops: DiscordOps
 ) -> AuditRunner:
     """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
-    guilds, decisions, clock, session_factory = core.guilds, core.decisions, core.clock, core.sessions
     facts = CacheGuildFacts(client)
-    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(session_factory))
+    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions))
     listener = AuditListener(
         classifier=classifier,
         facts=facts,
-        recorder=LedgerRecorder(decisions),
+        recorder=LedgerRecorder(core.decisions),
         reverter=DiscordReverter(client, ops),
-        clock=clock,
-        session_factory=session_factory,
-        approvals=RequestAdopter(
-            guilds=guilds, decisions=decisions, clock=clock, facts=facts, post_card=notifier.request_created
-        ),
+        clock=core.clock,
+        session_factory=core.sessions,
+        approvals=RequestAdopter(core, facts=facts, post_card=notifier.request_created),
     )
     return AuditRunner(
         listener,
         fetch_page=audit_log_pages(client, ops),
         snapshot=facts,
-        governed=lambda gid: guilds.get(gid) is not None,
+        governed=lambda gid: core.guilds.get(gid) is not None,
         guild_ids=lambda: [g.id for g in client.guilds],
     )
 
