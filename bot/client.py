@@ -72,12 +72,9 @@ class WardenBot(commands.Bot):
         services = wire(self)
         self.guild_policies = services.guilds
         self.decisions = services.decisions
-        self.ops = services.ops
-        self.notifier = services.notifier
         self.grants = services.grants
         self.requests = services.requests
         self.approvals = services.approvals
-        self.poster = services.poster
         self.jobs = services.jobs
         self.tokens = services.tokens
         self.inventory = services.inventory

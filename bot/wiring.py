@@ -151,16 +151,7 @@ def build_services(
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
     pending = PendingSweeps(core, notifier=notifier)
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
-    audit = build_audit(
-        client,
-        notifier=notifier,
-        policy=policy,
-        clock=clock,
-        session_factory=session_factory,
-        guilds=guilds,
-        decisions=decisions,
-        ops=ops,
-    )
+    audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
     inventory = InventoryService(session_factory, clock, decisions=decisions)
     live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
     jobs = Jobs(
@@ -194,35 +185,25 @@ def build_services(
 
 
 def build_audit(
-    client: discord.Client,
-    *,
-    notifier: Notifier,
-    policy: Policy,
-    clock: Clock,
-    session_factory: async_sessionmaker[AsyncSession],
-    guilds: GuildDirectory,
-    decisions: DecisionService,
-    ops: DiscordOps,
+    client: discord.Client, core: Core, *, policy: Policy, notifier: Notifier, ops: DiscordOps
 ) -> AuditRunner:
     """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
     facts = CacheGuildFacts(client)
-    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(session_factory))
+    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions))
     listener = AuditListener(
         classifier=classifier,
         facts=facts,
-        recorder=LedgerRecorder(decisions),
+        recorder=LedgerRecorder(core.decisions),
         reverter=DiscordReverter(client, ops),
-        clock=clock,
-        session_factory=session_factory,
-        approvals=RequestAdopter(
-            guilds=guilds, decisions=decisions, clock=clock, facts=facts, post_card=notifier.request_created
-        ),
+        clock=core.clock,
+        session_factory=core.sessions,
+        approvals=RequestAdopter(core, facts=facts, post_card=notifier.request_created),
     )
     return AuditRunner(
         listener,
         fetch_page=audit_log_pages(client, ops),
         snapshot=facts,
-        governed=lambda gid: guilds.get(gid) is not None,
+        governed=lambda gid: core.guilds.get(gid) is not None,
         guild_ids=lambda: [g.id for g in client.guilds],
     )
 

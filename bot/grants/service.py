@@ -29,7 +29,7 @@ from bot.durations import format_duration
 from bot.grantability import describe_refs, may_approve
 from bot.services.base import Core, Service, rowcount, transaction
 from bot.services.errors import AlreadyDecided, NotAllowed, NotFound, WardenError
-from bot.tokens.service import IssuedToken, TokenInfo
+from bot.tokens.service import IssuedToken, TokenService
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class GrantService(Service):
         *,
         ops: OpsLike,
         notifier: GrantNotifierLike,
-        tokens: TokensLike | None = None,
+        tokens: TokenService | None = None,
         claims: Claims | None = None,
     ) -> None:
         super().__init__(core)
@@ -684,20 +684,6 @@ class OpsLike(Protocol):
     async def apply(self, target: GrantTarget, reason: str) -> None: ...
     async def remove(self, target: GrantTarget, reason: str) -> None: ...
     async def audit_entry_for(self, target: GrantTarget, reason: str) -> str | None: ...
-
-
-class TokensLike(Protocol):
-    async def issue(
-        self,
-        *,
-        guild_id: int,
-        scope_id: str,
-        subject_id: int,
-        ttl: dt.timedelta,
-        grant_id: int | None = None,
-        not_after: dt.datetime | None = None,
-    ) -> IssuedToken: ...
-    async def revoke_for_grant(self, grant_id: int, *, reason: str = ...) -> list[TokenInfo]: ...
 
 
 class GrantNotifierLike(Protocol):
