@@ -101,6 +101,7 @@ class DueReport:
     reminded: int = 0
     requests_expired: int = 0
     approvers_reminded: int = 0
+    cards_posted: int = 0  # cards of pending requests that a dead process never posted
     narratives: int = 0
     failures: int = 0
 
