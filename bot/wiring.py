@@ -16,14 +16,24 @@ import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals.service import ApprovalService
+from bot.audit.adopt import RequestAdopter
+from bot.audit.classify import Classifier
+from bot.audit.defaults import effective_rules
+from bot.audit.grant_ledger import SqlGrantLedger
+from bot.audit.listener import AuditListener
+from bot.audit.recorder import LedgerRecorder
+from bot.audit.runner import AuditRunner
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
+from bot.discord_io.audit import CacheGuildFacts, DiscordReverter, audit_log_pages
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import APPLY_CLAIM, CLAIM_FOR, STALE_APPROVED, Claims, GrantService
+from bot.inventory.live import LiveInventory
+from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
@@ -31,6 +41,8 @@ from bot.requests.service import RequestService
 from bot.requests.sweeps import CARD_GRACE, PendingSweeps
 from bot.services.base import Core
 from bot.services.killpoints import KillSwitch
+from bot.tokens.dormancy import Dormancy
+from bot.tokens.service import TokenService
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,10 @@ class Services:
     pending: PendingSweeps
     poster: NarrativePoster
     jobs: Jobs
+    tokens: TokenService
+    inventory: InventoryService
+    live_inventory: LiveInventory
+    audit: AuditRunner
 
 
 def build_services(
@@ -127,21 +143,85 @@ def build_services(
         client, attempts=tuning.discord_attempts, max_wait=tuning.discord_max_wait, sleep=tuning.discord_sleep
     )
     notifier = Notifier(client, guilds, session_factory)
-    grants = GrantService(core, ops=ops, notifier=notifier, claims=tuning.claims())
+    tokens = TokenService(session_factory, clock)
+    grants = GrantService(core, ops=ops, notifier=notifier, tokens=tokens, claims=tuning.claims())
     requests = RequestService(core, grants=grants, notifier=notifier)
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
     pending = PendingSweeps(
         core, notifier=notifier, card_grace=dt.timedelta(seconds=tuning.card_grace_seconds)
     )
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
+    audit = build_audit(
+        client,
+        notifier=notifier,
+        policy=policy,
+        clock=clock,
+        session_factory=session_factory,
+        guilds=guilds,
+        decisions=decisions,
+        ops=ops,
+    )
     jobs = Jobs(
         grants=grants,
         pending=pending,
         poster=poster,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
+        audit=audit,
+        dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
     )
-    return Services(guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs)
+    inventory = InventoryService(session_factory, clock)
+    live_inventory = LiveInventory(client, inventory, clock)
+    return Services(
+        guilds,
+        decisions,
+        ops,
+        notifier,
+        grants,
+        requests,
+        approvals,
+        pending,
+        poster,
+        jobs,
+        tokens,
+        inventory,
+        live_inventory,
+        audit,
+    )
+
+
+def build_audit(
+    client: discord.Client,
+    *,
+    notifier: Notifier,
+    policy: Policy,
+    clock: Clock,
+    session_factory: async_sessionmaker[AsyncSession],
+    guilds: GuildDirectory,
+    decisions: DecisionService,
+    ops: DiscordOps,
+) -> AuditRunner:
+    """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
+    facts = CacheGuildFacts(client)
+    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(session_factory))
+    listener = AuditListener(
+        classifier=classifier,
+        facts=facts,
+        recorder=LedgerRecorder(decisions),
+        reverter=DiscordReverter(client, ops),
+        clock=clock,
+        session_factory=session_factory,
+        approvals=RequestAdopter(
+            guilds=guilds, decisions=decisions, clock=clock, facts=facts, post_card=notifier.request_created
+        ),
+    )
+    return AuditRunner(
+        listener,
+        fetch_page=audit_log_pages(client, ops),
+        snapshot=facts,
+        governed=lambda gid: guilds.get(gid) is not None,
+        guild_ids=lambda: [g.id for g in client.guilds],
+    )
 
 
 def build_bot(

@@ -115,6 +115,14 @@ approvers = ["leads"]
 requesters = ["engineers"]
 reason_required = false
 auto_approve = [{{ members_of = "engineers", max_duration = "1h" }}]
+
+# A member holds the JIT role standing here: report a hand-given JIT role, never revert it, so
+# the run checks that Warden's own grants never take standing access away.
+[[rule]]
+id = "jit-role-by-hand"
+description = "A JIT role given by hand is reported, not reverted: standing holders exist here."
+when = {{ event = "member_role_update", role_is_jit = true }}
+outcome = "alert"
 """
 
 SHORT = 12  # seconds a grant that expires lasts (extended grants: SHORT + EXTRA)

@@ -141,8 +141,22 @@ async def check(
         for member_id, roles in standing.get(guild.id, {}).items():
             member = next((m for m in guild.members if m.id == member_id), None)
             lost = roles - ({r.id for r in member.roles} if member else set())
-            if lost:
-                found.violations.append(f"member {member_id} lost standing role(s) {sorted(lost)}")
+            for role_id in sorted(lost):
+                why = next(
+                    (
+                        f"; removed by user {e['user_id']}: {e.get('reason')!r}"
+                        for e in sb.audit_log(guild)
+                        if e["action_type"] == MEMBER_ROLE_UPDATE
+                        and e["target_id"] == str(member_id)
+                        and any(
+                            c["key"] == "$remove" and any(r["id"] == str(role_id) for r in c["new_value"])
+                            for c in e.get("changes") or []
+                        )
+                    ),
+                    "",
+                )
+                name = member.name if member else member_id
+                found.violations.append(f"member {name} lost standing role {role_id}{why}")
     for row in outbox:
         if row.posted_at is None:
             found.violations.append(f"narrative for ledger entry {row.entry_id} was never posted")

@@ -89,6 +89,14 @@ requesters = ["engineers"]
 approvals_required = 2
 deny_ends_request = true
 reason_required = false
+
+# A member holds the JIT role standing here: report a hand-given JIT role, never revert it, so
+# the run checks that Warden's own grants never take standing access away.
+[[rule]]
+id = "jit-role-by-hand"
+description = "A JIT role given by hand is reported, not reverted: standing holders exist here."
+when = {{ event = "member_role_update", role_is_jit = true }}
+outcome = "alert"
 """
 DURATIONS = {"deploy": ("15m", "30m", "1h", "2h"), "db": ("15m", "30m", "1h")}
 

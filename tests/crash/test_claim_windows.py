@@ -14,7 +14,7 @@ import datetime as dt
 
 from bot.db.models import Grant, GrantStatus
 from bot.wiring import Tuning
-from tests.services.test_apply_safety import Crash, FakeDiscord, grants
+from tests.helpers import Crash, FakeDiscord, grants
 
 PROMISE = dt.timedelta(seconds=60)
 

@@ -106,7 +106,7 @@ async def test_applying_twice_and_taking_standing_access_are_violations(session_
     violations = (await w.findings()).violations
     assert any(f"grant #{gid} was applied 2 times" in v for v in violations)
     assert any("standing access taken away" in v for v in violations)
-    assert any("lost standing role" in v for v in violations)
+    assert any("member carol lost standing role" in v for v in violations)
 
 
 async def test_a_grant_left_half_done_is_a_violation(session_factory):

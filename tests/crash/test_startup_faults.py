@@ -8,7 +8,7 @@ import logging
 
 from bot.policy import load_policy
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
-from tests.e2e.test_core_flow import card_in, request
+from tests.helpers import card_in, request
 
 COMMANDS = "/applications/{application_id}/commands"
 
