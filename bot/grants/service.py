@@ -401,7 +401,7 @@ class GrantService(Service):
                     final_status=GrantStatus.REVOKED,
                     ended_at=now,
                     end_reason=reason[:400],
-                    claimed_until=now + CLAIM_FOR,
+                    claimed_until=now + self._claims.removal,
                 )
             )
             if rowcount(claimed) != 1:
