@@ -39,7 +39,7 @@ from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
-from bot.requests.sweeps import PendingSweeps
+from bot.requests.sweeps import CARD_GRACE, PendingSweeps
 from bot.services.base import Core
 from bot.services.killpoints import KillSwitch
 from bot.tokens.dormancy import Dormancy
@@ -69,6 +69,8 @@ class Tuning:
     apply_claim_seconds: float = APPLY_CLAIM.total_seconds()
     claim_seconds: float = CLAIM_FOR.total_seconds()
     stale_approved_seconds: float = STALE_APPROVED.total_seconds()
+    # How long after its request a card still not posted counts as lost (the sweep posts it).
+    card_grace_seconds: float = CARD_GRACE.total_seconds()
     # The crash campaign's kill point (bot/services/killpoints.py): None in production.
     kill_at: str | None = None
 
@@ -149,7 +151,9 @@ def build_services(
     grants = GrantService(core, ops=ops, notifier=notifier, tokens=tokens, claims=tuning.claims())
     requests = RequestService(core, grants=grants, notifier=notifier)
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
-    pending = PendingSweeps(core, notifier=notifier)
+    pending = PendingSweeps(
+        core, notifier=notifier, card_grace=dt.timedelta(seconds=tuning.card_grace_seconds)
+    )
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
     audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
     inventory = InventoryService(session_factory, clock, decisions=decisions)

@@ -106,6 +106,7 @@ class DueReport:
     reminded: int = 0
     requests_expired: int = 0
     approvers_reminded: int = 0
+    cards_posted: int = 0  # cards of pending requests that a dead process never posted
     tokens_revoked: int = 0  # dormant access tokens
     grants_idle_ended: int = 0  # grants ended early because their holder was idle
     narratives: int = 0
@@ -404,7 +405,7 @@ class GrantService(Service):
                     final_status=GrantStatus.REVOKED,
                     ended_at=now,
                     end_reason=reason[:400],
-                    claimed_until=now + CLAIM_FOR,
+                    claimed_until=now + self._claims.removal,
                 )
             )
             if rowcount(claimed) != 1:

@@ -122,10 +122,10 @@ class RequestService(Service):
                     f"{format_duration(auto[1].max_duration)}, so no votes are needed.",
                 )
                 grant = await approve(session, self._decisions, req, scope, plan, now, why_auto)
+        self._kill.reached("request.create.after_commit")
         if grant is None:
             await self._notifier.request_created(req, scope)
         else:
-            self._kill.reached("request.create.after_commit")
             # Auto-approved: no card was posted; the grant notice tells the requester.
             grant = await self._grants.apply(grant.id)
         return RequestOutcome(req, scope, grant, auto_rule)
