@@ -46,8 +46,9 @@ MAX_BACKOFF = dt.timedelta(minutes=10)
 STALE_APPROVED = dt.timedelta(minutes=2)
 # Removals in flight at once during a sweep.
 REMOVAL_CONCURRENCY = 8
-# How long one sweep keeps taking batches of due removals before leaving the rest to the next.
-DRAIN_SECONDS = 60.0
+# How long one sweep keeps taking batches of due removals before it tells the holders and leaves the
+# rest to the next sweep: long enough that a burst of expiries is removed first, at the rate limit.
+DRAIN_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
