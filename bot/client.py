@@ -38,6 +38,9 @@ def warden_intents() -> discord.Intents:
     intents.moderation = True  # GUILD_AUDIT_LOG_ENTRY_CREATE (with View Audit Log)
     intents.webhooks = True
     intents.integrations = True
+    # MESSAGE_CREATE without content (not privileged): when members, webhooks and bots were last
+    # active, which dormancy measures (bot/inventory/activity.py).
+    intents.guild_messages = True
     return intents
 
 
@@ -70,16 +73,14 @@ class WardenBot(commands.Bot):
         services = wire(self)
         self.guild_policies = services.guilds
         self.decisions = services.decisions
-        self.ops = services.ops
-        self.notifier = services.notifier
         self.grants = services.grants
         self.requests = services.requests
         self.approvals = services.approvals
-        self.poster = services.poster
         self.jobs = services.jobs
         self.tokens = services.tokens
         self.inventory = services.inventory
         self.live_inventory = services.live_inventory
+        self.activity_seen = services.activity
         self.audit = services.audit
         self._hear_raw_audit_entries()
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).

@@ -32,6 +32,7 @@ from bot.discord_io.audit import CacheGuildFacts, DiscordReverter, audit_log_pag
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import APPLY_CLAIM, CLAIM_FOR, STALE_APPROVED, Claims, GrantService
+from bot.inventory.activity import ActivityTracker
 from bot.inventory.live import LiveInventory
 from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
@@ -61,6 +62,8 @@ class Tuning:
     # How long the Deny button may check eligibility before it opens the modal anyway
     # (the modal must open within Discord's 3 seconds; the submit checks again).
     deny_precheck_seconds: float = 1.5
+    # How often every governed guild's inventory is refreshed from Discord (REST reads).
+    inventory_seconds: float = 3600.0
     # How long an apply and a removal hold their grant, and how old a decided but never claimed grant
     # must be before a sweep applies it (another process may be about to): docs/reliability.md.
     apply_claim_seconds: float = APPLY_CLAIM.total_seconds()
@@ -117,6 +120,7 @@ class Services:
     tokens: TokenService
     inventory: InventoryService
     live_inventory: LiveInventory
+    activity: ActivityTracker
     audit: AuditRunner
 
 
@@ -151,16 +155,9 @@ def build_services(
         core, notifier=notifier, card_grace=dt.timedelta(seconds=tuning.card_grace_seconds)
     )
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
-    audit = build_audit(
-        client,
-        notifier=notifier,
-        policy=policy,
-        clock=clock,
-        session_factory=session_factory,
-        guilds=guilds,
-        decisions=decisions,
-        ops=ops,
-    )
+    audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
+    inventory = InventoryService(session_factory, clock, decisions=decisions)
+    live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
     jobs = Jobs(
         grants=grants,
         pending=pending,
@@ -169,9 +166,9 @@ def build_services(
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
         dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
+        inventory=live_inventory,
+        inventory_seconds=tuning.inventory_seconds,
     )
-    inventory = InventoryService(session_factory, clock)
-    live_inventory = LiveInventory(client, inventory, clock)
     return Services(
         guilds,
         decisions,
@@ -186,40 +183,31 @@ def build_services(
         tokens,
         inventory,
         live_inventory,
+        ActivityTracker(session_factory, clock, inventory),
         audit,
     )
 
 
 def build_audit(
-    client: discord.Client,
-    *,
-    notifier: Notifier,
-    policy: Policy,
-    clock: Clock,
-    session_factory: async_sessionmaker[AsyncSession],
-    guilds: GuildDirectory,
-    decisions: DecisionService,
-    ops: DiscordOps,
+    client: discord.Client, core: Core, *, policy: Policy, notifier: Notifier, ops: DiscordOps
 ) -> AuditRunner:
     """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
     facts = CacheGuildFacts(client)
-    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(session_factory))
+    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions))
     listener = AuditListener(
         classifier=classifier,
         facts=facts,
-        recorder=LedgerRecorder(decisions),
+        recorder=LedgerRecorder(core.decisions),
         reverter=DiscordReverter(client, ops),
-        clock=clock,
-        session_factory=session_factory,
-        approvals=RequestAdopter(
-            guilds=guilds, decisions=decisions, clock=clock, facts=facts, post_card=notifier.request_created
-        ),
+        clock=core.clock,
+        session_factory=core.sessions,
+        approvals=RequestAdopter(core, facts=facts, post_card=notifier.request_created),
     )
     return AuditRunner(
         listener,
         fetch_page=audit_log_pages(client, ops),
         snapshot=facts,
-        governed=lambda gid: guilds.get(gid) is not None,
+        governed=lambda gid: core.guilds.get(gid) is not None,
         guild_ids=lambda: [g.id for g in client.guilds],
     )
 

@@ -79,10 +79,8 @@ class RequestService(Service):
         length = rules.length_of(scope, duration)
         why = rules.reason_for(scope, reason)
         subject = subject or member
-        rules.check_subject(scope, subject)
-        rules.check_subject_may_receive(scope, member, subject)
         plan = check_grantable(guild, scope)
-        rules.check_not_standing(scope, subject, plan.target_id)
+        rules.check_recipient(scope, member, subject, plan.target_id)
         # Auto-approval holds only when both the requester and the subject qualify for it.
         auto = next(
             (
@@ -229,6 +227,7 @@ class RequestService(Service):
         if not why:
             raise BadInput("Break-glass always needs a reason; approvers will review it.")
         plan = check_grantable(guild, scope)
+        rules.check_recipient(scope, member, member, plan.target_id)  # break-glass is for oneself
         now = self._clock.now()
         async with rules.one_at_a_time(), transaction(self._sessions) as session:
             await rules.no_duplicate(session, guild.id, scope, member)
