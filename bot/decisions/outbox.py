@@ -70,6 +70,10 @@ class NarrativePoster:
     HOLD_ATTEMPTS = 5
     #: A guild whose channel failed with this many narratives waiting gets them in one summary.
     BACKLOG_SUMMARY_AT = 10
+    #: So many narratives waiting at once (10,000 grants ending together) are one summary too:
+    #: a governance channel flooded message by message is unreadable, and the flood would hold
+    #: Discord's rate limit for minutes. Every decision stays in the ledger with its proof.
+    BURST_SUMMARY_AT = 100
     BACKLOG_LINES = 10
 
     def __init__(
@@ -133,11 +137,14 @@ class NarrativePoster:
             ).all()
         done = 0
         for guild_id, waiting, attempts in rows:
-            if guild_id is not None and waiting >= self.BACKLOG_SUMMARY_AT and (attempts or 0) > 0:
-                done += await self._summarise(guild_id, now)
+            failed = (attempts or 0) > 0
+            if guild_id is not None and (
+                (failed and waiting >= self.BACKLOG_SUMMARY_AT) or waiting >= self.BURST_SUMMARY_AT
+            ):
+                done += await self._summarise(guild_id, now, failed=failed)
         return done
 
-    async def _summarise(self, guild_id: int, now: dt.datetime) -> int:
+    async def _summarise(self, guild_id: int, now: dt.datetime, *, failed: bool = True) -> int:
         o = NarrativeOutbox
         # A token only this call writes, so the rows it claimed are told apart from another process's.
         token = now + dt.timedelta(seconds=self.CLAIM_SECONDS, microseconds=secrets.randbelow(999_999) + 1)
@@ -170,7 +177,8 @@ class NarrativePoster:
             channel = await self.resolve_channel(guild_id)
             if channel is None:
                 raise LookupError("governance channel not found")
-            message = await channel.send(embed=self._backlog_embed(entries), allowed_mentions=NO_PINGS)
+            embed = self._backlog_embed(entries, failed=failed)
+            message = await channel.send(embed=embed, allowed_mentions=NO_PINGS)
         except (discord.HTTPException, LookupError) as exc:
             error = clip(f"{type(exc).__name__}: {exc}", 300)
             attempts = max(row[1] for row in mine) + 1
@@ -204,14 +212,25 @@ class NarrativePoster:
                 .execution_options(synchronize_session=False)
             )
 
-    def _backlog_embed(self, entries: list[LedgerEntry]) -> discord.Embed:
+    def _backlog_embed(self, entries: list[LedgerEntry], *, failed: bool = True) -> discord.Embed:
         counts = Counter(e.outcome for e in entries)
         first, last = entries[0], entries[-1]
+        why = (
+            f"The governance channel could not be written to from {discord_ts(first.created_at)} "
+            f"to {discord_ts(last.created_at)}."
+            if failed
+            else f"{len(entries)} decisions were made at once, from {discord_ts(first.created_at)} "
+            f"to {discord_ts(last.created_at)}."
+        )
         embed = discord.Embed(
-            title=clip(f"{len(entries)} decisions waited for this channel", TITLE_LIMIT),
+            title=clip(
+                f"{len(entries)} decisions waited for this channel"
+                if failed
+                else f"{len(entries)} decisions at once",
+                TITLE_LIMIT,
+            ),
             description=clip(
-                f"The governance channel could not be written to from {discord_ts(first.created_at)} "
-                f"to {discord_ts(last.created_at)}. Every decision is in the signed ledger "
+                f"{why} Every decision is in the signed ledger "
                 f"(#{first.id}–#{last.id}, `warden audit export`); here they are summarised: "
                 + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
                 + ".",
