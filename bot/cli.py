@@ -248,6 +248,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return run_audit(args, _settings())
 
 
+def cmd_attest(args: argparse.Namespace) -> int:
+    from bot.attest.cli import run_attest_cli
+
+    return run_attest_cli(args, _settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="warden", description="Just-in-time access and attestations for Discord"
@@ -303,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lost-key", action="store_true", help="the current key is lost: start a new one")
     r.add_argument("--config", help="policy file, for [warden] settings")
     p.set_defaults(func=cmd_audit, audit_parser=p)
+    from bot.attest.cli import add_attest_parser
+
+    add_attest_parser(sub).set_defaults(func=cmd_attest)
     return parser
 
 

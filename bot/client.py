@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.jit", "cogs.approvals", "cogs.admin")
+EXTENSIONS = ("cogs.jit", "cogs.approvals", "cogs.admin", "cogs.attest")  # attest extends /warden
 
 
 def warden_intents() -> discord.Intents:
@@ -74,6 +74,7 @@ class WardenBot(commands.Bot):
         self.approvals = services.approvals
         self.poster = services.poster
         self.jobs = services.jobs
+        self.attest = services.attest
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]

@@ -31,6 +31,10 @@ class NarrativePosterLike(Protocol):
     async def deliver_due(self) -> int: ...
 
 
+class AttestSweepLike(Protocol):
+    async def run_due(self) -> int: ...
+
+
 class Jobs:
     def __init__(
         self,
@@ -40,8 +44,10 @@ class Jobs:
         poster: NarrativePosterLike,
         sweep_seconds: float,
         narrative_seconds: float,
+        attest: AttestSweepLike | None = None,
     ) -> None:
         self._grants = grants
+        self._attest = attest
         self._pending = pending
         self._poster = poster
         self._sweep_seconds = sweep_seconds
@@ -119,6 +125,9 @@ class Jobs:
             report.requests_expired = len(expired or [])
             reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
+            if self._attest is not None:
+                # Attestation campaigns: the schedule, DMs, reminders, deadlines, removal retries.
+                await self._step(report, "attestations", self._attest.run_due())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report

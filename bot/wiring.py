@@ -14,6 +14,8 @@ import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals.service import ApprovalService
+from bot.attest.adapter import DiscordAttestPort
+from bot.attest.service import AttestService
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
@@ -22,6 +24,7 @@ from bot.decisions.service import DecisionService
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import GrantService
+from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
@@ -62,6 +65,8 @@ class Services:
     pending: PendingSweeps
     poster: NarrativePoster
     jobs: Jobs
+    inventory: InventoryService
+    attest: AttestService
 
 
 def build_services(
@@ -86,14 +91,30 @@ def build_services(
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
     pending = PendingSweeps(core, notifier=notifier)
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
+    inventory = InventoryService(session_factory, clock)
+    attest = AttestService(core, port=DiscordAttestPort(client, guilds, ops), inventory=inventory)
     jobs = Jobs(
         grants=grants,
         pending=pending,
         poster=poster,
+        attest=attest,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
     )
-    return Services(guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs)
+    return Services(
+        guilds,
+        decisions,
+        ops,
+        notifier,
+        grants,
+        requests,
+        approvals,
+        pending,
+        poster,
+        jobs,
+        inventory,
+        attest,
+    )
 
 
 def build_bot(

@@ -46,6 +46,16 @@ class Outcome(StrEnum):
     ALERT = "alert"
     BLOCK = "blocked"
     APPROVE = "approval-required"
+    ATTEST_STARTED = "attestation-started"
+    ATTESTED = "attested"
+    ATTEST_REVOKED = "attestation-revoked"
+    ATTEST_TRANSFER = "ownership-transfer"
+    ATTEST_ESCALATED = "attestation-escalated"
+    ATTEST_MISSED = "attestation-missed"
+    ATTEST_REMEDIATED = "access-remediated"
+    ATTEST_REMEDIATION_FAILED = "remediation-failed"
+    ATTEST_RESTORED = "access-restored"
+    ATTEST_CLOSED = "attestation-closed"
 
 
 @dataclass(frozen=True)
