@@ -126,8 +126,16 @@ class DiscordAttestPort:
         content, view = texts.offer_dm(item, campaign, self._guilds.name(item.guild_id))
         return await self._send(user_id, content=content, view=view)
 
-    async def tell(self, user_id: int, text: str) -> None:
-        await self._send(user_id, content=text)
+    async def tell_transfer_answered(
+        self, user_id: int, item: AttestItem, member_id: int, accepted: bool
+    ) -> None:
+        await self._send(user_id, content=texts.transfer_answered_dm(item, member_id, accepted))
+
+    async def tell_removed(self, user_id: int, item: AttestItem, why: str) -> None:
+        await self._send(user_id, content=texts.removed_dm(item, why))
+
+    async def tell_restored(self, user_id: int, item: AttestItem, member_id: int) -> None:
+        await self._send(user_id, content=texts.restored_dm(item, member_id))
 
     # ---- removing and restoring --------------------------------------------------------------
 

@@ -25,7 +25,6 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.attest import texts
 from bot.db.models import (
     AccessToken,
     AttestCampaign,
@@ -102,7 +101,13 @@ class AttestPort(Protocol):
 
     async def offer(self, user_id: int, item: AttestItem, campaign: AttestCampaign) -> Delivery: ...
 
-    async def tell(self, user_id: int, text: str) -> None: ...
+    async def tell_transfer_answered(
+        self, user_id: int, item: AttestItem, member_id: int, accepted: bool
+    ) -> None: ...
+
+    async def tell_removed(self, user_id: int, item: AttestItem, why: str) -> None: ...
+
+    async def tell_restored(self, user_id: int, item: AttestItem, member_id: int) -> None: ...
 
     async def remove(self, item: AttestItem) -> dict[str, object]: ...
 
@@ -125,6 +130,11 @@ class CampaignProgress:
     @property
     def answered(self) -> int:
         return self.total - sum(self.counts.get(s, 0) for s in OPEN)
+
+
+def _title(item: AttestItem) -> str:
+    """The item as refusals name it (its name is user text: escaped)."""
+    return f"{item.kind} {user_text(item.name)}"
 
 
 def _retry_after(attempts: int) -> dt.timedelta:
@@ -485,10 +495,14 @@ class AttestService(Service):
             return
         if item.owner_id != member_id:
             raise NotAllowed(
-                f"Only the current owner of {texts.item_title(item)} can answer for it"
+                f"Only the current owner of {_title(item)} can answer for it"
                 + (f" (<@{item.owner_id}>)" if item.owner_id else "")
                 + "; nothing was changed."
             )
+
+    @staticmethod
+    def _who(item: AttestItem) -> str:
+        return "An approver of the role (not the holder)" if item.kind == "standing" else "The owner"
 
     async def answer(self, item_id: int, member_id: int, *, keep: bool) -> AttestItem:
         """Still needed (``keep``) or Revoke, from the owner's DM."""
@@ -503,7 +517,7 @@ class AttestService(Service):
                     item,
                     by=member_id,
                     at=now,
-                    reason=f"The owner attested that {item.kind} {item.name} is still needed.",
+                    reason=f"{self._who(item)} attested that {item.kind} {item.name} is still needed.",
                 )
             else:
                 item.status, item.answer = AttestStatus.REMOVING, "revoke"
@@ -511,7 +525,7 @@ class AttestService(Service):
                     item,
                     by=member_id,
                     at=now,
-                    reason=f"The owner said {item.kind} {item.name} is no longer needed; Warden removes it.",
+                    reason=f"{self._who(item)} said {item.kind} {item.name} is no longer needed; Warden removes it.",
                 )
             await self._decisions.record(s, decision)
         if keep and item.identity_id is not None:
@@ -619,7 +633,7 @@ class AttestService(Service):
                     ),
                 )
         if previous is not None:
-            await self._port.tell(previous, texts.transfer_answered_dm(item, member_id, accept))
+            await self._port.tell_transfer_answered(previous, item, member_id, accept)
             if not accept:
                 await self._port.ask(previous, item, campaign)
         return item
@@ -684,7 +698,7 @@ class AttestService(Service):
                 )
             row.card_channel_id, row.card_message_id = posted
         if row.owner_id is not None:
-            await self._port.tell(row.owner_id, texts.removed_dm(row, why))
+            await self._port.tell_removed(row.owner_id, row, why)
         return row
 
     async def _remove(self, item: AttestItem) -> dict[str, object]:
@@ -724,15 +738,15 @@ class AttestService(Service):
                 raise NotFound(f"There is no attestation item #{item_id}; nothing was changed.")
             if item.status == AttestStatus.RESTORED:
                 raise AlreadyDecided(
-                    f"<@{item.restored_by}> already restored {texts.item_title(item)}; nothing was changed."
+                    f"<@{item.restored_by}> already restored {_title(item)}; nothing was changed."
                 )
             if item.status != AttestStatus.REMOVED or item.restore_until is None:
                 raise AlreadyDecided(
-                    f"{texts.item_title(item)} was not removed by Warden, so there is nothing to restore."
+                    f"{_title(item)} was not removed by Warden, so there is nothing to restore."
                 )
             if now >= item.restore_until:
                 raise AlreadyDecided(
-                    f"The grace period to restore {texts.item_title(item)} ended; request the access again instead. "
+                    f"The grace period to restore {_title(item)} ended; request the access again instead. "
                     "Nothing was changed."
                 )
             if item.kind == "standing" and int(item.external_id) == member_id:
@@ -760,7 +774,7 @@ class AttestService(Service):
                 row = await s.get_one(AttestItem, item_id, with_for_update=True)
                 row.status, row.restored_by, row.restored_at = AttestStatus.REMOVED, None, None
             raise CannotGrant(
-                f"Discord refused to restore {texts.item_title(item)}: {exc}. Nothing was changed."
+                f"Discord refused to restore {_title(item)}: {exc}. Nothing was changed."
             ) from exc
         async with transaction(self._sessions) as s:
             row = await s.get_one(AttestItem, item_id, with_for_update=True)
@@ -775,7 +789,7 @@ class AttestService(Service):
             )
         await self._port.refresh_restore_card(row)
         if row.owner_id is not None and row.owner_id != member_id:
-            await self._port.tell(row.owner_id, texts.restored_dm(row, member_id))
+            await self._port.tell_restored(row.owner_id, row, member_id)
         return row
 
     # ------------------------------------------------------------------ time

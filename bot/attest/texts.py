@@ -239,7 +239,10 @@ def restore_card(item: AttestItem) -> tuple[discord.Embed, discord.ui.View]:
 
 
 def restore_receipt(item: AttestItem) -> str:
-    return f"Restored {item_title(item)}: {removed_text(item.removed)}."
+    text = f"Restored {item_title(item)}: {removed_text(item.removed)}."
+    if item.kind == "webhook":
+        text += " Discord gives a restored webhook a new URL: its owner must update whatever posts to it."
+    return text
 
 
 def status_text(progress: list[tuple[AttestCampaign, dict[str, int]]]) -> str:

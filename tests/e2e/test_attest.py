@@ -26,7 +26,8 @@ ATTEST = AttestationPolicy(
 
 @pytest.fixture
 def policy():
-    return load_policy(EXAMPLE_CONFIG).model_copy(update={"attestation": ATTEST})
+    # No audit-listener rules: the bots this test invites are not what it is about.
+    return load_policy(EXAMPLE_CONFIG).model_copy(update={"attestation": ATTEST, "rules": ()})
 
 
 async def items(world) -> dict[str, AttestItem]:
@@ -51,7 +52,7 @@ async def test_a_thirty_day_campaign(world, record_owner, tmp_path):
     owner = g.owner
     alice, bob, carol, dave, erin = (g.member(n) for n in ("alice", "bob", "carol", "dave", "erin"))
     erin.dms_open = False
-    ops_bot = await admin.add_bot(g, "ops-bot", ["manage_messages"], actor=owner)
+    ops_bot = await admin.add_bot(g, "ops-bot", ["view_channel"], actor=owner)
     old_bot = await admin.add_bot(g, "old-bot", ["view_channel"], actor=owner)
     await admin.add_role(g, old_bot, "engineers", actor=owner)
     await admin.add_role(g, ops_bot, "on-call", actor=owner)
