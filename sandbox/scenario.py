@@ -282,8 +282,14 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
     elif action in ("click", "select"):
         if action == "click":
             _need(f"{where}.click", s["click"], str, 'a button label such as "Approve"', problems)
-        elif not isinstance(s["select"], list) or not s["select"] or not all(isinstance(v, str) for v in s["select"]):
-            problems.append(f'{where}.select: the choices, as a list of names or option values, e.g. ["dave"]')
+        elif (
+            not isinstance(s["select"], list)
+            or not s["select"]
+            or not all(isinstance(v, str) for v in s["select"])
+        ):
+            problems.append(
+                f'{where}.select: the choices, as a list of names or option values, e.g. ["dave"]'
+            )
         on = s.get("on")
         if on is None:
             problems.append(
@@ -727,7 +733,9 @@ class ScenarioRunner:
         if not comps:
             raise StepFailed("that message has no select menu")
         values: list[Any] = (
-            list(step["select"]) if comps[0]["type"] == 3 else [self._target(guild, v) for v in step["select"]]
+            list(step["select"])
+            if comps[0]["type"] == 3
+            else [self._target(guild, v) for v in step["select"]]
         )
         out = await self.world.sb.select(who, msg, values, custom_id=comps[0]["custom_id"])
         self.last_reply = out

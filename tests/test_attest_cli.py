@@ -34,7 +34,7 @@ async def _seed(url: str) -> None:
                     guild_id=5,
                     kind="bot",
                     external_id="99",
-                    name="ci-bot, \"quoted\"",
+                    name='ci-bot, "quoted"',
                     access={"role_ids": ["11"]},
                     owner_id=42,
                     status="attested",
