@@ -150,6 +150,8 @@ def stale(item: AttestItem, campaign: AttestCampaign) -> str | None:
         return "the campaign has closed"
     if item.status == AttestStatus.TRANSFERRING:
         return f"it is being handed to <@{item.transfer_to}>, who has not answered yet"
+    if item.answer == "missed":
+        return "its deadline passed, so it was handled as missed"
     if item.status not in OPEN:
         by = f" by <@{item.answered_by}>" if item.answered_by else ""
         return f"it was already answered{by} ({item.answer or item.status})"
