@@ -1,4 +1,4 @@
-"""The `warden` command: run · migrate · check-config · init · sandbox · audit verify/export."""
+"""The `warden` command: run · migrate · check-config · init · sandbox · audit · inventory export · token verify."""
 
 from __future__ import annotations
 
@@ -248,6 +248,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return run_audit(args, _settings())
 
 
+def cmd_inventory(args: argparse.Namespace) -> int:
+    from bot.inventory.cli import run_inventory_cli
+
+    return run_inventory_cli(args, _settings())
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from bot.tokens.cli import run_token_cli
+
+    return run_token_cli(args, _settings())
+
+
 def cmd_attest(args: argparse.Namespace) -> int:
     from bot.attest.cli import run_attest_cli
 
@@ -310,7 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="policy file, for [warden] settings")
     p.set_defaults(func=cmd_audit, audit_parser=p)
     from bot.attest.cli import add_attest_parser
+    from bot.inventory.cli import add_inventory_parser
+    from bot.tokens.cli import add_token_parser
 
+    add_inventory_parser(sub).set_defaults(func=cmd_inventory)
+    add_token_parser(sub).set_defaults(func=cmd_token)
     add_attest_parser(sub).set_defaults(func=cmd_attest)
     return parser
 

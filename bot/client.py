@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.jit", "cogs.approvals", "cogs.admin", "cogs.attest")  # attest extends /warden
+EXTENSIONS = (
+    "cogs.jit",
+    "cogs.approvals",
+    "cogs.admin",
+    "cogs.inventory",
+    "cogs.attest",
+)  # attest extends /warden
 
 
 def warden_intents() -> discord.Intents:
@@ -74,6 +80,9 @@ class WardenBot(commands.Bot):
         self.approvals = services.approvals
         self.poster = services.poster
         self.jobs = services.jobs
+        self.tokens = services.tokens
+        self.inventory = services.inventory
+        self.live_inventory = services.live_inventory
         self.attest = services.attest
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()

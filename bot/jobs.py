@@ -20,6 +20,7 @@ from bot.grants.service import DueReport, GrantService
 from bot.health import metrics
 from bot.requests.sweeps import PendingSweeps
 from bot.services.errors import Unavailable
+from bot.tokens.dormancy import Dormancy
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,12 @@ class Jobs:
         sweep_seconds: float,
         narrative_seconds: float,
         attest: AttestSweepLike | None = None,
+        dormancy: Dormancy | None = None,
     ) -> None:
         self._grants = grants
         self._attest = attest
         self._pending = pending
+        self._dormancy = dormancy
         self._poster = poster
         self._sweep_seconds = sweep_seconds
         self._narrative_seconds = narrative_seconds
@@ -128,6 +131,9 @@ class Jobs:
             if self._attest is not None:
                 # Attestation campaigns: the schedule, DMs, reminders, deadlines, removal retries.
                 await self._step(report, "attestations", self._attest.run_due())
+            if self._dormancy is not None:
+                dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
+                report.tokens_revoked = len(dormant or [])
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report

@@ -24,6 +24,7 @@ from bot.decisions.service import DecisionService
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import GrantService
+from bot.inventory.live import LiveInventory
 from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
 from bot.ledger import Signer
@@ -31,6 +32,8 @@ from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
 from bot.requests.sweeps import PendingSweeps
 from bot.services.base import Core
+from bot.tokens.dormancy import Dormancy
+from bot.tokens.service import TokenService
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,9 @@ class Services:
     pending: PendingSweeps
     poster: NarrativePoster
     jobs: Jobs
+    tokens: TokenService
     inventory: InventoryService
+    live_inventory: LiveInventory
     attest: AttestService
 
 
@@ -86,13 +91,17 @@ def build_services(
         client, attempts=tuning.discord_attempts, max_wait=tuning.discord_max_wait, sleep=tuning.discord_sleep
     )
     notifier = Notifier(client, guilds, session_factory)
-    grants = GrantService(core, ops=ops, notifier=notifier)
+    tokens = TokenService(session_factory, clock)
+    grants = GrantService(core, ops=ops, notifier=notifier, tokens=tokens)
     requests = RequestService(core, grants=grants, notifier=notifier)
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
     pending = PendingSweeps(core, notifier=notifier)
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
     inventory = InventoryService(session_factory, clock)
-    attest = AttestService(core, port=DiscordAttestPort(client, guilds, ops), inventory=inventory)
+    live_inventory = LiveInventory(client, inventory, clock)
+    attest = AttestService(
+        core, port=DiscordAttestPort(client, guilds, ops, live_inventory), inventory=inventory
+    )
     jobs = Jobs(
         grants=grants,
         pending=pending,
@@ -100,6 +109,7 @@ def build_services(
         attest=attest,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
+        dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
     )
     return Services(
         guilds,
@@ -112,7 +122,9 @@ def build_services(
         pending,
         poster,
         jobs,
+        tokens,
         inventory,
+        live_inventory,
         attest,
     )
 

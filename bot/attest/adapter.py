@@ -20,15 +20,18 @@ from bot.decisions.narrative import NO_PINGS
 from bot.discord_io.notifier import governance_resolver
 from bot.discord_io.ops import DISCORD_ERRORS, DiscordOps, audit_reason, describe_error
 from bot.grantability import approver_matches, may_approve, resolve_role
-from bot.inventory.snapshot import GuildSnapshot, snapshot_from_discord
+from bot.inventory.live import LiveInventory
 from bot.policy import GuildDirectory, Scope
 
 log = logging.getLogger(__name__)
 
 
 class DiscordAttestPort:
-    def __init__(self, client: discord.Client, guilds: GuildDirectory, ops: DiscordOps) -> None:
+    def __init__(
+        self, client: discord.Client, guilds: GuildDirectory, ops: DiscordOps, live: LiveInventory
+    ) -> None:
         self._client = client
+        self._live = live
         self._guilds = guilds
         self._ops = ops
         self._governance = governance_resolver(client, guilds)
@@ -45,23 +48,12 @@ class DiscordAttestPort:
         guild = self._client.get_guild(guild_id)
         return guild.get_member(user_id) if guild else None
 
-    async def snapshot(self, guild_id: int) -> GuildSnapshot | None:
+    async def refresh_inventory(self, guild_id: int) -> bool:
         guild = self._client.get_guild(guild_id)
         if guild is None:
-            return None
-        try:
-            webhooks = await guild.webhooks()
-            integrations = await guild.integrations()
-        except DISCORD_ERRORS as exc:
-            # Needs Manage Webhooks and Manage Server. A partial picture would mark what it missed as
-            # gone, so the campaign uses the inventory as last refreshed instead.
-            log.warning(
-                "inventory not refreshed for the campaign: %s",
-                describe_error(exc),
-                extra={"guild_id": guild_id},
-            )
-            return None
-        return snapshot_from_discord(guild, webhooks=webhooks, integrations=integrations)
+            return False
+        report, _why = await self._live.refresh(guild)  # a refusal is logged there
+        return report is not None
 
     def role_of(self, guild_id: int, scope: Scope) -> int | None:
         guild = self._client.get_guild(guild_id)

@@ -13,8 +13,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.attest.report import campaign_report
-from bot.audit_cli import _database_url, _optional_policy
-from bot.inventory.cli import with_session_factory
+from bot.audit_cli import _database_url, _optional_policy, with_session_factory
 from bot.services.errors import WardenError
 from bot.settings import Settings
 from bot.startup import StartupError

@@ -43,7 +43,6 @@ from bot.durations import format_duration
 from bot.escape import user_text
 from bot.inventory.permissions import permission_names
 from bot.inventory.service import InventoryService
-from bot.inventory.snapshot import GuildSnapshot
 from bot.policy import AttestationPolicy, Scope
 from bot.services.base import Core, Service, rowcount, transaction
 from bot.services.errors import AlreadyDecided, BadInput, CannotGrant, NotAllowed, NotFound
@@ -81,7 +80,9 @@ class AttestPort(Protocol):
 
     def guild_ids(self) -> list[int]: ...
 
-    async def snapshot(self, guild_id: int) -> GuildSnapshot | None: ...
+    async def refresh_inventory(self, guild_id: int) -> bool:
+        """Refresh the guild's inventory from Discord; False if Discord refused (the last one stands)."""
+        ...
 
     def role_of(self, guild_id: int, scope: Scope) -> int | None: ...
 
@@ -186,9 +187,7 @@ class AttestService(Service):
         policy = self._require_policy()
         if self._guilds.get(guild_id) is None:
             raise NotFound("This server has no Warden policy, so it has no attestation campaigns.")
-        snapshot = await self._port.snapshot(guild_id)
-        if snapshot is not None:
-            await self._inventory.refresh(snapshot)
+        await self._port.refresh_inventory(guild_id)
         now = self._clock.now()
         standing = self._standing(guild_id) if policy.include_standing_roles else []
         async with transaction(self._sessions) as s:

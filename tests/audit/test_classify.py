@@ -8,7 +8,7 @@ from bot.audit.classify import Classifier
 from bot.audit.decision import AuditOutcome
 from bot.audit.defaults import DEFAULT_RULES, effective_rules
 from bot.audit.events import event_from_payload
-from tests.audit.fakes import (
+from tests.helpers import (
     ADMIN,
     ALICE,
     BOB,
@@ -22,10 +22,10 @@ from tests.audit.fakes import (
     WARDEN,
     FakeFacts,
     FakeGrants,
+    audit_policy,
     bits,
     overwrite,
     payload,
-    policy,
     role_added,
     role_perms,
     webhook,
@@ -33,7 +33,7 @@ from tests.audit.fakes import (
 
 
 def classifier(grants: FakeGrants | None = None, rules=None, **policy_extra):
-    p = policy(**policy_extra)
+    p = audit_policy(**policy_extra)
     return Classifier(
         p,
         effective_rules(p.rules) if rules is None else rules,

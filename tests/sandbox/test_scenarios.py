@@ -11,7 +11,7 @@ import pytest
 
 from sandbox.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "scenarios").glob("*.toml"))
 
 FAILING = """

@@ -27,7 +27,7 @@ from bot.policy import load_policy
 from sandbox import SandboxDiscord
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, build_guild
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "sandbox-health-secret-token-5e1d"
 
 
