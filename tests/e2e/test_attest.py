@@ -230,3 +230,52 @@ async def test_without_the_policy_table_start_says_how_to_turn_it_on(tmp_path, d
         assert "add an [attestation] table" in out.text
         out = await w.sb.slash(w.guild, w.guild.member("alice"), "warden attest start")
         assert "Only server admins" in out.text
+
+
+async def test_transfer_declined_bot_refused_and_the_grace_period_ends(world, record_owner):
+    g, sb = world.guild, world.sb
+    alice, bob = g.member("alice"), g.member("bob")
+    await record_owner("ci-bot", "alice")
+    await sb.slash(g, g.owner, "warden attest start")
+    ci = dm_about(world, alice, "ci-bot")
+    picker = await sb.click(alice, ci, "Transfer")
+    refused = await sb.select(alice, picker, [g.member("ci-bot")])
+    assert "must be a person" in refused.text
+    mine = await sb.select(alice, picker, [alice])
+    assert "You already own it" in mine.text
+    await sb.select(alice, picker, [bob])
+    offer = await sb.wait_for_message(bob, contains="wants to hand")
+    accept_id = offer.buttons()[0]["custom_id"]
+    foreign = await sb.click(alice, ci, custom_id=accept_id, forged=True)  # someone else's Accept
+    assert "Only the member it was handed to" in foreign.text
+    declined = await sb.click(bob, offer, "Decline")
+    assert "You declined" in declined.text
+    await sb.wait_for_message(alice, contains="declined")
+    assert "no longer current" in (await sb.click(bob, offer, "Accept")).text
+    # Declined: alice is asked again and still owns it; she misses the deadline, so it is removed.
+    assert len([m for m in sb.dms(alice) if "Please attest" in m.text and "ci-bot" in m.text]) == 2
+    await world.advance(dt.timedelta(days=7))
+    assert not g.member("ci-bot").has_role("engineers")
+    card = await sb.wait_for_message(g.channel("governance"), contains="Removed: Bot ci-bot")
+    await world.advance(dt.timedelta(days=7))
+    late = await sb.click(g.owner, card, "Restore")
+    assert "grace period to restore" in late.text and "ended" in late.text
+    assert not g.member("ci-bot").has_role("engineers")
+
+
+async def test_alert_only_leaves_access_in_place(db_url, clock):
+    from sandbox.harness import ACME, SandboxWorld
+
+    alert = ATTEST.model_copy(update={"on_missed": "alert", "include_standing_roles": False})
+    policy = load_policy(EXAMPLE_CONFIG).model_copy(update={"attestation": alert, "rules": ()})
+    async with SandboxWorld(policy, database_url=db_url, clock=clock) as w:
+        w.add_guild(ACME)
+        await w.start_bot()
+        await w.sb.slash(w.guild, w.guild.owner, "warden attest start")
+        await w.advance(dt.timedelta(days=7))
+        await w.settle()
+        titles = [m.embeds[0]["title"] for m in w.sb.messages(w.guild.channel("governance")) if m.embeds]
+        assert "Attestation missed" in titles and "Unattested access removed" not in titles
+        assert w.guild.member("ci-bot").has_role("engineers")  # unowned, escalated, still in place
+        status = await w.sb.slash(w.guild, w.guild.owner, "warden attest status")
+        assert "1 missed" in status.text
