@@ -170,7 +170,11 @@ class DiscordAttestPort:
         guild = self._client.get_guild(item.guild_id)
         data = await self._ops.retried(lambda: http.get_member(item.guild_id, member_id))
         held = [int(r) for r in data.get("roles", [])]
-        managed = {r.id for r in guild.roles if r.managed} if guild else set()
+        if guild is not None:
+            managed = {r.id for r in guild.roles if r.managed}
+        else:  # a guild on another process's shard: no cache here, so ask Discord
+            roles = await self._ops.retried(lambda: http.get_roles(item.guild_id))
+            managed = {int(r["id"]) for r in roles if r.get("managed")}
         strip = [r for r in held if r not in managed]
         if not strip:
             return {}

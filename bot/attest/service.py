@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -202,6 +203,13 @@ class AttestService(Service):
                 grace_seconds=int(policy.grace.total_seconds()),
             )
             s.add(campaign)
+            if policy.every:
+                # The next scheduled campaign comes a full period after this one, however it started.
+                schedule = await s.get(AttestSchedule, guild_id, with_for_update=True)
+                if schedule is None:
+                    s.add(AttestSchedule(guild_id=guild_id, next_at=now + policy.every))
+                else:
+                    schedule.next_at = now + policy.every
             await s.flush()
             items = await self._identity_items(s, campaign)
             items.extend(await self._standing_items(s, campaign, standing))
@@ -816,12 +824,16 @@ class AttestService(Service):
         for guild_id in self._port.guild_ids():
             if self._guilds.get(guild_id) is None:
                 continue
+            try:
+                async with transaction(self._sessions) as s:
+                    row = await s.get(AttestSchedule, guild_id)
+                    if row is None:
+                        # The first campaign runs one period after Warden first governs the guild.
+                        s.add(AttestSchedule(guild_id=guild_id, next_at=now + policy.every))
+                        continue
+            except IntegrityError:
+                continue  # another process wrote it first
             async with transaction(self._sessions) as s:
-                row = await s.get(AttestSchedule, guild_id)
-                if row is None:
-                    # The first campaign runs one period after Warden first governs the guild.
-                    s.add(AttestSchedule(guild_id=guild_id, next_at=now + policy.every))
-                    continue
                 claimed = await s.execute(
                     update(AttestSchedule)
                     .where(AttestSchedule.guild_id == guild_id, AttestSchedule.next_at <= now)

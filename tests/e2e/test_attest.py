@@ -279,3 +279,17 @@ async def test_alert_only_leaves_access_in_place(db_url, clock):
         assert w.guild.member("ci-bot").has_role("engineers")  # unowned, escalated, still in place
         status = await w.sb.slash(w.guild, w.guild.owner, "warden attest status")
         assert "1 missed" in status.text
+
+
+async def test_the_schedule_starts_campaigns_a_period_after_the_last(world, record_owner):
+    g, sb = world.guild, world.sb
+    await record_owner("ci-bot", "alice")
+    await world.advance(dt.timedelta(days=29))
+    assert not sb.dms(g.member("alice"))
+    await sb.slash(g, g.owner, "warden attest start")  # on demand, a day before the schedule
+    await world.advance(dt.timedelta(days=2))
+    status = await sb.slash(g, g.owner, "warden attest status")
+    assert "Campaign #1" in status.text and "Campaign #2" not in status.text  # the schedule moved on
+    await world.advance(dt.timedelta(days=28, hours=1))
+    status = await sb.slash(g, g.owner, "warden attest status")
+    assert "Campaign #2** — scheduled" in status.text, status.text
