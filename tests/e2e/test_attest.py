@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 
 import pytest
 from sqlalchemy import select
 
 from bot.attest.report import campaign_report
 from bot.db.models import AccessToken, AttestItem, LedgerEntry, TokenStatus
+from bot.ledger import export_evidence, verify_export
 from bot.policy import AttestationPolicy, load_policy
 from sandbox.harness import EXAMPLE_CONFIG
 
@@ -164,6 +166,16 @@ async def test_a_thirty_day_campaign(world, record_owner, tmp_path):
     old = next(r for r in rows if r["name"] == "old-bot")
     assert old["answer"] == "missed" and old["status"] == "restored" and old["removed"]
     assert old["restored_by"] == str(owner.id) and old["ledger_entries"]
+    # ... and every ledger entry it names is in the signed export, which verifies on its own.
+    async with world.bot.session_factory() as s:
+        out = await export_evidence(s, tmp_path / "evidence", world.signer)
+    exported = {
+        e["id"]: e["outcome"] for e in map(json.loads, (out / "ledger.jsonl").read_text().splitlines())
+    }
+    for row in rows:
+        for entry_id in row["ledger_entries"].split():
+            assert exported[int(entry_id)].startswith(("attest", "access-", "ownership", "remediation"))
+    assert verify_export(out, world.signer.public_key_pem()).ok
     ci_row = next(r for r in rows if r["name"] == "ci-bot")
     assert ci_row["reviewed_by"] == str(alice.id) and ci_row["answer"] == "keep" and ci_row["answered_at"]
 
