@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -36,6 +36,12 @@ class AttestSweepLike(Protocol):
     async def run_due(self) -> int: ...
 
 
+class AuditSweeper(Protocol):
+    """The audit room's scheduled work: refused reverts retried, quiet bursts summarised."""
+
+    async def sweep(self) -> Any: ...
+
+
 class Jobs:
     def __init__(
         self,
@@ -47,7 +53,9 @@ class Jobs:
         narrative_seconds: float,
         attest: AttestSweepLike | None = None,
         dormancy: Dormancy | None = None,
+        audit: AuditSweeper | None = None,
     ) -> None:
+        self._audit = audit
         self._grants = grants
         self._attest = attest
         self._pending = pending
@@ -134,6 +142,8 @@ class Jobs:
             if self._dormancy is not None:
                 dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
                 report.tokens_revoked = len(dormant or [])
+            if self._audit is not None:
+                await self._step(report, "audit", self._audit.sweep())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report

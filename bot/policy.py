@@ -55,7 +55,6 @@ __all__ = [
     "parse_policy",
     "permissions_from_names",
     "review_policy",
-    "unenforced_rules_warning",
 ]
 
 #: A name (role/channel name) or a Discord snowflake id.
@@ -1229,15 +1228,3 @@ def review_policy(policy: Policy) -> list[str]:
         for i, auto in enumerate(scope.auto_approve):
             check(f"{base}.auto_approve[{i}].members_of", auto.members_of)
     return problems
-
-
-def unenforced_rules_warning(policy: Policy) -> str | None:
-    """The one place that says ``[[rule]]`` tables are not enforced yet (remove with the audit listener)."""
-    if not policy.rules:
-        return None
-    ids = ", ".join(rule.id for rule in policy.rules)
-    n = len(policy.rules)
-    return (
-        f"{n} [[rule]] table{'s are' if n != 1 else ' is'} NOT enforced yet ({ids}): Warden parses "
-        "rules but does not act on them; do not rely on them as a control"
-    )

@@ -1,6 +1,6 @@
 """The attestation campaign's Discord side (:class:`AttestPort`): DMs, removals, restores, cards.
 
-Reads come from discord.py's cache; every change goes through ``DiscordOps.retried`` (transient
+Reads come from discord.py's cache; every change goes through ``DiscordOps.call`` (transient
 failures are retried) and carries an audit-log reason. A refusal becomes ``RemediationRefused``
 with a secret-free description, which the service records as a failed control and retries.
 """
@@ -132,7 +132,12 @@ class DiscordAttestPort:
     # ---- removing and restoring --------------------------------------------------------------
 
     def _reason(self, item: AttestItem, what: str) -> str:
-        return audit_reason(f"Warden attestation campaign #{item.campaign_id}, item #{item.id}: {what}")
+        why = "revoked by its owner" if item.answer == "revoke" else "not attested by the deadline"
+        if what.endswith("restored"):
+            why = "restored by an approver"
+        return audit_reason(
+            f"Warden attestation campaign #{item.campaign_id}, item #{item.id}: {what} ({why})"
+        )
 
     async def remove(self, item: AttestItem) -> dict[str, object]:
         try:
@@ -145,10 +150,10 @@ class DiscordAttestPort:
     async def _remove(self, item: AttestItem) -> dict[str, object]:
         http = self._client.http
         if item.kind == "webhook":
-            hook = await self._ops.retried(lambda: http.get_webhook(int(item.external_id)))
+            hook = await self._ops.call(lambda: http.get_webhook(int(item.external_id)))
             route = Route("DELETE", "/webhooks/{webhook_id}", webhook_id=int(item.external_id))
-            reason = self._reason(item, "unattested webhook deleted")
-            await self._ops.retried(lambda: http.request(route, reason=reason))
+            reason = self._reason(item, "webhook deleted")
+            await self._ops.call(lambda: http.request(route, reason=reason))
             return {
                 "webhook": item.external_id,
                 "name": hook.get("name"),
@@ -157,30 +162,28 @@ class DiscordAttestPort:
         member_id = int(item.external_id)
         if item.kind == "standing":
             assert item.role_id is not None
-            member = await self._ops.retried(lambda: http.get_member(item.guild_id, member_id))
+            member = await self._ops.call(lambda: http.get_member(item.guild_id, member_id))
             if str(item.role_id) not in member.get("roles", []):
                 return {}
             reason = self._reason(item, "standing role removed")
             role_id = item.role_id
-            await self._ops.retried(
-                lambda: http.remove_role(item.guild_id, member_id, role_id, reason=reason)
-            )
+            await self._ops.call(lambda: http.remove_role(item.guild_id, member_id, role_id, reason=reason))
             return {"role_ids": [str(item.role_id)]}
         # A bot: strip every role Warden can take (never its managed integration role).
         guild = self._client.get_guild(item.guild_id)
-        data = await self._ops.retried(lambda: http.get_member(item.guild_id, member_id))
+        data = await self._ops.call(lambda: http.get_member(item.guild_id, member_id))
         held = [int(r) for r in data.get("roles", [])]
         if guild is not None:
             managed = {r.id for r in guild.roles if r.managed}
         else:  # a guild on another process's shard: no cache here, so ask Discord
-            roles = await self._ops.retried(lambda: http.get_roles(item.guild_id))
+            roles = await self._ops.call(lambda: http.get_roles(item.guild_id))
             managed = {int(r["id"]) for r in roles if r.get("managed")}
         strip = [r for r in held if r not in managed]
         if not strip:
             return {}
         keep = [r for r in held if r in managed]
-        reason = self._reason(item, "unattested bot's roles removed")
-        await self._ops.retried(lambda: http.edit_member(item.guild_id, member_id, roles=keep, reason=reason))
+        reason = self._reason(item, "bot's roles removed")
+        await self._ops.call(lambda: http.edit_member(item.guild_id, member_id, roles=keep, reason=reason))
         return {"role_ids": [str(r) for r in strip]}
 
     async def restore(self, item: AttestItem, removed: dict[str, object]) -> dict[str, object]:
@@ -189,14 +192,12 @@ class DiscordAttestPort:
             if removed.get("webhook"):
                 channel_id = int(str(removed["channel_id"]))
                 name = str(removed.get("name") or item.name)[:80]
-                reason = self._reason(item, "webhook restored (a new URL)")
-                hook = await self._ops.retried(
-                    lambda: http.create_webhook(channel_id, name=name, reason=reason)
-                )
+                reason = self._reason(item, "webhook restored")
+                hook = await self._ops.call(lambda: http.create_webhook(channel_id, name=name, reason=reason))
                 return {**removed, "new_webhook": str(hook["id"])}
             roles = removed.get("role_ids")
             if isinstance(roles, list):
-                reason = self._reason(item, "restored by an approver")
+                reason = self._reason(item, "roles restored")
                 member_id = int(item.external_id)
                 for role in roles:
                     await self._add_role(item.guild_id, member_id, int(role), reason)
@@ -206,7 +207,7 @@ class DiscordAttestPort:
 
     async def _add_role(self, guild_id: int, member_id: int, role_id: int, reason: str) -> None:
         http = self._client.http
-        await self._ops.retried(lambda: http.add_role(guild_id, member_id, role_id, reason=reason))
+        await self._ops.call(lambda: http.add_role(guild_id, member_id, role_id, reason=reason))
 
     async def post_restore_card(self, item: AttestItem) -> tuple[int, int] | None:
         embed, view = texts.restore_card(item)

@@ -138,7 +138,13 @@ class Classifier:
         return out
 
     def _is_admin(self, gid: int, gp: GuildPolicy | None, user_id: int | None) -> bool | None:
+        """Is the actor one of the policy's admins? The server owner always is; with no admin list
+        it cannot be established (None), so rules about non-admins never fire on a guess."""
         if user_id is None or gp is None:
+            return None
+        if user_id == self.facts.owner_id(gid):
+            return True
+        if not gp.admins:
             return None
         roles: frozenset[int] | None = None
         for admin in gp.admins:

@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Iterable
 from importlib import resources
 
-from bot.policy import Rule
+from bot.policy import Policy, Rule
 
 
 def load_default_rules() -> tuple[Rule, ...]:
@@ -36,3 +36,16 @@ def effective_rules(
     own = tuple(policy_rules)
     replaced = {r.id for r in own}
     return own + tuple(r for r in defaults if r.id not in replaced)
+
+
+def active_rules_summary(policy: Policy) -> str:
+    """What ``check-config`` and ``warden run`` say about the audit rules that will run."""
+    rules = effective_rules(policy.rules)
+    own = len(policy.rules)
+    parts = []
+    if own:
+        parts.append(f"{own} from the policy: {', '.join(r.id for r in policy.rules)}")
+    defaults = len(rules) - own
+    parts.append(f"{defaults} default{'s' if defaults != 1 else ''} (docs/rules.md)")
+    n = len(rules)
+    return f"{n} audit rule{'s' if n != 1 else ''} active ({'; '.join(parts)})"

@@ -137,12 +137,12 @@ class DiscordOps:
         )
         return retrying if self._sleep is None else retrying.copy(sleep=self._sleep)
 
-    async def retried(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One Discord call with the retries grant changes get (transient failures only)."""
+    async def call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """One Discord call, retried like a grant change (transient failures and 403s, with back-off)."""
         async for attempt in self._retrying():
             with attempt:
-                return await call()
-        raise AssertionError("tenacity either returns or re-raises")  # pragma: no cover
+                result = await make()
+        return result
 
     async def prior_state(self, target: GrantTarget) -> PriorState:
         """What the subject has now, before Warden changes anything (the cache, else Discord's REST)."""

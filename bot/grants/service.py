@@ -31,7 +31,10 @@ from bot.tokens.service import IssuedToken, TokenInfo
 
 log = logging.getLogger(__name__)
 
-CLAIM_FOR = dt.timedelta(seconds=90)  # longer than one removal with all its retries
+# How long a removal may hold its grant: longer than one removal with all its retries (seconds),
+# and short, because a process that dies after claiming an expiry delays that removal until the
+# claim lapses: claim + one sweep interval must stay within the promise of approved end + 60 s.
+CLAIM_FOR = dt.timedelta(seconds=30)
 # How long an apply may hold its grant. Short, because a process that dies mid-apply must not delay
 # the grant's end: once it lapses, a sweep re-applies (same clock) or, past the end, removes it.
 APPLY_CLAIM = dt.timedelta(seconds=30)
@@ -41,6 +44,15 @@ MAX_BACKOFF = dt.timedelta(minutes=10)
 STALE_APPROVED = dt.timedelta(minutes=2)
 # Removals in flight at once during a sweep.
 REMOVAL_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class Claims:
+    """How long claims last (``Tuning`` sets them; the defaults are production's)."""
+
+    apply: dt.timedelta = APPLY_CLAIM
+    removal: dt.timedelta = CLAIM_FOR
+    stale_approved: dt.timedelta = STALE_APPROVED
 
 
 def prior_of(grant: Grant) -> PriorState:
@@ -98,12 +110,19 @@ class DueReport:
 
 class GrantService(Service):
     def __init__(
-        self, core: Core, *, ops: OpsLike, notifier: GrantNotifierLike, tokens: TokensLike | None = None
+        self,
+        core: Core,
+        *,
+        ops: OpsLike,
+        notifier: GrantNotifierLike,
+        tokens: TokensLike | None = None,
+        claims: Claims | None = None,
     ) -> None:
         super().__init__(core)
         self._ops = ops
         self._notifier = notifier
         self._tokens = tokens
+        self._claims = claims or Claims()
 
     async def _record(self, session: AsyncSession, grant: Grant, outcome: Outcome, **how: Any) -> None:
         """One ledger decision about a grant, in the caller's transaction."""
@@ -140,12 +159,13 @@ class GrantService(Service):
             return await self._fail(grant, exc, only_if=GrantStatus.APPROVED)
         if prior.held and await self._overlapped(grant):
             prior = PriorState()  # held through another of Warden's grants: not standing access
+        self._kill.reached("grant.apply.before_claim")
         now = self._clock.now()
         claim = {
             "status": GrantStatus.APPLYING,
             "applied_at": now,
             "expires_at": now + dt.timedelta(seconds=grant.duration_seconds),
-            "claimed_until": now + APPLY_CLAIM,
+            "claimed_until": now + self._claims.apply,
             "prior_recorded": True,
             "prior_held": prior.held if grant.kind == "role" else None,
             "prior_allow": prior.allow,
@@ -162,10 +182,12 @@ class GrantService(Service):
         if grant.kind == "token":
             return await self._issue_token(grant)
         target, audit_text = target_of(grant), self._audit_reason(grant, "applied", reason)
+        self._kill.reached("grant.apply.before_discord")
         try:
             await self._ops.apply(target, audit_text)
         except DISCORD_ERRORS as exc:
             return await self._fail(grant, exc, only_if=GrantStatus.APPLYING)
+        self._kill.reached("grant.apply.after_discord")
         # Proof for the narrative: the entry Discord wrote in its own audit log for this change.
         audit_entry = None if target.changes_nothing else await self._ops.audit_entry_for(target, audit_text)
         held = (
@@ -184,6 +206,7 @@ class GrantService(Service):
             grant, active, Outcome.APPLIED, text, evidence, grant.subject_id, only_if=GrantStatus.APPLYING
         )
         if done:
+            self._kill.reached("grant.apply.after_commit")
             await self._notifier.grant_applied(grant)
         elif grant.status == GrantStatus.REMOVING:
             # Revoked (or expired) while Discord was being changed: take it away now, not never.
@@ -252,7 +275,9 @@ class GrantService(Service):
     async def _release_and_remove(self, grant: Grant) -> None:
         now = self._clock.now()
         async with transaction(self._sessions) as session:
-            _, grant = await _move(session, grant.id, GrantStatus.REMOVING, claimed_until=now + CLAIM_FOR)
+            _, grant = await _move(
+                session, grant.id, GrantStatus.REMOVING, claimed_until=now + self._claims.removal
+            )
         await self._remove_claimed(grant)
 
     async def _fail(self, grant: Grant, exc: BaseException, *, only_if: GrantStatus) -> Grant:
@@ -342,7 +367,7 @@ class GrantService(Service):
             grant.ended_by = member.id
             grant.end_reason = note or "revoked"
             if not applying:
-                grant.claimed_until = now + CLAIM_FOR
+                grant.claimed_until = now + self._claims.removal
             await self._record(
                 session,
                 grant,
@@ -396,7 +421,7 @@ class GrantService(Service):
                     final_status=GrantStatus.EXPIRED,
                     ended_at=now,
                     end_reason="expired",
-                    claimed_until=now + CLAIM_FOR,
+                    claimed_until=now + self._claims.removal,
                 )
             )
             if rowcount(claimed) != 1:
@@ -423,7 +448,7 @@ class GrantService(Service):
                     Grant.status == GrantStatus.REMOVING,
                     _lapsed(now),
                 )
-                .values(claimed_until=now + CLAIM_FOR)
+                .values(claimed_until=now + self._claims.removal)
             )
             if rowcount(claimed) != 1:
                 return None
@@ -431,9 +456,10 @@ class GrantService(Service):
 
     async def _remove_claimed(self, grant: Grant) -> bool:
         """Remove a claimed grant from Discord; on failure it stays due with backoff."""
-        verb = {GrantStatus.EXPIRED: "expired", GrantStatus.FAILED: "cleaned up"}.get(
-            GrantStatus(grant.final_status or GrantStatus.REVOKED), "revoked"
-        )
+        final = GrantStatus(grant.final_status or GrantStatus.REVOKED)
+        verb = {GrantStatus.EXPIRED: "expired", GrantStatus.FAILED: "cleaned up"}.get(final, "revoked")
+        flow = {GrantStatus.EXPIRED: "expire", GrantStatus.REVOKED: "revoke"}.get(final, "cleanup")
+        self._kill.reached(f"grant.{flow}.before_discord")
         try:
             if grant.kind == "token":
                 # Its tokens end with it (revoked, even when the grant expired: nothing may outlive it).
@@ -445,6 +471,7 @@ class GrantService(Service):
         except DISCORD_ERRORS as exc:
             await self._removal_failed(grant, exc)
             return False
+        self._kill.reached(f"grant.{flow}.after_discord")
         async with transaction(self._sessions) as session:
             ended = {
                 "status": grant.final_status,
@@ -453,6 +480,7 @@ class GrantService(Service):
                 "last_error": None,
             }
             _, grant = await _move(session, grant.id, GrantStatus.REMOVING, **ended)
+        self._kill.reached(f"grant.{flow}.after_commit")
         await self._notifier.grant_ended(grant)
         return True
 
@@ -587,7 +615,7 @@ class GrantService(Service):
         now = self._clock.now()
         fresh = await self._all(
             select(Grant.id).where(
-                Grant.status == GrantStatus.APPROVED, Grant.created_at <= now - STALE_APPROVED
+                Grant.status == GrantStatus.APPROVED, Grant.created_at <= now - self._claims.stale_approved
             )
         )
         for gid in fresh:
@@ -600,7 +628,7 @@ class GrantService(Service):
                 claimed = await session.execute(
                     update(Grant)
                     .where(Grant.id == gid, Grant.status == GrantStatus.APPLYING, _lapsed(now))
-                    .values(claimed_until=now + APPLY_CLAIM)
+                    .values(claimed_until=now + self._claims.apply)
                 )
                 if rowcount(claimed) != 1:
                     continue  # another process took it over

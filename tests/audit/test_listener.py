@@ -46,6 +46,9 @@ class FakeApprovals:
     ) -> None:
         self.asked.append((decision, ledger_entry_id, reapply))
 
+    async def notify(self, committed: bool) -> None:
+        pass
+
 
 class Pages:
     """/guilds/{id}/audit-logs?after=: the 100 entries right after ``after``, newest first."""

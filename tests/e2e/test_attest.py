@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as dt
 import io
@@ -13,8 +14,8 @@ from sqlalchemy import select
 from bot.attest.report import campaign_report
 from bot.db.models import AccessToken, AttestItem, LedgerEntry, TokenStatus
 from bot.ledger import export_evidence, verify_export
-from bot.policy import AttestationPolicy, load_policy
-from sandbox.harness import EXAMPLE_CONFIG
+from bot.policy import AttestationPolicy, Rule, RuleCondition, load_policy
+from sandbox.harness import ACME, EXAMPLE_CONFIG
 
 ATTEST = AttestationPolicy(
     every=dt.timedelta(days=30),
@@ -26,10 +27,28 @@ ATTEST = AttestationPolicy(
 )
 
 
+# The audit listener's default rule jit-role-by-hand reverts a scope's role held without a grant;
+# a server that keeps standing holders allows them with a rule like this one, and reviews them.
+STANDING_ALLOWED = Rule(
+    id="standing-holders-allowed",
+    when=RuleCondition(event=frozenset({"member_role_update"}), role_is_jit=True),
+    outcome="allow",
+)
+
+
 @pytest.fixture
 def policy():
-    # No audit-listener rules: the bots this test invites are not what it is about.
-    return load_policy(EXAMPLE_CONFIG).model_copy(update={"attestation": ATTEST, "rules": ()})
+    # Only that rule: the bots this test invites are not what it is about.
+    example = load_policy(EXAMPLE_CONFIG)
+    return example.model_copy(update={"attestation": ATTEST, "rules": (STANDING_ALLOWED,)})
+
+
+@pytest.fixture
+def acme_spec():
+    """acme, where dave has held deployers since before Warden (standing access, not a grant)."""
+    spec = copy.deepcopy(ACME)
+    next(m for m in spec["members"] if m["name"] == "dave")["roles"].append("deployers")
+    return spec
 
 
 async def items(world) -> dict[str, AttestItem]:
@@ -59,7 +78,6 @@ async def test_a_thirty_day_campaign(world, record_owner, tmp_path):
     await admin.add_role(g, old_bot, "engineers", actor=owner)
     await admin.add_role(g, ops_bot, "on-call", actor=owner)
     await admin.create_webhook(g, "approvals", "alerts", actor=carol)  # carol is its inferred owner
-    await admin.add_role(g, dave, "deployers", actor=owner)  # standing access outside Warden
     await record_owner("ci-bot", "alice")
     await record_owner("ops-bot", "dave")
     await record_owner("old-bot", "erin")
@@ -232,7 +250,7 @@ async def test_a_newer_campaign_makes_old_dms_stale_and_tokens_are_revoked(world
 
 
 async def test_without_the_policy_table_start_says_how_to_turn_it_on(tmp_path, db_url, clock):
-    from sandbox.harness import ACME, SandboxWorld
+    from sandbox.harness import SandboxWorld
 
     without = load_policy(EXAMPLE_CONFIG).model_copy(update={"attestation": None})
     async with SandboxWorld(without, database_url=db_url, clock=clock) as w:
@@ -276,7 +294,7 @@ async def test_transfer_declined_bot_refused_and_the_grace_period_ends(world, re
 
 
 async def test_alert_only_leaves_access_in_place(db_url, clock):
-    from sandbox.harness import ACME, SandboxWorld
+    from sandbox.harness import SandboxWorld
 
     alert = ATTEST.model_copy(update={"on_missed": "alert", "include_standing_roles": False})
     policy = load_policy(EXAMPLE_CONFIG).model_copy(update={"attestation": alert, "rules": ()})
