@@ -44,6 +44,9 @@ def warden_intents() -> discord.Intents:
     intents.moderation = True  # GUILD_AUDIT_LOG_ENTRY_CREATE (with View Audit Log)
     intents.webhooks = True
     intents.integrations = True
+    # MESSAGE_CREATE without content (not privileged): when members, webhooks and bots were last
+    # active, which dormancy measures (bot/inventory/activity.py).
+    intents.guild_messages = True
     return intents
 
 
@@ -86,6 +89,7 @@ class WardenBot(commands.Bot):
         self.tokens = services.tokens
         self.inventory = services.inventory
         self.live_inventory = services.live_inventory
+        self.activity_seen = services.activity
         self.attest = services.attest
         self.audit = services.audit
         self._hear_raw_audit_entries()

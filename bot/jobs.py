@@ -42,6 +42,12 @@ class AuditSweeper(Protocol):
     async def sweep(self) -> Any: ...
 
 
+class InventoryRefresher(Protocol):
+    """Refreshes every governed guild's inventory from Discord (and asks inferred owners)."""
+
+    async def refresh_all(self) -> int: ...
+
+
 class Jobs:
     def __init__(
         self,
@@ -54,8 +60,12 @@ class Jobs:
         attest: AttestSweepLike | None = None,
         dormancy: Dormancy | None = None,
         audit: AuditSweeper | None = None,
+        inventory: InventoryRefresher | None = None,
+        inventory_seconds: float = 3600.0,
     ) -> None:
         self._audit = audit
+        self._inventory = inventory
+        self._inventory_seconds = inventory_seconds
         self._grants = grants
         self._attest = attest
         self._pending = pending
@@ -65,6 +75,7 @@ class Jobs:
         self._narrative_seconds = narrative_seconds
         self._lock = asyncio.Lock()
         self._narrative_lock = asyncio.Lock()
+        self._inventory_lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self._stopped = False
 
@@ -76,6 +87,7 @@ class Jobs:
         jobs = (
             ("warden-sweep", self.run_due, self._sweep_seconds),
             ("warden-narratives", self.deliver_narratives, self._narrative_seconds),
+            ("warden-inventory", self.refresh_inventory, self._inventory_seconds),
         )
         for job_id, run, seconds in jobs:
             self._scheduler.add_job(
@@ -93,7 +105,7 @@ class Jobs:
         self._stopped = True
         if self._scheduler is not None:
             self._scheduler.pause()
-        async with self._lock, self._narrative_lock:
+        async with self._lock, self._narrative_lock, self._inventory_lock:
             pass
         for _ in range(3):  # jobs that were waiting for a lock take it, see the flag and return
             await asyncio.sleep(0)
@@ -142,11 +154,28 @@ class Jobs:
             if self._dormancy is not None:
                 dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
                 report.tokens_revoked = len(dormant or [])
+                idle = await self._step(report, "idle-grants", self._dormancy.end_idle_grants())
+                report.grants_idle_ended = idle or 0
             if self._audit is not None:
                 await self._step(report, "audit", self._audit.sweep())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report
+
+    async def refresh_inventory(self) -> int:
+        """The inventory of every governed guild, from Discord (owners inferred get their DM).
+
+        Less often than the sweep (``Tuning.inventory_seconds``): it reads webhooks, integrations
+        and the audit log over REST. ``/warden inventory`` refreshes its guild on demand too.
+        """
+        async with self._inventory_lock:
+            if self._inventory is None or self._stopped:
+                return 0
+            try:
+                return await self._inventory.refresh_all()
+            except Exception:
+                log.exception("refreshing the inventory failed; it runs again on the next interval")
+                return 0
 
     async def deliver_narratives(self) -> int:
         async with self._narrative_lock:

@@ -45,7 +45,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -323,8 +323,7 @@ async def append_entry(
     """
     if created_at.tzinfo is None:
         raise ValueError("naive created_at; use the injected clock")
-    head = await _lock_head(session)
-    await _ensure_active_key(session, signer)
+    head = await _locked_head(session, signer)
 
     entry = LedgerEntry(
         guild_id=guild_id,
@@ -348,6 +347,19 @@ async def append_entry(
     head.last_hash = entry.hash
     await session.flush()
     return entry
+
+
+async def _locked_head(session: AsyncSession, signer: Signer) -> LedgerHead:
+    """The head row, locked, with the signing key checked — once per transaction: a second append
+    in the same transaction already holds the lock, so it reuses the head instead of reading it."""
+    transaction = session.get_transaction()
+    held = session.info.get("ledger_head")
+    if held is not None and held[0] is transaction and held[2] == signer.key_id:
+        return cast(LedgerHead, held[1])
+    head = await _lock_head(session)
+    await _ensure_active_key(session, signer)
+    session.info["ledger_head"] = (transaction, head, signer.key_id)
+    return head
 
 
 def _content_of(entry: LedgerEntry) -> dict[str, Any]:

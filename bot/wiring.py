@@ -34,6 +34,7 @@ from bot.discord_io.audit import CacheGuildFacts, DiscordReverter, audit_log_pag
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import APPLY_CLAIM, CLAIM_FOR, STALE_APPROVED, Claims, GrantService
+from bot.inventory.activity import ActivityTracker
 from bot.inventory.live import LiveInventory
 from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
@@ -63,6 +64,8 @@ class Tuning:
     # How long the Deny button may check eligibility before it opens the modal anyway
     # (the modal must open within Discord's 3 seconds; the submit checks again).
     deny_precheck_seconds: float = 1.5
+    # How often every governed guild's inventory is refreshed from Discord (REST reads).
+    inventory_seconds: float = 3600.0
     # How long an apply and a removal hold their grant, and how old a decided but never claimed grant
     # must be before a sweep applies it (another process may be about to): docs/reliability.md.
     apply_claim_seconds: float = APPLY_CLAIM.total_seconds()
@@ -117,6 +120,7 @@ class Services:
     tokens: TokenService
     inventory: InventoryService
     live_inventory: LiveInventory
+    activity: ActivityTracker
     audit: AuditRunner
     attest: AttestService
 
@@ -160,8 +164,8 @@ def build_services(
         decisions=decisions,
         ops=ops,
     )
-    inventory = InventoryService(session_factory, clock)
-    live_inventory = LiveInventory(client, inventory, clock)
+    inventory = InventoryService(session_factory, clock, decisions=decisions)
+    live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
     attest = AttestService(
         core, port=DiscordAttestPort(client, guilds, ops, live_inventory), inventory=inventory
     )
@@ -174,6 +178,8 @@ def build_services(
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
         dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
+        inventory=live_inventory,
+        inventory_seconds=tuning.inventory_seconds,
     )
     return Services(
         guilds,
@@ -189,6 +195,7 @@ def build_services(
         tokens,
         inventory,
         live_inventory,
+        ActivityTracker(session_factory, clock, inventory),
         audit,
         attest,
     )

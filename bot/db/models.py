@@ -383,6 +383,18 @@ class AccessToken(Base):
     )
 
 
+class MemberActivity(Base):
+    """When Warden last saw a member active in a guild: a message (the gateway's MESSAGE_CREATE,
+    no content needed) or an interaction with Warden. What ``end_idle_grants_after`` measures."""
+
+    __tablename__ = "member_activity"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_seen_at: Mapped[dt.datetime]
+    source: Mapped[str] = mapped_column(String(16))  # message | interaction
+
+
 # ---- ledger keys and checkpoints
 
 

@@ -83,6 +83,7 @@ OUTCOME_STYLE: dict[str, tuple[str, discord.Colour]] = {
     "reverted": ("Change undone", GREEN),
     "revert-failed": ("Control failed: change not undone", RED),
     "burst": ("Many changes at once", ORANGE),
+    "owner-set": ("Owner recorded", BLUE),
     "attestation-started": ("Attestation campaign started", BLUE),
     "attested": ("Access attested: still needed", GREEN),
     "attestation-revoked": ("Access revoked by its owner", GREY),

@@ -49,6 +49,7 @@ class Outcome(StrEnum):
     REVERTED = "reverted"
     REVERT_FAILED = "revert-failed"
     BURST = "burst"
+    OWNER_SET = "owner-set"  # an inventory item's owner named by an admin, or confirmed by the owner
     ATTEST_STARTED = "attestation-started"
     ATTESTED = "attested"
     ATTEST_REVOKED = "attestation-revoked"

@@ -26,8 +26,8 @@ from bot.health.startup import MIN_PERMISSIONS, invite_url, log_startup_report
 from bot.policy import load_policy
 from sandbox import SandboxDiscord
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, build_guild
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "sandbox-health-secret-token-5e1d"
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from sandbox.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario_file
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples" / "scenarios").glob("*.toml"))
+EXAMPLES = sorted((REPO / "examples" / "scenarios").glob("*.toml"))
 
 FAILING = """
 name = "Deliberately failing"
@@ -150,7 +149,7 @@ def _cli(*args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
+        cwd=REPO,
         env=env,
     )
 
@@ -158,7 +157,7 @@ def _cli(*args: str) -> subprocess.Popen[str]:
 def test_cli_exit_codes_and_transcript(tmp_path):
     failing = tmp_path / "failing.toml"
     failing.write_text(FAILING)
-    good_proc = _cli("--scenario", str(ROOT / "examples/scenarios/two-approver-quorum.toml"))
+    good_proc = _cli("--scenario", str(REPO / "examples/scenarios/two-approver-quorum.toml"))
     bad_proc = _cli("--quiet", "--scenario", str(failing))
     ok_out, ok_err = good_proc.communicate(timeout=60)
     bad_out, _ = bad_proc.communicate(timeout=60)
@@ -209,7 +208,7 @@ async def test_runner_patches_nothing_process_wide():
     def out(line: str) -> None:
         seen.append(discord.http.asyncio is asyncio and ops.AsyncRetrying is tenacity.AsyncRetrying)
 
-    result = await run_scenario_file(ROOT / "examples" / "scenarios" / "discord-failure-retried.toml", out)
+    result = await run_scenario_file(REPO / "examples" / "scenarios" / "discord-failure-retried.toml", out)
     assert result.passed
     assert seen and all(seen)
 
