@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -18,7 +19,11 @@ from typing import Any
 
 import discord
 from discord import app_commands
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.db.models import Grant, GrantStatus
+from bot.db.session import create_session_factory
 from sandbox import SandboxDiscord
 from sandbox.interactions import InteractionOutcome
 from sandbox.models import SGuild
@@ -67,6 +72,46 @@ def guild_spec(members: int, *, name: str = "bench", holding: int = 0) -> dict[s
 
 
 # ----------------------------------------------------------------------------- measuring
+
+
+def active_grant(
+    *,
+    guild_id: int,
+    scope_id: str,
+    subject_id: int,
+    role_id: int,
+    now: dt.datetime,
+    expires_at: dt.datetime,
+    duration_seconds: int,
+) -> dict[str, Any]:
+    """A role grant approved and applied at ``now``, still active: a row for :func:`insert_grants`."""
+    return {
+        "guild_id": guild_id,
+        "scope_id": scope_id,
+        "subject_id": subject_id,
+        "kind": "role",
+        "target_id": role_id,
+        "status": GrantStatus.ACTIVE,
+        "duration_seconds": duration_seconds,
+        "created_at": now,
+        "applied_at": now,
+        "expires_at": expires_at,
+        "reminded_at": now,
+        "prior_recorded": True,
+        "prior_held": False,
+        "attempts": 0,
+        "allow_bits": 0,
+        "deny_bits": 0,
+        "subject_is_bot": False,
+        "breakglass": False,
+    }
+
+
+async def insert_grants(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+    """One transaction, a thousand rows per INSERT."""
+    async with create_session_factory(engine)() as session, session.begin():
+        for start in range(0, len(rows), 1000):
+            await session.execute(insert(Grant), rows[start : start + 1000])
 
 
 def pct(values: list[float], p: float) -> float:

@@ -10,11 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
-
-from bench.common import FloorBot, Sample, pct, run_all
-from bot.db.models import Grant, GrantStatus
-from bot.db.session import create_session_factory
+from bench.common import FloorBot, Sample, active_grant, insert_grants, pct, run_all
 from sandbox.interactions import InteractionOutcome
 from sandbox.models import SGuild, SMessage
 
@@ -183,31 +179,18 @@ async def seed_grants(world: Any, guild: SGuild, count: int, expires_at: dt.date
     now = world.clock.now()
     role_id = guild.role("deployers").id
     rows = [
-        {
-            "guild_id": guild.id,
-            "scope_id": "deploy",
-            "subject_id": guild.member(f"m{i}").id,
-            "kind": "role",
-            "target_id": role_id,
-            "status": GrantStatus.ACTIVE,
-            "duration_seconds": 3600,
-            "created_at": now,
-            "applied_at": now,
-            "expires_at": expires_at,
-            "reminded_at": now,
-            "prior_recorded": True,
-            "prior_held": False,
-            "attempts": 0,
-            "allow_bits": 0,
-            "deny_bits": 0,
-            "subject_is_bot": False,
-            "breakglass": False,
-        }
+        active_grant(
+            guild_id=guild.id,
+            scope_id="deploy",
+            subject_id=guild.member(f"m{i}").id,
+            role_id=role_id,
+            now=now,
+            expires_at=expires_at,
+            duration_seconds=3600,
+        )
         for i in range(count)
     ]
-    async with create_session_factory(world._engine)() as session, session.begin():
-        for start in range(0, len(rows), 1000):
-            await session.execute(insert(Grant), rows[start : start + 1000])
+    await insert_grants(world._engine, rows)
 
 
 async def bulk_expiry(world: Any, guild: SGuild, count: int, interactive: Actor | None) -> dict[str, Any]:

@@ -18,11 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
-
+from bench.common import active_grant, insert_grants
 from bot.db.migrate import upgrade_to_head
-from bot.db.models import Grant, GrantStatus
-from bot.db.session import create_engine, create_session_factory
+from bot.db.session import create_engine
 from bot.ledger import Signer
 from sandbox import SandboxDiscord
 from sandbox.harness import build_guild
@@ -135,30 +133,17 @@ async def measure(tmp: Path, guilds: int, members: int, grants: int) -> dict[str
         for k in range(grants):
             g = built[k % guilds]
             rows.append(
-                {
-                    "guild_id": g.id,
-                    "scope_id": f"deploy-{k % guilds}",
-                    "subject_id": g.member(f"u{k % guilds}-{(k // guilds) % members}").id,
-                    "kind": "role",
-                    "target_id": g.role("deployers").id,
-                    "status": GrantStatus.ACTIVE,
-                    "duration_seconds": 28800,
-                    "created_at": now,
-                    "applied_at": now,
-                    "expires_at": now + dt.timedelta(hours=8),
-                    "reminded_at": now,
-                    "prior_recorded": True,
-                    "prior_held": False,
-                    "attempts": 0,
-                    "allow_bits": 0,
-                    "deny_bits": 0,
-                    "subject_is_bot": False,
-                    "breakglass": False,
-                }
+                active_grant(
+                    guild_id=g.id,
+                    scope_id=f"deploy-{k % guilds}",
+                    subject_id=g.member(f"u{k % guilds}-{(k // guilds) % members}").id,
+                    role_id=g.role("deployers").id,
+                    now=now,
+                    expires_at=now + dt.timedelta(hours=8),
+                    duration_seconds=28800,
+                )
             )
-        async with create_session_factory(engine)() as session, session.begin():
-            for start in range(0, len(rows), 1000):
-                await session.execute(insert(Grant), rows[start : start + 1000])
+        await insert_grants(engine, rows)
         await engine.dispose()
         config = tmp / "startup.toml"
         config.write_text(_policy(guilds), encoding="utf-8")

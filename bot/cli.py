@@ -308,7 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("sandbox", help="run the real bot against a local Discord (no token, no server)")
     p.add_argument("--scenario", action="append", help="scenario TOML file to run (repeatable)")
-    p.add_argument("--config", help="policy for the walkthrough (default: config.example.toml)")
+    p.add_argument(
+        "--config",
+        help="rehearse this policy in a server built from it (with --scenario: the files play it instead "
+        "of their own policy)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only failures and the summary")
     p.add_argument("-v", "--verbose", action="store_true", help="also print Warden's and discord.py's logs")
     p.set_defaults(func=cmd_sandbox)

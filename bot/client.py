@@ -12,6 +12,7 @@ from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.discord_io.ops import DISCORD_ERRORS, describe_error, uncertain
 from bot.discord_io.replies import answer_error
 from bot.health.metrics import discord_http_trace
 from bot.health.startup import log_startup_report
@@ -79,12 +80,9 @@ class WardenBot(commands.Bot):
         services = wire(self)
         self.guild_policies = services.guilds
         self.decisions = services.decisions
-        self.ops = services.ops
-        self.notifier = services.notifier
         self.grants = services.grants
         self.requests = services.requests
         self.approvals = services.approvals
-        self.poster = services.poster
         self.jobs = services.jobs
         self.tokens = services.tokens
         self.inventory = services.inventory
@@ -129,7 +127,22 @@ class WardenBot(commands.Bot):
                 log.exception("failed to load extension %s", ext)
                 raise
         if self.tuning.sync_commands:
+            await self._sync_commands()
+
+    async def _sync_commands(self) -> None:
+        """Register the slash commands. A transient Discord failure here (5xx, rate limit, network)
+        must not stop Warden from starting: grants fall due whatever the command endpoint says, and
+        the commands of the last sync stay registered. Anything else (a bad command) still stops it."""
+        try:
             await self.tree.sync()
+        except DISCORD_ERRORS as exc:
+            if not uncertain(exc):
+                raise
+            log.error(
+                "could not register the slash commands (%s); the ones already registered stay, "
+                "and the next start registers them again",
+                describe_error(exc),
+            )
 
     def _bind(self, guild: discord.Guild, *, warn: bool = True) -> None:
         """Match the guild to its policy table once; services then look it up by id."""

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.grants.service import DueReport, GrantService
 from bot.health import metrics
 from bot.requests.sweeps import PendingSweeps
+from bot.services.base import DB_DOWN
 from bot.services.errors import Unavailable
 from bot.tokens.dormancy import Dormancy
 
@@ -148,6 +149,7 @@ class Jobs:
             report.requests_expired = len(expired or [])
             reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
+            report.cards_posted = await self._step(report, "lost-cards", self._pending.post_lost_cards()) or 0
             if self._attest is not None:
                 # Attestation campaigns: the schedule, DMs, reminders, deadlines, removal retries.
                 await self._step(report, "attestations", self._attest.run_due())
@@ -185,6 +187,12 @@ class Jobs:
             try:
                 while (n := await self._poster.deliver_due()) > 0:
                     total += n
+            except (Unavailable, *DB_DOWN) as exc:
+                # One line while the database is down (like the sweep steps), not a traceback each time.
+                log.error(
+                    "narratives not posted: the database is unavailable (%s); they stay due",
+                    type(exc).__name__,
+                )
             except Exception:
                 log.exception("posting narratives failed; they stay due")
             return total

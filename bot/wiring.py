@@ -41,7 +41,7 @@ from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
-from bot.requests.sweeps import PendingSweeps
+from bot.requests.sweeps import CARD_GRACE, PendingSweeps
 from bot.services.base import Core
 from bot.services.killpoints import KillSwitch
 from bot.tokens.dormancy import Dormancy
@@ -71,6 +71,8 @@ class Tuning:
     apply_claim_seconds: float = APPLY_CLAIM.total_seconds()
     claim_seconds: float = CLAIM_FOR.total_seconds()
     stale_approved_seconds: float = STALE_APPROVED.total_seconds()
+    # How long after its request a card still not posted counts as lost (the sweep posts it).
+    card_grace_seconds: float = CARD_GRACE.total_seconds()
     # The crash campaign's kill point (bot/services/killpoints.py): None in production.
     kill_at: str | None = None
 
@@ -152,18 +154,11 @@ def build_services(
     grants = GrantService(core, ops=ops, notifier=notifier, tokens=tokens, claims=tuning.claims())
     requests = RequestService(core, grants=grants, notifier=notifier)
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
-    pending = PendingSweeps(core, notifier=notifier)
-    poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
-    audit = build_audit(
-        client,
-        notifier=notifier,
-        policy=policy,
-        clock=clock,
-        session_factory=session_factory,
-        guilds=guilds,
-        decisions=decisions,
-        ops=ops,
+    pending = PendingSweeps(
+        core, notifier=notifier, card_grace=dt.timedelta(seconds=tuning.card_grace_seconds)
     )
+    poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
+    audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
     inventory = InventoryService(session_factory, clock, decisions=decisions)
     live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
     attest = AttestService(
@@ -202,35 +197,25 @@ def build_services(
 
 
 def build_audit(
-    client: discord.Client,
-    *,
-    notifier: Notifier,
-    policy: Policy,
-    clock: Clock,
-    session_factory: async_sessionmaker[AsyncSession],
-    guilds: GuildDirectory,
-    decisions: DecisionService,
-    ops: DiscordOps,
+    client: discord.Client, core: Core, *, policy: Policy, notifier: Notifier, ops: DiscordOps
 ) -> AuditRunner:
     """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
     facts = CacheGuildFacts(client)
-    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(session_factory))
+    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions))
     listener = AuditListener(
         classifier=classifier,
         facts=facts,
-        recorder=LedgerRecorder(decisions),
+        recorder=LedgerRecorder(core.decisions),
         reverter=DiscordReverter(client, ops),
-        clock=clock,
-        session_factory=session_factory,
-        approvals=RequestAdopter(
-            guilds=guilds, decisions=decisions, clock=clock, facts=facts, post_card=notifier.request_created
-        ),
+        clock=core.clock,
+        session_factory=core.sessions,
+        approvals=RequestAdopter(core, facts=facts, post_card=notifier.request_created),
     )
     return AuditRunner(
         listener,
         fetch_page=audit_log_pages(client, ops),
         snapshot=facts,
-        governed=lambda gid: guilds.get(gid) is not None,
+        governed=lambda gid: core.guilds.get(gid) is not None,
         guild_ids=lambda: [g.id for g in client.guilds],
     )
 

@@ -634,6 +634,12 @@ def role_added(member: int, role: int, **kw: Any) -> dict[str, Any]:
     )
 
 
+def role_removed(member: int, role: int, **kw: Any) -> dict[str, Any]:
+    return payload(
+        25, target=member, changes=[{"key": "$remove", "new_value": [{"id": str(role), "name": "r"}]}], **kw
+    )
+
+
 def role_perms(role: int, before: str, after: str, **kw: Any) -> dict[str, Any]:
     return payload(
         31, target=role, changes=[{"key": "permissions", "old_value": before, "new_value": after}], **kw

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.audit.actions import (
@@ -43,7 +43,7 @@ from bot.audit.cursor import (
     load_cursor,
     processed_ids,
 )
-from bot.audit.decision import RULE_GAP, AuditDecision, AuditOutcome, BurstSummary
+from bot.audit.decision import RULE_GAP, RULE_STANDING, AuditDecision, AuditOutcome, BurstSummary
 from bot.audit.drift import state_drift_events
 from bot.audit.events import AuditEvent, event_from_payload, snowflake
 from bot.audit.ports import (
@@ -56,7 +56,7 @@ from bot.audit.ports import (
     Reverter,
 )
 from bot.clock import Clock
-from bot.db.models import AuditProcessed
+from bot.db.models import AuditProcessed, StandingAccess, StandingBaseline
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ class AuditListener:
         then perform their reverts. Each event is still its own decision and ledger entry."""
         results: list[HandleResult | None] = []
         todo: list[tuple[int, AuditEvent, Verdict, RevertPlan | None]] = []
+        await self._forget_standing(events)
         for event in events:
             if event.action == "ignored":
                 results.append(HandleResult("ignored", event))
@@ -403,7 +404,68 @@ class AuditListener:
         events = await state_drift_events(
             guild_id, self.classifier, snapshot, self._grants_for_drift(), now=self._clock.now()
         )
+        events = await self._without_standing_access(guild_id, events)
         return [await self.decide(e) for e in events if drift_key(e) not in done]
+
+    async def _without_standing_access(self, guild_id: int, events: list[AuditEvent]) -> list[AuditEvent]:
+        """Holders of JIT-managed roles without a grant are drift — except standing access: who
+        held such a role when Warden first governed the guild. That first time, they are recorded
+        (one ledger decision names them) and left alone; Warden never takes away what it did not give."""
+        held = [e for e in events if e.action == "member_role_update" and e.roles_added]
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            if await session.get(StandingBaseline, guild_id) is None:
+                session.add(StandingBaseline(guild_id=guild_id, recorded_at=now))
+                pairs = sorted({(e.roles_added[0], e.target_id) for e in held})
+                for role_id, member_id in pairs:
+                    session.add(
+                        StandingAccess(
+                            guild_id=guild_id, role_id=role_id, member_id=member_id, recorded_at=now
+                        )
+                    )
+                if pairs:
+                    await self._recorder.record(
+                        session,
+                        AuditDecision(
+                            guild_id=guild_id,
+                            outcome=AuditOutcome.ALLOW,
+                            rule=RULE_STANDING,
+                            reason=(
+                                f"When Warden first governed this server, {len(pairs)} member(s) already held a "
+                                "JIT-managed role without a grant. That is standing access Warden did not give: "
+                                "it is recorded and never taken away; only a role given by hand from now on is drift."
+                            ),
+                            proof={"standing": [{"role_id": r, "member_id": m} for r, m in pairs]},
+                        ),
+                    )
+                return [e for e in events if e not in held]
+            rows = await session.execute(
+                select(StandingAccess.role_id, StandingAccess.member_id).where(
+                    StandingAccess.guild_id == guild_id
+                )
+            )
+            standing = {(r, m) for r, m in rows}
+        return [e for e in events if not (e in held and (e.roles_added[0], e.target_id) in standing)]
+
+    async def _forget_standing(self, events: Sequence[AuditEvent]) -> None:
+        """A standing holder who loses the role loses the standing: given back by hand, it is drift."""
+        removed = [
+            (e.guild_id, role_id, e.target_id)
+            for e in events
+            if e.action == "member_role_update" and e.guild_id is not None
+            for role_id in e.roles_removed
+        ]
+        if not removed:
+            return
+        async with self._sessions() as session, session.begin():
+            for guild_id, role_id, member_id in removed:
+                await session.execute(
+                    delete(StandingAccess).where(
+                        StandingAccess.guild_id == guild_id,
+                        StandingAccess.role_id == role_id,
+                        StandingAccess.member_id == member_id,
+                    )
+                )
 
     def _grants_for_drift(self) -> GrantLedger:
         return self.classifier.grants

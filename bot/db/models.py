@@ -435,6 +435,28 @@ class AuditCursor(Base):
     synced_at: Mapped[dt.datetime]
 
 
+class StandingBaseline(Base):
+    """When Warden first compared a guild's JIT-managed roles with its grants (see StandingAccess)."""
+
+    __tablename__ = "standing_baselines"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[dt.datetime]
+
+
+class StandingAccess(Base):
+    """A member who held a JIT-managed role, without a grant, when Warden first governed the guild:
+    standing access Warden did not give and never takes away. Removed once the member loses the role
+    (giving it back by hand later is drift like any other)."""
+
+    __tablename__ = "standing_access"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    role_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[dt.datetime]
+
+
 class AuditProcessed(Base):
     """One row per audit-log entry decided, so a live event and a catch-up never both act."""
 

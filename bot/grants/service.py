@@ -29,7 +29,7 @@ from bot.durations import format_duration
 from bot.grantability import describe_refs, may_approve
 from bot.services.base import Core, Service, rowcount, transaction
 from bot.services.errors import AlreadyDecided, NotAllowed, NotFound, WardenError
-from bot.tokens.service import IssuedToken, TokenInfo
+from bot.tokens.service import IssuedToken, TokenService
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,9 @@ MAX_BACKOFF = dt.timedelta(minutes=10)
 STALE_APPROVED = dt.timedelta(minutes=2)
 # Removals in flight at once during a sweep.
 REMOVAL_CONCURRENCY = 8
-# How long one sweep keeps taking batches of due removals before leaving the rest to the next.
-DRAIN_SECONDS = 60.0
+# How long one sweep keeps taking batches of due removals before it tells the holders and leaves the
+# rest to the next sweep: long enough that a burst of expiries is removed first, at the rate limit.
+DRAIN_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class DueReport:
     reminded: int = 0
     requests_expired: int = 0
     approvers_reminded: int = 0
+    cards_posted: int = 0  # cards of pending requests that a dead process never posted
     tokens_revoked: int = 0  # dormant access tokens
     grants_idle_ended: int = 0  # grants ended early because their holder was idle
     narratives: int = 0
@@ -119,7 +121,7 @@ class GrantService(Service):
         *,
         ops: OpsLike,
         notifier: GrantNotifierLike,
-        tokens: TokensLike | None = None,
+        tokens: TokenService | None = None,
         claims: Claims | None = None,
     ) -> None:
         super().__init__(core)
@@ -404,7 +406,7 @@ class GrantService(Service):
                     final_status=GrantStatus.REVOKED,
                     ended_at=now,
                     end_reason=reason[:400],
-                    claimed_until=now + CLAIM_FOR,
+                    claimed_until=now + self._claims.removal,
                 )
             )
             if rowcount(claimed) != 1:
@@ -684,20 +686,6 @@ class OpsLike(Protocol):
     async def apply(self, target: GrantTarget, reason: str) -> None: ...
     async def remove(self, target: GrantTarget, reason: str) -> None: ...
     async def audit_entry_for(self, target: GrantTarget, reason: str) -> str | None: ...
-
-
-class TokensLike(Protocol):
-    async def issue(
-        self,
-        *,
-        guild_id: int,
-        scope_id: str,
-        subject_id: int,
-        ttl: dt.timedelta,
-        grant_id: int | None = None,
-        not_after: dt.datetime | None = None,
-    ) -> IssuedToken: ...
-    async def revoke_for_grant(self, grant_id: int, *, reason: str = ...) -> list[TokenInfo]: ...
 
 
 class GrantNotifierLike(Protocol):

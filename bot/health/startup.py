@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-import discord
+from bot.policy import permissions_from_names
 
 if TYPE_CHECKING:
     from bot.client import WardenBot
@@ -23,13 +23,8 @@ log = logging.getLogger("warden.startup")
 
 #: The least Warden needs (the README's table): Manage Roles, View Audit Log, View Channels,
 #: Send Messages, Embed Links, Read Message History.
-MIN_PERMISSIONS = discord.Permissions(
-    manage_roles=True,
-    view_audit_log=True,
-    view_channel=True,
-    send_messages=True,
-    embed_links=True,
-    read_message_history=True,
+MIN_PERMISSIONS = permissions_from_names(
+    ("manage_roles", "view_audit_log", "view_channel", "send_messages", "embed_links", "read_message_history")
 )
 
 

@@ -1,7 +1,7 @@
 """attestation campaigns: campaigns, their items (answers, removals, restores) and the schedule
 
 Revision ID: 0008
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-24 18:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -315,9 +315,16 @@ async def test_reconnect_with_a_new_session_catches_up(world):
 
 
 async def test_start_up_state_comparison_finds_a_jit_role_without_a_grant(db_url, clock):
-    spec = {**ACME, "members": [*ACME["members"], {"name": "mallory", "roles": ["deployers"]}]}
+    spec = {**ACME, "members": [*ACME["members"], {"name": "mallory", "roles": []}]}
     async with SandboxWorld(audit_policy(), database_url=db_url, clock=clock) as w:
         g = w.add_guild(spec)
+        await w.start_bot()  # Warden's first comparison: the standing holders are recorded
+        await settled(w)
+        await w.stop_bot()
+        # While Warden is down, mallory gets the role by hand, and its audit entry is gone.
+        await w.sb.admin.add_role(g, "mallory", "deployers", actor=g.member("bob"))
+        g.audit_entries.clear()
+        assert g.member("mallory").has_role("deployers")
         await w.start_bot()
         assert not g.member("mallory").has_role("deployers")
         await settled(w)

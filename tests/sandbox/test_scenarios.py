@@ -308,3 +308,37 @@ fault = { route = "add_roles" }
         "step[6].fault.route: 'add_roles' is not known (did you mean 'add_role'?)",
     ):
         assert expected in text, f"{expected!r} missing from:\n{text}"
+
+
+async def test_wrong_command_and_option_names_are_all_reported_before_anything_runs(tmp_path):
+    # Commands exist once Warden registered them: they are checked then, every slash step at once.
+    path = tmp_path / "cmds.toml"
+    path.write_text(
+        """
+name = "wrong commands"
+[[step]]
+as = "alice"
+slash = "jit reqest"
+options = { scope = "deploy" }
+[[step]]
+as = "alice"
+slash = "jit request"
+options = { scop = "deploy", durration = "1h", reason = "x" }
+[[step]]
+as = "owner"
+slash = "warden docter"
+"""
+    )
+    lines: list[str] = []
+    result = await run_scenario_file(path, lines.append)
+    text = "\n".join(lines)
+    assert not result.passed and result.steps_run == 0, text
+    for expected in (
+        "step[1].slash: Warden has no command /jit reqest (did you mean 'jit request'?)",
+        "step[2].options.scop: /jit request has no option 'scop' (did you mean 'scope'?)",
+        "step[2].options.durration: /jit request has no option 'durration' (did you mean 'duration'?)",
+        "step[3].slash: Warden has no command /warden docter (did you mean 'warden doctor'?)",
+        "✗ failed: stopped before step 1, 3 steps not run",
+    ):
+        assert expected in text, f"{expected!r} missing from:\n{text}"
+    assert "alice: /jit" not in text  # nothing was played
