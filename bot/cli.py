@@ -288,6 +288,12 @@ def cmd_token(args: argparse.Namespace) -> int:
     return run_token_cli(args, _settings())
 
 
+def cmd_attest(args: argparse.Namespace) -> int:
+    from bot.attest.cli import run_attest_cli
+
+    return run_attest_cli(args, _settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="warden", description="Just-in-time access and attestations for Discord"
@@ -347,11 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lost-key", action="store_true", help="the current key is lost: start a new one")
     r.add_argument("--config", help="policy file, for [warden] settings")
     p.set_defaults(func=cmd_audit, audit_parser=p)
+    from bot.attest.cli import add_attest_parser
     from bot.inventory.cli import add_inventory_parser
     from bot.tokens.cli import add_token_parser
 
     add_inventory_parser(sub).set_defaults(func=cmd_inventory)
     add_token_parser(sub).set_defaults(func=cmd_token)
+    add_attest_parser(sub).set_defaults(func=cmd_attest)
     return parser
 
 

@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.jit", "cogs.approvals", "cogs.admin", "cogs.inventory", "cogs.audit")
+EXTENSIONS = (
+    "cogs.jit",
+    "cogs.approvals",
+    "cogs.admin",
+    "cogs.inventory",
+    "cogs.audit",
+    "cogs.attest",
+)  # attest extends /warden
 #: The raw gateway event carrying one audit-log entry (dispatched as ``raw_audit_log_entry``).
 AUDIT_ENTRY_EVENT = "GUILD_AUDIT_LOG_ENTRY_CREATE"
 
@@ -82,6 +89,7 @@ class WardenBot(commands.Bot):
         self.inventory = services.inventory
         self.live_inventory = services.live_inventory
         self.activity_seen = services.activity
+        self.attest = services.attest
         self.audit = services.audit
         self._hear_raw_audit_entries()
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).

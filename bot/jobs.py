@@ -33,6 +33,10 @@ class NarrativePosterLike(Protocol):
     async def deliver_due(self) -> int: ...
 
 
+class AttestSweepLike(Protocol):
+    async def run_due(self) -> int: ...
+
+
 class AuditSweeper(Protocol):
     """The audit room's scheduled work: refused reverts retried, quiet bursts summarised."""
 
@@ -54,6 +58,7 @@ class Jobs:
         poster: NarrativePosterLike,
         sweep_seconds: float,
         narrative_seconds: float,
+        attest: AttestSweepLike | None = None,
         dormancy: Dormancy | None = None,
         audit: AuditSweeper | None = None,
         checkpoint: Callable[[], Awaitable[Any]] | None = None,
@@ -67,6 +72,7 @@ class Jobs:
         self._inventory = inventory
         self._inventory_seconds = inventory_seconds
         self._grants = grants
+        self._attest = attest
         self._pending = pending
         self._dormancy = dormancy
         self._poster = poster
@@ -150,6 +156,9 @@ class Jobs:
             reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
             report.cards_posted = await self._step(report, "lost-cards", self._pending.post_lost_cards()) or 0
+            if self._attest is not None:
+                # Attestation campaigns: the schedule, DMs, reminders, deadlines, removal retries.
+                await self._step(report, "attestations", self._attest.run_due())
             if self._dormancy is not None:
                 dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
                 report.tokens_revoked = len(dormant or [])

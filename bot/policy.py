@@ -41,6 +41,7 @@ from bot.durations import DurationError, format_duration, parse_duration
 
 __all__ = [
     "Approver",
+    "AttestationPolicy",
     "AutoApprove",
     "GuildPolicy",
     "Policy",
@@ -706,10 +707,52 @@ class RuntimeSection(_Model):
         raise ValueError(f"{_show(v)} is not allowed; use one of: {', '.join(levels)}")
 
 
+class AttestationPolicy(_Model):
+    """Optional ``[attestation]`` table: owners vouch for what they own, on a schedule and on demand.
+
+    Without the table there are no campaigns (``/warden attest start`` says how to turn them on).
+    """
+
+    # Declared before `every` and `reminder`, which are checked against it.
+    deadline: Duration = dt.timedelta(days=7)
+    every: Annotated[dt.timedelta, BeforeValidator(lambda v: _duration(v, allow_zero=True))] = dt.timedelta(
+        days=30
+    )
+    reminder: Annotated[dt.timedelta, BeforeValidator(lambda v: _duration(v, allow_zero=True))] = (
+        dt.timedelta(days=2)
+    )
+    on_missed: Literal["alert", "remediate"] = "alert"
+    grace: Duration = dt.timedelta(days=7)
+    include_standing_roles: StrictBool = False
+
+    @field_validator("reminder")
+    @classmethod
+    def _reminder_before_deadline(cls, v: dt.timedelta, info: ValidationInfo) -> dt.timedelta:
+        deadline = info.data.get("deadline")
+        if deadline is not None and v >= deadline:
+            raise ValueError(
+                f"{format_duration(v)} is not before the deadline ({format_duration(deadline)}); "
+                'the reminder is sent this long before the deadline, e.g. "2d" ("0s" = no reminder)'
+            )
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every_after_deadline(cls, v: dt.timedelta, info: ValidationInfo) -> dt.timedelta:
+        deadline = info.data.get("deadline")
+        if v and deadline is not None and v <= deadline:
+            raise ValueError(
+                f"{format_duration(v)} is not longer than the deadline ({format_duration(deadline)}); "
+                'a campaign must end before the next starts, e.g. every = "30d" ("0s" = on demand only)'
+            )
+        return v
+
+
 class Policy(_Model):
     guilds: tuple[GuildPolicy, ...]
     scopes: tuple[Scope, ...] = ()
     rules: tuple[Rule, ...] = ()
+    attestation: AttestationPolicy | None = None
     runtime: RuntimeSection = RuntimeSection()
     source: str = "<config>"
 
@@ -865,7 +908,7 @@ def _validate(model: type[BaseModel], data: Any, prefix: str, problems: list[str
 
 # --------------------------------------------------------------------------- loading
 
-_TOP_KEYS = ("guild", "scope", "rule", "warden")
+_TOP_KEYS = ("guild", "scope", "rule", "warden", "attestation")
 
 
 def _without_secrets(table: dict[str, Any], path: str, problems: list[str]) -> dict[str, Any]:
@@ -910,7 +953,7 @@ def parse_policy(data: dict[str, Any], source: str = "<config>") -> Policy:
         else:
             problems.append(
                 f"unknown top-level key '{key}'{_suggest(key, _TOP_KEYS)} "
-                f"(allowed: [guild.<name>], [scope.<id>], [[rule]], [warden])"
+                f"(allowed: [guild.<name>], [scope.<id>], [[rule]], [warden], [attestation])"
             )
 
     # [warden]
@@ -1008,10 +1051,29 @@ def parse_policy(data: dict[str, Any], source: str = "<config>") -> Policy:
         if rule is not None:
             rules.append(rule)
 
+    # [attestation]
+    attestation: AttestationPolicy | None = None
+    raw_attestation = data.get("attestation")
+    if raw_attestation is not None:
+        if not isinstance(raw_attestation, dict):
+            problems.append(f"attestation: expected an [attestation] table, got {_show(raw_attestation)}")
+        else:
+            attestation = _validate(
+                AttestationPolicy,
+                _without_secrets(raw_attestation, "attestation", problems),
+                "attestation",
+                problems,
+            )
+
     if problems:
         raise PolicyError(problems, source)
     return Policy(
-        guilds=tuple(guilds), scopes=tuple(scopes), rules=tuple(rules), runtime=runtime, source=source
+        guilds=tuple(guilds),
+        scopes=tuple(scopes),
+        rules=tuple(rules),
+        attestation=attestation,
+        runtime=runtime,
+        source=source,
     )
 
 

@@ -17,6 +17,8 @@ import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals.service import ApprovalService
+from bot.attest.adapter import DiscordAttestPort
+from bot.attest.service import AttestService
 from bot.audit.adopt import RequestAdopter
 from bot.audit.classify import Classifier
 from bot.audit.defaults import effective_rules
@@ -128,6 +130,7 @@ class Services:
     live_inventory: LiveInventory
     activity: ActivityTracker
     audit: AuditRunner
+    attest: AttestService
 
 
 def build_services(
@@ -164,6 +167,9 @@ def build_services(
     audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
     inventory = InventoryService(session_factory, clock, decisions=decisions)
     live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
+    attest = AttestService(
+        core, port=DiscordAttestPort(client, guilds, ops, live_inventory), inventory=inventory
+    )
     checkpoints = (
         None
         if tuning.checkpoint_path is None
@@ -180,6 +186,7 @@ def build_services(
         grants=grants,
         pending=pending,
         poster=poster,
+        attest=attest,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
@@ -205,6 +212,7 @@ def build_services(
         live_inventory,
         ActivityTracker(session_factory, clock, inventory),
         audit,
+        attest,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -193,27 +192,9 @@ class Admin:
     async def create_webhook(
         self, g: SGuild, channel: ChannelRef, name: str, actor: Actor = None, reason: str | None = None
     ) -> SWebhook:
-        sb = self.sb
-        c = self._channel(g, channel)
-        actor_id = self._actor(g, actor)
-        w = SWebhook(
-            sb.snowflake(), g.id, c.id, name, secrets.token_urlsafe(48), creator=sb.users.get(actor_id)
+        return self.sb._create_webhook(
+            g, self._channel(g, channel), name, actor_id=self._actor(g, actor), reason=reason
         )
-        g.webhooks.append(w)
-        sb._webhooks_update_event(g, c.id)
-        sb._audit(
-            g,
-            50,
-            actor_id,
-            w.id,
-            [
-                {"key": "type", "new_value": w.type},
-                {"key": "channel_id", "new_value": str(c.id)},
-                {"key": "name", "new_value": name},
-            ],
-            reason=reason,
-        )
-        return w
 
     async def post(
         self, g: SGuild, channel: ChannelRef, author: MemberRef, content: str = "hello"

@@ -50,6 +50,16 @@ class Outcome(StrEnum):
     REVERT_FAILED = "revert-failed"
     BURST = "burst"
     OWNER_SET = "owner-set"  # an inventory item's owner named by an admin, or confirmed by the owner
+    ATTEST_STARTED = "attestation-started"
+    ATTESTED = "attested"
+    ATTEST_REVOKED = "attestation-revoked"
+    ATTEST_TRANSFER = "ownership-transfer"
+    ATTEST_ESCALATED = "attestation-escalated"
+    ATTEST_MISSED = "attestation-missed"
+    ATTEST_REMEDIATED = "access-remediated"
+    ATTEST_REMEDIATION_FAILED = "remediation-failed"
+    ATTEST_RESTORED = "access-restored"
+    ATTEST_CLOSED = "attestation-closed"
 
 
 @dataclass(frozen=True)
