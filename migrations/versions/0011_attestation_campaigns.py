@@ -1,6 +1,6 @@
 """attestation campaigns: campaigns, their items (answers, removals, restores) and the schedule
 
-Revision ID: 0008
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-11-24 18:40:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
