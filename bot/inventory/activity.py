@@ -24,6 +24,7 @@ from bot.clock import Clock
 from bot.db.models import IdentityKind, MemberActivity
 from bot.inventory.service import InventoryService
 from bot.services.base import transaction
+from bot.services.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,10 @@ class ActivityTracker:
                     row.last_seen_at, row.source = now, source
         except IntegrityError:
             pass  # another process recorded this member at the same moment
+        except Unavailable:
+            # Best effort, like message_seen: an interaction during a database outage is answered
+            # by its command (which says so), not followed by a traceback from this listener.
+            log.warning("activity not recorded: the database is unavailable", extra={"guild_id": guild_id})
 
     async def last_seen(self, guild_id: int, user_id: int) -> dt.datetime | None:
         async with transaction(self._sessions) as s:
