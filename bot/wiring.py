@@ -17,6 +17,7 @@ from bot.approvals.service import ApprovalService
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
+from bot.db.pins import load_pins
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
 from bot.discord_io.notifier import Notifier, governance_resolver
@@ -74,7 +75,7 @@ def build_services(
     controls: ControlMap,
     tuning: Tuning,
 ) -> Services:
-    guilds = GuildDirectory(policy)
+    guilds = GuildDirectory(policy, functools.partial(load_pins, session_factory))
     decisions = DecisionService(signer, controls, clock)
     core = Core(guilds=guilds, sessions=session_factory, clock=clock, decisions=decisions)
     ops = DiscordOps(

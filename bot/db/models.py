@@ -446,3 +446,25 @@ class AuditProcessed(Base):
         UniqueConstraint("guild_id", "entry_id", name="uq_audit_processed_guild_entry"),
         Index("ix_audit_processed_processed_at", "processed_at"),
     )
+
+
+# ---- guild pins
+
+
+class GuildPin(Base):
+    """A ``[guild.<name>]`` table matched to one guild id at first sight (docs/operations.md).
+
+    After this row exists the table is matched by ``guild_id`` only: a rename keeps the policy,
+    and another guild with the same name never gets it. ``confirmed_by`` is the server admin who
+    confirmed the pin with ``/warden pin``.
+    """
+
+    __tablename__ = "guild_pins"
+
+    # The table's name as written in config.toml, casefolded (tables match names without case).
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    guild_name: Mapped[str] = mapped_column(String(100))  # the guild's name when it was pinned
+    pinned_at: Mapped[dt.datetime]
+    confirmed_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)

@@ -12,6 +12,11 @@ from bot.services.errors import BadInput
 def guild_policy(guilds: GuildDirectory, guild_id: int) -> GuildPolicy:
     gp = guilds.get(guild_id)
     if gp is None:
+        if guilds.explain(guild_id, guilds.name(guild_id)):
+            raise BadInput(
+                "This server has no Warden policy: the [guild] table with its name belongs to another "
+                "server. A server admin can run `/warden doctor` to see why and how to fix it."
+            )
         raise BadInput(
             "This server has no Warden policy. A server admin must add a [guild] section "
             f"for '{guilds.name(guild_id)}' (or {guild_id}) to config.toml."
