@@ -37,6 +37,11 @@ NAMING = {
 }
 
 
+#: The largest row id (requests, grants ... use 32-bit integer keys on PostgreSQL). A larger number
+#: typed in a command or forged into a button names no row; it must never reach a query.
+MAX_ROW_ID = 2**31 - 1
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC in and out, also on SQLite (which stores no offset)."""
 

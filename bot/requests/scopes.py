@@ -38,8 +38,10 @@ def scope_for(
             s.id for s in (requestable_scopes(guilds, member) if member else guilds.policy.scopes_for(gp))
         ]
         choices = ", ".join(f"`{n}`" for n in names) or "none"
+        # What was typed, quoted back in a code span: no backticks to break out, at most 64 characters.
+        typed = scope_id.strip().replace("`", "'")
+        typed = typed if len(typed) <= 64 else typed[:60] + "…"
         raise BadInput(
-            f"There is no scope named `{scope_id}`. Scopes you can request: {choices}. "
-            "Pick one from the list."
+            f"There is no scope named `{typed}`. Scopes you can request: {choices}. Pick one from the list."
         )
     return scope
