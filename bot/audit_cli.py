@@ -151,15 +151,26 @@ def _database_url(settings: Settings, policy: Policy | None) -> str:
     return url
 
 
-async def _with_factory(url: str, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+async def with_session_factory(
+    url: str,
+    tables: set[str],
+    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]],
+    *,
+    what: str | None = None,
+) -> T:
+    """Run ``work`` against Warden's database, after checking it holds ``tables`` (migrated).
+
+    A missing table is named (or, with ``what``, called "the ``what`` tables").
+    """
     from bot.db.session import create_engine, create_session_factory
 
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-        if not {"ledger_entries", "ledger_head"} <= tables:
-            raise StartupError(f"database {redact_url(url)} has no ledger tables: run `warden migrate` first")
+            present = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        if missing := tables - present:
+            named = f"{what} tables" if what else f"{', '.join(sorted(missing))} table"
+            raise StartupError(f"database {redact_url(url)} has no {named}: run `warden migrate` first")
         return await work(create_session_factory(engine))
     except SQLAlchemyError as exc:
         raise StartupError(
@@ -169,6 +180,10 @@ async def _with_factory(url: str, work: Callable[[async_sessionmaker[AsyncSessio
         raise StartupError(f"database {redact_url(url)} cannot be reached: {exc}") from None
     finally:
         await engine.dispose()
+
+
+async def _with_factory(url: str, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    return await with_session_factory(url, {"ledger_entries", "ledger_head"}, work, what="ledger")
 
 
 async def _with_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

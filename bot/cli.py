@@ -1,4 +1,4 @@
-"""The `warden` command: run · migrate · check-config · init · sandbox · audit verify/export."""
+"""The `warden` command: run · migrate · check-config · init · sandbox · audit · inventory export · token verify."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from bot.audit.defaults import active_rules_summary
 from bot.logs import configure_logging, redact
-from bot.policy import Policy, PolicyError, load_policy, review_policy, unenforced_rules_warning
+from bot.policy import Policy, PolicyError, load_policy, review_policy
 from bot.settings import Settings, SettingsError, load_settings, redact_url
 from bot.startup import StartupError
+
+if TYPE_CHECKING:
+    from bot.wiring import Tuning
 
 log = logging.getLogger("warden")
 
@@ -83,7 +88,7 @@ def point_at_discord(settings: Settings) -> None:
         )
 
 
-async def _run(settings: Settings, policy: Policy, url: str) -> None:
+async def _run(settings: Settings, policy: Policy, url: str, tuning: Tuning) -> None:
     from bot.clock import SystemClock
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_engine, create_session_factory
@@ -115,6 +120,7 @@ async def _run(settings: Settings, policy: Policy, url: str) -> None:
             clock=SystemClock(),
             session_factory=sessions,
             signer=signer,
+            tuning=tuning,
             shard_ids=shard_ids,
             shard_count=settings.shard_count,
         )
@@ -131,11 +137,23 @@ async def _run(settings: Settings, policy: Policy, url: str) -> None:
         await engine.dispose()
 
 
+def _tuning(settings: Settings) -> Tuning:
+    """Production's Tuning, or WARDEN_TUNING / WARDEN_KILL_AT's (reliability testing only)."""
+    from bot.wiring import Tuning
+
+    if not settings.tuning and settings.kill_at is None:
+        return Tuning()
+    try:
+        tuning = Tuning.overridden(settings.tuning, settings.kill_at)
+    except ValueError as exc:
+        raise StartupError(f"WARDEN_TUNING / WARDEN_KILL_AT: {exc}") from None
+    log.warning("reliability testing: tuning %s, kill point %s", settings.tuning, settings.kill_at)
+    return tuning
+
+
 def _warn_policy(policy: Policy) -> None:
     """What check-config reports but does not stop `warden run`: said once at start-up."""
-    warning = unenforced_rules_warning(policy)
-    if warning:
-        log.warning("%s", warning)
+    log.info("%s", active_rules_summary(policy))
     for problem in review_policy(policy):
         log.warning("policy: %s (warden check-config lists these)", problem)
 
@@ -149,13 +167,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
     url = _database_url(settings, policy)
+    tuning = _tuning(settings)
     _warn_policy(policy)
     import aiohttp
     import discord
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run(settings, policy, url))
+            asyncio.run(_run(settings, policy, url, tuning))
     except discord.LoginFailure:
         raise StartupError(
             "Discord rejected the bot token: check WARDEN_TOKEN (or the token file) — "
@@ -203,9 +222,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         raise StartupError(f"{path} has {n} problem{'s' if n != 1 else ''}:\n{lines}")
     scopes = ", ".join(s.id for s in policy.scopes) or "none"
     print(f"{path}: OK — {len(policy.guilds)} guild(s), {len(policy.scopes)} scope(s) ({scopes})")
-    warning = unenforced_rules_warning(policy)
-    if warning:
-        print(f"warning: {warning}")
+    print(active_rules_summary(policy))
     return 0
 
 
@@ -246,6 +263,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from bot.audit_cli import run_audit
 
     return run_audit(args, _settings())
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    from bot.inventory.cli import run_inventory_cli
+
+    return run_inventory_cli(args, _settings())
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from bot.tokens.cli import run_token_cli
+
+    return run_token_cli(args, _settings())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lost-key", action="store_true", help="the current key is lost: start a new one")
     r.add_argument("--config", help="policy file, for [warden] settings")
     p.set_defaults(func=cmd_audit, audit_parser=p)
+    from bot.inventory.cli import add_inventory_parser
+    from bot.tokens.cli import add_token_parser
+
+    add_inventory_parser(sub).set_defaults(func=cmd_inventory)
+    add_token_parser(sub).set_defaults(func=cmd_token)
     return parser
 
 

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.jit", "cogs.approvals", "cogs.admin")
+EXTENSIONS = ("cogs.jit", "cogs.approvals", "cogs.admin", "cogs.inventory", "cogs.audit")
+#: The raw gateway event carrying one audit-log entry (dispatched as ``raw_audit_log_entry``).
+AUDIT_ENTRY_EVENT = "GUILD_AUDIT_LOG_ENTRY_CREATE"
 
 
 def warden_intents() -> discord.Intents:
@@ -76,10 +78,27 @@ class WardenBot(commands.Bot):
         self.approvals = services.approvals
         self.poster = services.poster
         self.jobs = services.jobs
+        self.tokens = services.tokens
+        self.inventory = services.inventory
+        self.live_inventory = services.live_inventory
+        self.audit = services.audit
+        self._hear_raw_audit_entries()
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
         self._binding = asyncio.Lock()
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
+
+    def _hear_raw_audit_entries(self) -> None:
+        """Dispatch ``raw_audit_log_entry`` with Discord's own payload before discord.py parses it:
+        the parsed ``AuditLogEntry`` drops fields the rules need (and refuses odd entries)."""
+        parsers = self._connection.parsers
+        parse = parsers[AUDIT_ENTRY_EVENT]
+
+        def hear(data: Any) -> None:
+            self.dispatch("raw_audit_log_entry", data)
+            parse(data)
+
+        parsers[AUDIT_ENTRY_EVENT] = hear
 
     @classmethod
     def create(cls, *, shard_ids: list[int] | None, shard_count: int | None, **kw: Any) -> WardenBot:
@@ -152,6 +171,12 @@ class WardenBot(commands.Bot):
         report = await self.jobs.run_due()
         if report.expired or report.requests_expired:
             log.info("caught up after start-up: %s", report)
+        # Read every audit-log entry made while Warden was away, then compare state.
+        self.audit.set_warden_user(self.user.id if self.user else None)
+        audit = await self.audit.start()
+        if audit.drift:
+            log.warning("start-up state comparison found %d change(s) nobody sanctioned", len(audit.drift))
+        await self.jobs.deliver_narratives()
         self.caught_up.set()
         log_startup_report(self)
         if self.tuning.run_scheduler:
@@ -171,6 +196,7 @@ class WardenBot(commands.Bot):
             await self.bind_guilds(warn=False)
 
     async def close(self) -> None:
+        await self.audit.stop()
         await self.jobs.stop()
         await super().close()
 

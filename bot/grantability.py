@@ -127,8 +127,8 @@ def describe_refs(guild: discord.Guild, refs: Iterable[str | int | Approver]) ->
 class GrantPlan:
     """What a grant would change in Discord: a role, or a member overwrite on a channel."""
 
-    kind: str  # "role" | "channel"
-    target_id: int
+    kind: str  # "role" | "channel" | "token"
+    target_id: int  # the role or channel; 0 for a token (nothing changes in Discord)
     allow_bits: int
     deny_bits: int
 
@@ -136,6 +136,8 @@ class GrantPlan:
 def check_grantable(guild: discord.Guild, scope: Scope) -> GrantPlan:
     """Would Discord accept this grant? Raises CannotGrant saying why not (/warden doctor shows it too)."""
     me = guild.me
+    if scope.kind == "token":
+        return GrantPlan("token", 0, 0, 0)  # an access token for a system outside Discord
     if scope.kind == "role":
         role = resolve_role(guild, scope.role)
         if role is None:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -20,6 +20,7 @@ from bot.grants.service import DueReport, GrantService
 from bot.health import metrics
 from bot.requests.sweeps import PendingSweeps
 from bot.services.errors import Unavailable
+from bot.tokens.dormancy import Dormancy
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,12 @@ class NarrativePosterLike(Protocol):
     async def deliver_due(self) -> int: ...
 
 
+class AuditSweeper(Protocol):
+    """The audit room's scheduled work: refused reverts retried, quiet bursts summarised."""
+
+    async def sweep(self) -> Any: ...
+
+
 class Jobs:
     def __init__(
         self,
@@ -40,9 +47,13 @@ class Jobs:
         poster: NarrativePosterLike,
         sweep_seconds: float,
         narrative_seconds: float,
+        dormancy: Dormancy | None = None,
+        audit: AuditSweeper | None = None,
     ) -> None:
+        self._audit = audit
         self._grants = grants
         self._pending = pending
+        self._dormancy = dormancy
         self._poster = poster
         self._sweep_seconds = sweep_seconds
         self._narrative_seconds = narrative_seconds
@@ -119,6 +130,11 @@ class Jobs:
             report.requests_expired = len(expired or [])
             reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
+            if self._dormancy is not None:
+                dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
+                report.tokens_revoked = len(dormant or [])
+            if self._audit is not None:
+                await self._step(report, "audit", self._audit.sweep())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report

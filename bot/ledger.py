@@ -323,16 +323,7 @@ async def append_entry(
     """
     if created_at.tzinfo is None:
         raise ValueError("naive created_at; use the injected clock")
-    head = (
-        await session.execute(
-            select(LedgerHead)
-            .where(LedgerHead.id == HEAD_ID)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-    if head is None:
-        raise RuntimeError("ledger_head row is missing; run `warden migrate`")
+    head = await _lock_head(session)
     await _ensure_active_key(session, signer)
 
     entry = LedgerEntry(

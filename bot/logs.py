@@ -13,10 +13,12 @@ are printed as ``***``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["LOG_FORMATS", "FieldsFormatter", "JsonFormatter", "configure_logging", "extra_fields"]
@@ -104,6 +106,44 @@ def redact(secret: str | None) -> None:
     """Never print this value: every log line has it masked from now on."""
     if secret and len(secret) >= 8:
         _SECRETS.add(secret)
+
+
+class _MaskAtSource(logging.Filter):
+    """Masks known secrets in the record itself, when it is logged (not when a handler formats it),
+    so no handler — whenever and however it formats — ever sees the clear value."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = message
+        for secret in _SECRETS:
+            masked = masked.replace(secret, "***")
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+# discord.py logs each request body here at DEBUG (a DM's text included).
+_BODY_LOGGERS = ("discord.http", "discord.webhook.async_")
+_MASK = _MaskAtSource()
+
+
+@contextlib.contextmanager
+def redacting(secret: str) -> Iterator[None]:
+    """Mask a short-lived secret (an access token being DM'd) in every log line while it is handled.
+
+    discord.py logs request bodies at DEBUG; a token's one delivery must not reach a log even then.
+    """
+    for name in _BODY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _MASK not in logger.filters:
+            logger.addFilter(_MASK)
+    added = secret not in _SECRETS
+    redact(secret)
+    try:
+        yield
+    finally:
+        if added:
+            _SECRETS.discard(secret)
 
 
 class _NoVoiceNotice(logging.Filter):

@@ -4,7 +4,7 @@
 :class:`PolicyError` listing *every* problem it found, one per line, each naming
 the key path, the value and what is allowed::
 
-    scope.deploy.kind: 'rolee' is not allowed; use one of: role, channel
+    scope.deploy.kind: 'rolee' is not allowed; use one of: role, channel, token
     scope.deploy.max_duration: missing; every scope needs a maximum duration (e.g. "8h")
 
 Pydantic does the validation; its errors are rewritten into these lines (no
@@ -54,7 +54,6 @@ __all__ = [
     "parse_policy",
     "permissions_from_names",
     "review_policy",
-    "unenforced_rules_warning",
 ]
 
 #: A name (role/channel name) or a Discord snowflake id.
@@ -255,12 +254,26 @@ class AutoApprove(_Model):
     max_duration: Duration
 
 
+#: For ``role`` and ``channel``: what a scope of that kind needs, and what the other kind grants instead.
+_TARGET_TEXTS = {
+    "role": (
+        "a role scope needs the role to grant (its name or id)",
+        "a channel scope grants permissions on `channel`",
+    ),
+    "channel": ("a channel scope needs the channel (its name or id)", "a role scope grants `role`"),
+}
+_TOKEN_TEXTS = {
+    "role": "a token scope grants an access token, no role",
+    "channel": "a token scope grants an access token",
+}
+
+
 class Scope(_Model):
     """A grantable entitlement (``[scope.<id>]``)."""
 
     id: str
     guild: str | None = None
-    kind: Literal["role", "channel"]
+    kind: Literal["role", "channel", "token"]
     description: str = Field("", max_length=100)
     role: OptTarget = Field(None, validate_default=True)
     channel: OptTarget = Field(None, validate_default=True)
@@ -281,6 +294,11 @@ class Scope(_Model):
 
     def allows_bots(self) -> bool:
         return self.subjects in ("bots", "both")
+
+    @property
+    def issues_token(self) -> bool:
+        """A scope of kind ``token`` changes nothing in Discord: its grant carries an access token."""
+        return self.kind == "token"
 
     def allows_members(self) -> bool:
         return self.subjects in ("members", "both")
@@ -303,24 +321,19 @@ class Scope(_Model):
             raise ValueError("must not be empty; give the guild's name or id as in [guild.<name or id>]")
         return v
 
-    @field_validator("role")
+    @field_validator("role", "channel")
     @classmethod
-    def _check_role(cls, v: Target | None, info: ValidationInfo) -> Target | None:
+    def _check_target(cls, v: Target | None, info: ValidationInfo) -> Target | None:
+        """A role scope names its ``role``, a channel scope its ``channel``, and neither the other."""
+        own = str(info.field_name)
+        needs, other_grants = _TARGET_TEXTS[own]
         kind = info.data.get("kind")
-        if kind == "role" and v is None:
-            raise ValueError("missing; a role scope needs the role to grant (its name or id)")
-        if kind == "channel" and v is not None:
-            raise ValueError('only used when kind = "role"; a channel scope grants permissions on `channel`')
-        return v
-
-    @field_validator("channel")
-    @classmethod
-    def _check_channel(cls, v: Target | None, info: ValidationInfo) -> Target | None:
-        kind = info.data.get("kind")
-        if kind == "channel" and v is None:
-            raise ValueError("missing; a channel scope needs the channel (its name or id)")
-        if kind == "role" and v is not None:
-            raise ValueError('only used when kind = "channel"; a role scope grants `role`')
+        if kind == own and v is None:
+            raise ValueError(f"missing; {needs}")
+        if kind == "token" and v is not None:
+            raise ValueError(f'only used when kind = "{own}"; {_TOKEN_TEXTS[own]}')
+        if kind is not None and kind != own and v is not None:
+            raise ValueError(f'only used when kind = "{own}"; {other_grants}')
         return v
 
     @field_validator("allow", "deny", "permission_ceiling", mode="before")
@@ -336,6 +349,8 @@ class Scope(_Model):
             raise ValueError(
                 'only used when kind = "channel"; a role scope grants the role\'s own permissions'
             )
+        if kind == "token" and v:
+            raise ValueError('only used when kind = "channel"; a token scope sets no permissions')
         if kind == "channel" and v:
             bad = sorted(n for n in v if permissions_from_names([n]).value & ~_CHANNEL_OK)
             if bad:
@@ -434,9 +449,28 @@ class Scope(_Model):
             raise ValueError("\n".join(problems))
         return result
 
+    @field_validator("subjects")
+    @classmethod
+    def _check_subjects(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("kind") == "token" and v != "members":
+            raise ValueError(
+                'a token scope is for members only ("members"): its token is delivered by DM, '
+                "which bots cannot receive"
+            )
+        return v
+
+    @field_validator("max_duration")
+    @classmethod
+    def _check_token_life(cls, v: dt.timedelta, info: ValidationInfo) -> dt.timedelta:
+        if info.data.get("kind") == "token" and v > dt.timedelta(days=30):
+            raise ValueError("a token lives at most 30 days; give a max_duration of 30d or less")
+        return v
+
     @field_validator("permission_ceiling")
     @classmethod
     def _check_ceiling(cls, v: frozenset[str] | None, info: ValidationInfo) -> frozenset[str] | None:
+        if v is not None and info.data.get("kind") == "token":
+            raise ValueError("a token scope sets no permissions, so it has no ceiling")
         allow = info.data.get("allow")
         if v is not None and allow:
             ceiling = permissions_from_names(v).value
@@ -463,6 +497,13 @@ class GuildPolicy(_Model):
         dt.timedelta(seconds=30)
     )
     ping_role: OptTarget = None
+    # Dormancy (docs/tokens.md): an access token not verified for this long is revoked; and, when not
+    # "0s", a JIT grant whose holder Warden has not seen active (a message or an interaction) for this
+    # long is ended early.
+    token_dormant_after: Duration = dt.timedelta(days=30)
+    end_idle_grants_after: Annotated[
+        dt.timedelta, BeforeValidator(lambda v: _duration(v, allow_zero=True))
+    ] = dt.timedelta(0)
     # Audit listener: who may change permissions without an alert, and which roles count as
     # "broad" (like @everyone) for overwrite rules.
     admins: tuple[Approver, ...] = ()
@@ -724,7 +765,7 @@ class Policy(_Model):
 _MISSING_HINTS: dict[str, str] = {
     "Scope.max_duration": 'every scope needs a maximum duration (e.g. "8h")',
     "AutoApprove.max_duration": 'how long an auto-approved grant may last (e.g. "1h")',
-    "kind": "use one of: role, channel",
+    "kind": "use one of: role, channel, token",
     "approvers": 'who may approve: role names or ids, or "user:<id>" (e.g. ["sec-leads"])',
     "requesters": 'who may request: role names or ids, user ids, or "@everyone" (e.g. ["engineers"])',
     "approvals_channel": "the channel (name or id) where approval cards are posted",
@@ -1235,15 +1276,3 @@ def review_policy(policy: Policy) -> list[str]:
         for i, auto in enumerate(scope.auto_approve):
             check(f"{base}.auto_approve[{i}].members_of", auto.members_of)
     return problems
-
-
-def unenforced_rules_warning(policy: Policy) -> str | None:
-    """The one place that says ``[[rule]]`` tables are not enforced yet (remove with the audit listener)."""
-    if not policy.rules:
-        return None
-    ids = ", ".join(rule.id for rule in policy.rules)
-    n = len(policy.rules)
-    return (
-        f"{n} [[rule]] table{'s are' if n != 1 else ' is'} NOT enforced yet ({ids}): Warden parses "
-        "rules but does not act on them; do not rely on them as a control"
-    )

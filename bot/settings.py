@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     # Gateway sharding: this process runs these shard ids out of shard_count (see docs/operations.md).
     shards: Annotated[tuple[int, ...] | None, NoDecode] = None
     shard_count: int | None = None
+    # Reliability testing only (docs/reliability.md): override Tuning's timings ("sweep_seconds=1,
+    # claim_seconds=3") and name a kill point at which the process SIGKILLs itself.
+    tuning: Annotated[dict[str, str], NoDecode] = {}
+    kill_at: str | None = None
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
@@ -202,6 +206,18 @@ class Settings(BaseSettings):
             if not all(p.isdigit() for p in parts):
                 raise ValueError(f"'{v}' is not a list of shard ids; use e.g. 0,1")
             return tuple(int(p) for p in parts)
+        return v
+
+    @field_validator("tuning", mode="before")
+    @classmethod
+    def _tuning(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            pairs = [p.strip() for p in v.split(",") if p.strip()]
+            if not all(p.count("=") == 1 for p in pairs):
+                raise ValueError(
+                    f"'{v}' is not a list of name=value; use e.g. sweep_seconds=1,claim_seconds=3"
+                )
+            return {name.strip(): value.strip() for name, value in (p.split("=") for p in pairs)}
         return v
 
     @field_validator("shard_count")

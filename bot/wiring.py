@@ -6,6 +6,8 @@ run is the same object graph; only the inputs and the ``Tuning`` knobs differ.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,21 +16,34 @@ import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals.service import ApprovalService
+from bot.audit.adopt import RequestAdopter
+from bot.audit.classify import Classifier
+from bot.audit.defaults import effective_rules
+from bot.audit.grant_ledger import SqlGrantLedger
+from bot.audit.listener import AuditListener
+from bot.audit.recorder import LedgerRecorder
+from bot.audit.runner import AuditRunner
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
 from bot.db.pins import load_pins
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
+from bot.discord_io.audit import CacheGuildFacts, DiscordReverter, audit_log_pages
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
-from bot.grants.service import GrantService
+from bot.grants.service import APPLY_CLAIM, CLAIM_FOR, STALE_APPROVED, Claims, GrantService
+from bot.inventory.live import LiveInventory
+from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
 from bot.requests.sweeps import PendingSweeps
 from bot.services.base import Core
+from bot.services.killpoints import KillSwitch
+from bot.tokens.dormancy import Dormancy
+from bot.tokens.service import TokenService
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,41 @@ class Tuning:
     # How long the Deny button may check eligibility before it opens the modal anyway
     # (the modal must open within Discord's 3 seconds; the submit checks again).
     deny_precheck_seconds: float = 1.5
+    # How long an apply and a removal hold their grant, and how old a decided but never claimed grant
+    # must be before a sweep applies it (another process may be about to): docs/reliability.md.
+    apply_claim_seconds: float = APPLY_CLAIM.total_seconds()
+    claim_seconds: float = CLAIM_FOR.total_seconds()
+    stale_approved_seconds: float = STALE_APPROVED.total_seconds()
+    # The crash campaign's kill point (bot/services/killpoints.py): None in production.
+    kill_at: str | None = None
+
+    def claims(self) -> Claims:
+        return Claims(
+            apply=dt.timedelta(seconds=self.apply_claim_seconds),
+            removal=dt.timedelta(seconds=self.claim_seconds),
+            stale_approved=dt.timedelta(seconds=self.stale_approved_seconds),
+        )
+
+    @classmethod
+    def overridden(cls, overrides: dict[str, str], kill_at: str | None = None) -> Tuning:
+        """Production's tuning with ``name → value`` overrides of its number fields (WARDEN_TUNING).
+
+        Raises ValueError naming the field and what it accepts.
+        """
+        numbers = {f.name: f.type for f in dataclasses.fields(cls) if f.type in ("float", "int")}
+        values: dict[str, float | int] = {}
+        for name, text in overrides.items():
+            if name not in numbers:
+                raise ValueError(f"'{name}' is not a tuning knob; use one of: {', '.join(sorted(numbers))}")
+            try:
+                value = float(text) if numbers[name] == "float" else int(text)
+            except ValueError:
+                raise ValueError(f"{name}: '{text}' is not a number") from None
+            if value <= 0:
+                raise ValueError(f"{name}: must be above zero, not {text}")
+            values[name] = value
+        KillSwitch(kill_at)  # an unknown kill point is an error here, not a crash that never happens
+        return dataclasses.replace(cls(), kill_at=kill_at, **values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -63,6 +113,10 @@ class Services:
     pending: PendingSweeps
     poster: NarrativePoster
     jobs: Jobs
+    tokens: TokenService
+    inventory: InventoryService
+    live_inventory: LiveInventory
+    audit: AuditRunner
 
 
 def build_services(
@@ -77,24 +131,96 @@ def build_services(
 ) -> Services:
     guilds = GuildDirectory(policy, functools.partial(load_pins, session_factory))
     decisions = DecisionService(signer, controls, clock)
-    core = Core(guilds=guilds, sessions=session_factory, clock=clock, decisions=decisions)
+    core = Core(
+        guilds=guilds,
+        sessions=session_factory,
+        clock=clock,
+        decisions=decisions,
+        kill=KillSwitch(tuning.kill_at),
+    )
     ops = DiscordOps(
         client, attempts=tuning.discord_attempts, max_wait=tuning.discord_max_wait, sleep=tuning.discord_sleep
     )
     notifier = Notifier(client, guilds, session_factory)
-    grants = GrantService(core, ops=ops, notifier=notifier)
+    tokens = TokenService(session_factory, clock)
+    grants = GrantService(core, ops=ops, notifier=notifier, tokens=tokens, claims=tuning.claims())
     requests = RequestService(core, grants=grants, notifier=notifier)
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
     pending = PendingSweeps(core, notifier=notifier)
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
+    audit = build_audit(
+        client,
+        notifier=notifier,
+        policy=policy,
+        clock=clock,
+        session_factory=session_factory,
+        guilds=guilds,
+        decisions=decisions,
+        ops=ops,
+    )
     jobs = Jobs(
         grants=grants,
         pending=pending,
         poster=poster,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
+        audit=audit,
+        dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
     )
-    return Services(guilds, decisions, ops, notifier, grants, requests, approvals, pending, poster, jobs)
+    inventory = InventoryService(session_factory, clock)
+    live_inventory = LiveInventory(client, inventory, clock)
+    return Services(
+        guilds,
+        decisions,
+        ops,
+        notifier,
+        grants,
+        requests,
+        approvals,
+        pending,
+        poster,
+        jobs,
+        tokens,
+        inventory,
+        live_inventory,
+        audit,
+    )
+
+
+def build_audit(
+    client: discord.Client,
+    *,
+    notifier: Notifier,
+    policy: Policy,
+    clock: Clock,
+    session_factory: async_sessionmaker[AsyncSession],
+    guilds: GuildDirectory,
+    decisions: DecisionService,
+    ops: DiscordOps,
+) -> AuditRunner:
+    """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
+    facts = CacheGuildFacts(client)
+    classifier = Classifier(
+        policy, effective_rules(policy.rules), facts, SqlGrantLedger(session_factory), guilds=guilds
+    )
+    listener = AuditListener(
+        classifier=classifier,
+        facts=facts,
+        recorder=LedgerRecorder(decisions),
+        reverter=DiscordReverter(client, ops),
+        clock=clock,
+        session_factory=session_factory,
+        approvals=RequestAdopter(
+            guilds=guilds, decisions=decisions, clock=clock, facts=facts, post_card=notifier.request_created
+        ),
+    )
+    return AuditRunner(
+        listener,
+        fetch_page=audit_log_pages(client, ops),
+        snapshot=facts,
+        governed=lambda gid: guilds.get(gid) is not None,
+        guild_ids=lambda: [g.id for g in client.guilds],
+    )
 
 
 def build_bot(

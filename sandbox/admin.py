@@ -15,6 +15,7 @@ from sandbox.models import (
     SRole,
     SUser,
     SWebhook,
+    channel_payload,
     integration_payload,
     member_payload,
     permission_value,
@@ -254,6 +255,66 @@ class Admin:
     ) -> None:
         c = self._channel(g, channel)
         self.sb._delete_overwrite(g, c, target.id, actor_id=self._actor(g, actor), reason=reason)
+
+    async def update_guild(
+        self,
+        g: SGuild,
+        *,
+        mfa_level: int | None = None,
+        verification_level: int | None = None,
+        actor: Actor = None,
+        reason: str | None = None,
+    ) -> None:
+        """Server settings changed (GUILD_UPDATE and audit entry 1 with each key's old and new value)."""
+        changes = []
+        for key, value in (("mfa_level", mfa_level), ("verification_level", verification_level)):
+            if value is not None and getattr(g, key) != value:
+                changes.append({"key": key, "old_value": getattr(g, key), "new_value": value})
+                setattr(g, key, value)
+        if not changes:
+            return
+        self.sb.gateway.dispatch("GUILD_UPDATE", self.sb._guild_payload(g), gw.GUILDS)
+        self.sb._audit(g, 1, self._actor(g, actor), g.id, changes, reason=reason)
+
+    async def create_channel(
+        self,
+        g: SGuild,
+        name: str,
+        *,
+        private: bool = False,
+        actor: Actor = None,
+        reason: str | None = None,
+    ) -> SChannel:
+        """A text channel (CHANNEL_CREATE, audit entry 10); ``private`` hides it from @everyone."""
+        overwrites: dict[Any, Any] | None = {g.everyone: ([], ["view_channel"])} if private else None
+        c = self.sb._create_channel(g, name, overwrites=overwrites)
+        changes: list[dict[str, Any]] = [
+            {"key": "name", "new_value": c.name},
+            {"key": "type", "new_value": c.type},
+            {
+                "key": "permission_overwrites",
+                "new_value": [
+                    {"id": str(o.id), "type": o.type, "allow": str(o.allow), "deny": str(o.deny)}
+                    for o in c.overwrites
+                ],
+            },
+        ]
+        self.sb._audit(g, 10, self._actor(g, actor), c.id, changes, reason=reason)
+        return c
+
+    async def delete_channel(
+        self, g: SGuild, channel: ChannelRef, actor: Actor = None, reason: str | None = None
+    ) -> None:
+        """A channel deleted (CHANNEL_DELETE, audit entry 12 with its old values)."""
+        c = self._channel(g, channel)
+        g.channels.remove(c)
+        self.sb.channels.pop(c.id, None)
+        self.sb.gateway.dispatch("CHANNEL_DELETE", channel_payload(c), gw.GUILDS)
+        changes: list[dict[str, Any]] = [
+            {"key": "name", "old_value": c.name},
+            {"key": "type", "old_value": c.type},
+        ]
+        self.sb._audit(g, 12, self._actor(g, actor), c.id, changes, reason=reason)
 
     async def add_member(self, g: SGuild, name: str, roles: Iterable[SRole | str] = (), **kw: Any) -> SMember:
         return g.add_member(name, roles=roles, **kw)

@@ -295,6 +295,8 @@ class SGuild:
     webhooks: list[SWebhook] = field(default_factory=list)
     integrations: list[SIntegration] = field(default_factory=list)
     audit_entries: list[dict] = field(default_factory=list)
+    mfa_level: int = 0  # 1: moderators need 2FA
+    verification_level: int = 0
     _sandbox: Any = field(default=None, repr=False)
 
     # ----- lookups

@@ -28,7 +28,7 @@ from bot.clock import ManualClock
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.policy import Policy, PolicyError, load_policy, parse_policy
 from sandbox.errors import SandboxError
-from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, sandbox_tuning
+from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, rehearsal_server, sandbox_tuning
 from sandbox.models import SChannel, SGuild, SMember, SMessage
 
 DEFAULT_START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -37,10 +37,10 @@ EVENTUALLY_SECONDS = 1.0  # how long a positive expectation may take to come tru
 # ----------------------------------------------------------------------------- the format
 
 TOP_KEYS = ("name", "description", "policy", "now", "guild", "step")
-GUILD_KEYS = ("name", "bot_permissions", "roles", "members", "channels")
-ROLE_KEYS = ("name", "permissions", "position", "managed")
-MEMBER_KEYS = ("name", "roles", "bot", "dms_open")
-CHANNEL_KEYS = ("name", "private")
+GUILD_KEYS = ("name", "id", "bot_permissions", "roles", "members", "channels")
+ROLE_KEYS = ("name", "id", "permissions", "position", "managed")
+MEMBER_KEYS = ("name", "id", "roles", "bot", "dms_open")
+CHANNEL_KEYS = ("name", "id", "private")
 
 # Every step has exactly one action (or none: a step of only `expect`/`note`).
 ACTIONS = (
@@ -143,6 +143,16 @@ class Scenario:
     steps: list[dict[str, Any]]
     source: str = "<scenario>"
     now: dt.datetime = DEFAULT_START
+    policy_note: str = ""  # where the policy came from, when not from the file itself (--config)
+
+
+@dataclasses.dataclass(frozen=True)
+class GivenPolicy:
+    """A policy given on the command line (`--scenario FILE --config config.toml`): it replaces the
+    file's own ``policy``; a file with no [[guild]] then plays in the server built from it."""
+
+    policy: Policy
+    source: str
 
 
 def _allowed(where: str, table: Mapping[str, Any], allowed: Iterable[str], problems: list[str]) -> None:
@@ -182,6 +192,7 @@ def _check_guild(where: str, g: Any, problems: list[str]) -> None:
     _allowed(where, g, GUILD_KEYS, problems)
     if not isinstance(g.get("name"), str):
         problems.append(f"{where}.name: required: the server's name (text)")
+    _id_ok(where, g, problems)
     for part, keys in (("roles", ROLE_KEYS), ("members", MEMBER_KEYS), ("channels", CHANNEL_KEYS)):
         items = g.get(part, [])
         if not _need(f"{where}.{part}", items, list, "an array of tables", problems):
@@ -192,6 +203,15 @@ def _check_guild(where: str, g: Any, problems: list[str]) -> None:
                 _allowed(w, item, keys, problems)
                 if not isinstance(item.get("name"), str):
                     problems.append(f"{w}.name: required (text)")
+                _id_ok(w, item, problems)
+
+
+def _id_ok(where: str, table: Mapping[str, Any], problems: list[str]) -> None:
+    """``id``: the Discord id a policy names it by (a whole number); leave it out for a fresh one."""
+    if "id" in table:
+        v = table["id"]
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            problems.append(f"{where}.id: expected a Discord id (a whole number, no quotes), got {v!r}")
 
 
 def _check_expect(where: str, e: Any, problems: list[str]) -> None:
@@ -201,9 +221,10 @@ def _check_expect(where: str, e: Any, problems: list[str]) -> None:
     if len(subjects) != 1:
         found = f"found {', '.join(subjects)}" if subjects else "found none"
         problems.append(f"{where}: needs exactly one of {', '.join(EXPECT_FORMS)} ({found})")
+        every = (*EXPECT_FORMS, *{c for checks in EXPECT_FORMS.values() for c in checks})
         for k in e:
-            if k not in EXPECT_FORMS and not any(k in checks for checks in EXPECT_FORMS.values()):
-                problems.append(f"{where}.{k}: unknown key")
+            if k not in every:
+                problems.append(f"{where}.{k}: unknown key{_did_you_mean(k, every)}")
         return
     subject = subjects[0]
     checks = EXPECT_FORMS[subject]
@@ -301,7 +322,8 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
         what = s["admin"]
         if not isinstance(what, str) or what not in ADMIN_ACTIONS:
             problems.append(
-                f"{where}.admin: {what!r} is not an admin action; use one of {', '.join(ADMIN_ACTIONS)}"
+                f"{where}.admin: {what!r} is not an admin action{_did_you_mean(what, ADMIN_ACTIONS)}; "
+                f"use one of {', '.join(ADMIN_ACTIONS)}"
             )
         else:
             required, optional = ADMIN_ACTIONS[what]
@@ -320,7 +342,8 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
             _allowed(f"{where}.fault", f, FAULT_KEYS, problems)
             if "route" in f and (not isinstance(f["route"], str) or f["route"] not in ROUTES):
                 problems.append(
-                    f"{where}.fault.route: {f['route']!r} is not known; use one of {', '.join(ROUTES)}"
+                    f"{where}.fault.route: {f['route']!r} is not known{_did_you_mean(f['route'], ROUTES)}; "
+                    f"use one of {', '.join(ROUTES)}"
                 )
             if "route" in f and ("path" in f or "method" in f):
                 problems.append(f"{where}.fault: give route, or method and path, not both")
@@ -336,57 +359,109 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
         problems.append(f"{where}.{action}: write {action} = true")
 
 
+def _names(items: Any) -> list[str]:
+    """The ``name`` of every well-formed table in a list (malformed ones are reported elsewhere)."""
+    if not isinstance(items, list):
+        return []
+    return [i["name"] for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)]
+
+
 def _check_names(guilds: list[dict[str, Any]], steps: list[dict[str, Any]], problems: list[str]) -> None:
-    """Members and channels named in steps exist in their server (or are added by an earlier step)."""
-    by_name = {
-        g["name"]: (
-            {"owner", *(m["name"] for m in g.get("members", []))},  # the sandbox adds an owner
-            {"general", *(c["name"] for c in g.get("channels", []))},  # and a #general
-        )
-        for g in guilds
-    }
+    """Members, roles, channels and servers named anywhere exist (or are added by an earlier step).
+
+    Every wrong name is reported, each with where it is and the closest existing name.
+    """
+    by_name: dict[str, dict[str, set[str]]] = {}
+    for gi, g in enumerate(guilds):
+        roles = {"@everyone", "Warden", *_names(g.get("roles"))}  # the sandbox adds Warden's own role
+        by_name[g["name"]] = {
+            "member": {"owner", *_names(g.get("members"))},  # the sandbox adds an owner
+            "channel": {"general", *_names(g.get("channels"))},  # and a #general
+            "role": roles,
+        }
+        for mi, m in enumerate(g.get("members") or []):
+            held = m.get("roles") if isinstance(m, dict) else None
+            for ri, role in enumerate(held if isinstance(held, list) else []):
+                _check_name(
+                    f"guild[{gi}].members[{mi}].roles[{ri}]", "role", role, roles, g["name"], problems
+                )
     first = guilds[0]["name"]
 
-    def check(where: str, kind: str, name: Any, known: set[str], guild: str) -> None:
-        if isinstance(name, str) and name.lstrip("#") not in known:
-            problems.append(
-                f"{where}: no {kind} named {name!r} in {guild}{_did_you_mean(name, known)}"
-                f" ({kind}s: {', '.join(sorted(known))})"
-            )
+    def check(where: str, kind: str, name: Any, guild: str) -> None:
+        _check_name(where, kind, name, by_name[guild][kind], guild, problems)
 
     for i, s in enumerate(steps):
         w = f"step[{i + 1}]"
         guild = s.get("guild") or first
+        if not isinstance(guild, str):
+            continue  # reported by the step's own check
         if guild not in by_name:
-            problems.append(f"{w}.guild: no server named {guild!r} (servers: {', '.join(by_name)})")
+            problems.append(
+                f"{w}.guild: no server named {guild!r}{_did_you_mean(guild, by_name)} (servers: {', '.join(by_name)})"
+            )
             continue
-        members, channels = by_name[guild]
-        if s.get("admin") in ("add_member", "add_bot") and isinstance(s.get("name"), str):
-            members.add(s["name"])
+        admin = s.get("admin")
+        if admin in ("add_member", "add_bot") and isinstance(s.get("name"), str):
+            by_name[guild]["member"].add(s["name"])
+        if admin == "create_role" and isinstance(s.get("name"), str):
+            by_name[guild]["role"].add(s["name"])
         for key in ("as", "by"):
-            check(f"{w}.{key}", "member", s.get(key), members, guild)
-        if s.get("admin") in ("add_role", "remove_role"):
-            check(f"{w}.member", "member", s.get("member"), members, guild)
-        if s.get("admin") in ("create_webhook", "set_overwrite", "remove_overwrite"):
-            check(f"{w}.channel", "channel", s.get("channel"), channels, guild)
-        check(f"{w}.in", "channel", s.get("in"), channels, guild)
+            check(f"{w}.{key}", "member", s.get(key), guild)
+        if admin in ("add_role", "remove_role"):
+            check(f"{w}.member", "member", s.get("member"), guild)
+        if admin in ("add_role", "remove_role", "set_role_permissions", "delete_role"):
+            check(f"{w}.role", "role", s.get("role"), guild)
+        if admin == "add_member" and isinstance(s.get("roles"), list):
+            for ri, role in enumerate(s["roles"]):
+                check(f"{w}.roles[{ri}]", "role", role, guild)
+        if admin in ("create_webhook", "set_overwrite", "remove_overwrite"):
+            check(f"{w}.channel", "channel", s.get("channel"), guild)
+        if admin in ("set_overwrite", "remove_overwrite") and isinstance(s.get("target"), str):
+            target = s["target"]
+            if target.startswith("role:"):
+                check(f"{w}.target", "role", target[5:], guild)
+            elif target.startswith("member:"):
+                check(f"{w}.target", "member", target[7:], guild)
+            elif target not in by_name[guild]["member"] | by_name[guild]["role"]:
+                either = by_name[guild]["member"] | by_name[guild]["role"]
+                problems.append(
+                    f"{w}.target: no member or role named {target!r} in {guild}{_did_you_mean(target, either)}"
+                )
+        check(f"{w}.in", "channel", s.get("in"), guild)
         on = s["on"] if isinstance(s.get("on"), dict) else {}
-        check(f"{w}.on.channel", "channel", on.get("channel"), channels, guild)
-        check(f"{w}.on.dm", "member", on.get("dm"), members, guild)
+        check(f"{w}.on.channel", "channel", on.get("channel"), guild)
+        check(f"{w}.on.dm", "member", on.get("dm"), guild)
         exp = s.get("expect", [])
-        for j, e in enumerate([exp] if isinstance(exp, dict) else exp):
+        for j, e in enumerate([exp] if isinstance(exp, dict) else exp if isinstance(exp, list) else []):
             if not isinstance(e, dict):
                 continue
             for key in ("member", "dm"):
-                check(f"{w}.expect[{j}].{key}", "member", e.get(key), members, guild)
+                check(f"{w}.expect[{j}].{key}", "member", e.get(key), guild)
             for key in ("channel", "has_overwrite", "lacks_overwrite"):
-                check(f"{w}.expect[{j}].{key}", "channel", e.get(key), channels, guild)
+                check(f"{w}.expect[{j}].{key}", "channel", e.get(key), guild)
+            for key in ("has_role", "lacks_role"):
+                check(f"{w}.expect[{j}].{key}", "role", e.get(key), guild)
+
+
+def _check_name(where: str, kind: str, name: Any, known: set[str], guild: str, problems: list[str]) -> None:
+    if isinstance(name, str) and name.lstrip("#") not in known:
+        listed = ", ".join(sorted(known))
+        problems.append(
+            f"{where}: no {kind} named {name!r} in {guild}{_did_you_mean(name, known)} ({kind}s: {listed})"
+        )
 
 
 def parse_scenario(
-    data: Mapping[str, Any], source: str = "<scenario>", base_dir: Path | None = None
+    data: Mapping[str, Any],
+    source: str = "<scenario>",
+    base_dir: Path | None = None,
+    given: GivenPolicy | None = None,
 ) -> Scenario:
-    """Validate already-parsed TOML; raise :class:`ScenarioError` listing every problem."""
+    """Validate already-parsed TOML; raise :class:`ScenarioError` listing every problem.
+
+    With ``given`` (``--config``), that policy is played instead of the file's own ``policy``, and a
+    file without [[guild]] tables plays in the server built from it (see ``rehearsal_server``).
+    """
     problems: list[str] = []
     _allowed("scenario", data, TOP_KEYS, problems)
     problems[:] = [p.replace("scenario.", "", 1) for p in problems]
@@ -405,7 +480,9 @@ def parse_scenario(
 
     guilds_raw = data.get("guild")
     guilds: list[dict[str, Any]]
-    if guilds_raw is None:
+    if guilds_raw is None and given is not None:
+        guilds = rehearsal_server(given.policy).guilds
+    elif guilds_raw is None:
         guilds = [copy.deepcopy(ACME)]
     elif not isinstance(guilds_raw, list):
         problems.append("guild: expected [[guild]] tables (an array of tables)")
@@ -424,8 +501,14 @@ def parse_scenario(
 
     policy: Policy | None = None
     raw_policy = data.get("policy")
+    note = ""
     try:
-        if raw_policy is None:
+        if given is not None:
+            policy = given.policy
+            mine = "its own policy is not used" if raw_policy is not None else "it names none"
+            where = "the server built from it" if guilds_raw is None else "the file's own [[guild]] server"
+            note = f"policy: {given.source} (from --config; {mine}), played in {where}"
+        elif raw_policy is None:
             policy = load_policy(EXAMPLE_CONFIG)
         elif isinstance(raw_policy, str):
             path = Path(raw_policy)
@@ -439,15 +522,15 @@ def parse_scenario(
     except PolicyError as e:
         problems.extend(f"policy: {p}" for p in e.problems)
 
-    if guilds and not problems:
-        _check_names(guilds, steps, problems)
+    if guilds and all(isinstance(g, dict) and isinstance(g.get("name"), str) for g in guilds):
+        _check_names(guilds, [s for s in steps if isinstance(s, dict)], problems)
     if problems:
         raise ScenarioError(problems, source)
     assert policy is not None and isinstance(name, str)
-    return Scenario(name, description, policy, guilds, steps, source, now)
+    return Scenario(name, description, policy, guilds, steps, source, now, note)
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, given: GivenPolicy | None = None) -> Scenario:
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -457,7 +540,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError([f"not UTF-8 text (byte {e.start}); save the file as UTF-8"], str(p)) from None
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError([f"not valid TOML: {e}"], str(p)) from None
-    return parse_scenario(data, str(p), p.resolve().parent)
+    return parse_scenario(data, str(p), p.resolve().parent, given)
 
 
 # ----------------------------------------------------------------------------- running
@@ -539,7 +622,9 @@ class ScenarioRunner:
         self.out(f"▶ {sc.name}")
         if sc.description:
             for line in sc.description.strip().splitlines():
-                self.out(f"  {line.strip()}")
+                self.out(f"  {line.rstrip()}")
+        if sc.policy_note:
+            self.out(f"  {sc.policy_note}")
         watched = [logging.getLogger("bot"), logging.getLogger("discord")]
         for lg in watched:
             lg.addHandler(self._tap)
@@ -875,18 +960,21 @@ class ScenarioRunner:
         text = out.all_text
         if not text:
             return
-        lines = [ln for ln in self._human(text).split("\n") if ln.strip()]
-        first = _clip(" / ".join(lines[:2]), 130)
+        # Whole, line by line: a reply such as the /warden doctor report is read in full.
+        lines = [ln.rstrip() for ln in self._human(text).split("\n") if ln.strip()]
         if out.ephemeral:
-            self.out(f"     ↳ (only {who.name}) {first}")
+            head = f"     ↳ (only {who.name}) "
         elif (
             out.message is not None
             and out.record.source_message is not None
             and out.message.id == out.record.source_message.id
         ):
-            pass  # the click updated the card itself: shown with the channel's changes
+            return  # the click updated the card itself: shown with the channel's changes
         else:
-            self.out(f"     ↳ {first}")
+            head = "     ↳ "
+        self.out(head + lines[0])
+        for line in lines[1:]:
+            self.out("       " + line)
 
     def _place(self, cid: int) -> str:
         c = self.world.sb.channels.get(cid)
@@ -963,7 +1051,14 @@ class ScenarioRunner:
 
     def _governance(self, guild: SGuild) -> SChannel | None:
         gp = self.sc.policy.guild_policy(guild.id, guild.name)
-        return None if gp is None else guild.get_channel(gp.governance_channel)
+        if gp is None:
+            return None
+        ref = gp.governance_channel
+        if isinstance(ref, int):
+            return guild.get_channel(ref)
+        # As Warden resolves it: the name without a leading #, compared without case.
+        name = ref.removeprefix("#").casefold()
+        return next((c for c in guild.channels if c.name.casefold() == name), None)
 
     def _fingerprint(self) -> tuple[Any, ...]:
         sb = self.world.sb
@@ -1193,10 +1288,12 @@ async def run_scenario(scenario: Scenario, out: Callable[[str], None] | None = N
     return await ScenarioRunner(scenario, out).run()
 
 
-async def run_scenario_file(path: str | Path, out: Callable[[str], None] | None = None) -> ScenarioResult:
+async def run_scenario_file(
+    path: str | Path, out: Callable[[str], None] | None = None, given: GivenPolicy | None = None
+) -> ScenarioResult:
     """Load and run one file; a file that does not validate is a failed result naming its problems."""
     try:
-        scenario = load_scenario(path)
+        scenario = load_scenario(path, given)
     except ScenarioError as e:
         if out:
             out(f"▶ {path}")
@@ -1210,8 +1307,12 @@ def run_all(
     *,
     quiet: bool = False,
     stream: TextIO | None = None,
+    given: GivenPolicy | None = None,
 ) -> int:
-    """Run scenarios one after another, printing transcripts; exit status 0 only if all passed."""
+    """Run scenarios one after another, printing transcripts; exit status 0 only if all passed.
+
+    ``given`` (``--config``) replaces the policy of every scenario file.
+    """
     stream = stream or sys.stdout
     results: list[ScenarioResult] = []
 
@@ -1222,7 +1323,7 @@ def run_all(
             if isinstance(item, Scenario):
                 res = await run_scenario(item, out)
             else:
-                res = await run_scenario_file(item, out)
+                res = await run_scenario_file(item, out, given)
             if quiet:
                 for ln in buffer:
                     if ln.startswith(("▶", "✓")) or "✗" in ln:

@@ -76,7 +76,8 @@ from sandbox.models import (
 )
 
 # audit-log action types (https://discord.com/developers/docs/resources/audit-log#audit-log-entry-object-audit-log-events)
-CHANNEL_UPDATE = 11
+GUILD_UPDATE = 1
+CHANNEL_CREATE, CHANNEL_UPDATE, CHANNEL_DELETE = 10, 11, 12
 CHANNEL_OVERWRITE_CREATE, CHANNEL_OVERWRITE_UPDATE, CHANNEL_OVERWRITE_DELETE = 13, 14, 15
 MEMBER_UPDATE = 24
 MEMBER_ROLE_UPDATE = 25
@@ -418,14 +419,14 @@ class SandboxDiscord(ActingMixin):
             "afk_channel_id": None,
             "afk_timeout": 300,
             "widget_enabled": False,
-            "verification_level": 0,
+            "verification_level": g.verification_level,
             "default_message_notifications": 0,
             "explicit_content_filter": 0,
             "roles": [role_payload(r) for r in sorted(g.roles, key=lambda r: r.position)],
             "emojis": [],
             "stickers": [],
             "features": [],
-            "mfa_level": 0,
+            "mfa_level": g.mfa_level,
             "application_id": None,
             "system_channel_id": None,
             "system_channel_flags": 0,

@@ -19,7 +19,7 @@ from bot.ledger import (
     iso_utc,
     verify_export,
 )
-from tests.test_ledger import T0
+from tests.helpers import T0
 
 SIGNER = Signer.generate()
 

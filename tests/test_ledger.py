@@ -10,7 +10,6 @@ import stat
 
 import pytest
 from sqlalchemy import delete, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LedgerEntry, LedgerHead
 from bot.db.session import create_engine, create_session_factory
@@ -25,38 +24,12 @@ from bot.ledger import (
     verify_chain,
     verify_export,
 )
-
-T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+from tests.helpers import T0, append_n
 
 
 @pytest.fixture(scope="module")
 def signer() -> Signer:
     return Signer.generate()
-
-
-async def append_n(
-    session_factory: async_sessionmaker[AsyncSession], signer: Signer, n: int, start: int = 0
-) -> list[LedgerEntry]:
-    entries = []
-    async with session_factory() as session, session.begin():
-        for i in range(start, start + n):
-            entries.append(
-                await append_entry(
-                    session,
-                    signer,
-                    created_at=T0 + dt.timedelta(seconds=i, microseconds=i),
-                    outcome="granted",
-                    rule=f"scope:deploy#{i}",
-                    reason=f"Approved by quorum ({i}).",
-                    proof={"subject_id": 10**17 + i, "roles": [1, 2], "at": T0, "n": i, "note": "é ✓"},
-                    controls=["SOC2:CC6.2"],
-                    guild_id=900,
-                    actor_id=42,
-                    request_id=i,
-                    grant_id=i,
-                )
-            )
-    return entries
 
 
 async def verify(session_factory, key):

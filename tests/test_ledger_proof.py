@@ -26,7 +26,7 @@ from bot.ledger import (
     verify_export,
     write_checkpoint,
 )
-from tests.test_ledger import T0, append_n
+from tests.helpers import T0, append_n
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = T0 + dt.timedelta(days=1)

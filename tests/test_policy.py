@@ -224,7 +224,34 @@ def test_runtime_section():
 
 def test_kind_not_allowed():
     assert one_problem(data(scope__deploy__kind="rolee")) == (
-        "scope.deploy.kind: 'rolee' is not allowed; use one of: role, channel"
+        "scope.deploy.kind: 'rolee' is not allowed; use one of: role, channel, token"
+    )
+
+
+def test_token_scope_is_validated_like_the_others():
+    token = {
+        "kind": "token",
+        "max_duration": "8h",
+        "approvers": ["sec-leads"],
+        "requesters": ["engineers"],
+    }
+    policy = parse_policy(data(scope__api=token))
+    api = next(s for s in policy.scopes if s.id == "api")
+    assert api.issues_token and api.role is None and api.channel is None
+    with pytest.raises(PolicyError) as err:
+        parse_policy(
+            data(scope__api=token | {"role": "deployers", "max_duration": "31d", "allow": ["view_channel"]})
+        )
+    assert set(err.value.problems) == {
+        'scope.api.role: only used when kind = "role"; a token scope grants an access token, no role',
+        "scope.api.max_duration: a token lives at most 30 days; give a max_duration of 30d or less",
+        'scope.api.allow: only used when kind = "channel"; a token scope sets no permissions',
+    }
+    assert one_problem(data(scope__api=token | {"subjects": "bots"})).startswith(
+        'scope.api.subjects: a token scope is for members only ("members")'
+    )
+    assert one_problem(data(guild__acme__token_dormant_after="soon")).startswith(
+        "guild.acme.token_dormant_after:"
     )
 
 

@@ -98,6 +98,9 @@ class ApprovalService(Service):
             self._eligible(approver, req, scope, await _involved(session, req))
             approvals = await self._count(session, req, scope, approver, approve, note, now)
             decided, grant = await self._decide(session, req, scope, approver, approve, note, now)
+        if decided and grant is not None:
+            extension = req.kind == RequestKind.EXTENSION
+            self._kill.reached("approval.extend.after_commit" if extension else "approval.vote.after_commit")
         await self._tell(req, scope, decided, grant)
         if decided and grant is not None and req.kind != RequestKind.EXTENSION:
             grant = await self._grants.apply(grant.id)  # its notice updates the card once applied

@@ -14,43 +14,51 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from bot.audit.events import AuditEvent
 from bot.policy import permission_names
 
 
 @dataclass(frozen=True)
-class RemoveMemberRole:
+class _Action:
+    """One mutation in one guild; ``kind`` names it in the stored JSON."""
+
+    kind: ClassVar[str]
+    #: What it does, for the governance narrative (``str.format`` over the fields).
+    says: ClassVar[str] = ""
     guild_id: int
-    member_id: int
-    role_id: int
-    kind: Literal["remove_member_role"] = "remove_member_role"
 
     def describe(self) -> str:
-        return f"remove <@&{self.role_id}> from <@{self.member_id}>"
+        return self.says.format(**asdict(self))
 
 
 @dataclass(frozen=True)
-class AddMemberRole:
-    guild_id: int
+class _MemberRole(_Action):
     member_id: int
     role_id: int
-    kind: Literal["add_member_role"] = "add_member_role"
-
-    def describe(self) -> str:
-        return f"give <@&{self.role_id}> back to <@{self.member_id}>"
 
 
 @dataclass(frozen=True)
-class EditRolePermissions:
+class RemoveMemberRole(_MemberRole):
+    kind = "remove_member_role"
+    says = "remove <@&{role_id}> from <@{member_id}>"
+
+
+@dataclass(frozen=True)
+class AddMemberRole(_MemberRole):
+    kind = "add_member_role"
+    says = "give <@&{role_id}> back to <@{member_id}>"
+
+
+@dataclass(frozen=True)
+class EditRolePermissions(_Action):
     """Clear ``remove_bits`` and set ``add_bits`` on the role's *current* permissions."""
 
-    guild_id: int
+    kind = "edit_role_permissions"
     role_id: int
     remove_bits: int = 0
     add_bits: int = 0
-    kind: Literal["edit_role_permissions"] = "edit_role_permissions"
 
     def apply_to(self, current: int) -> int:
         return (current & ~self.remove_bits) | self.add_bits
@@ -65,25 +73,23 @@ class EditRolePermissions:
 
 
 @dataclass(frozen=True)
-class DeleteOverwrite:
-    guild_id: int
+class _Overwrite(_Action):
     channel_id: int
     target_id: int
-    kind: Literal["delete_overwrite"] = "delete_overwrite"
-
-    def describe(self) -> str:
-        return f"delete the overwrite for {self.target_id} on <#{self.channel_id}>"
 
 
 @dataclass(frozen=True)
-class SetOverwrite:
-    guild_id: int
-    channel_id: int
-    target_id: int
+class DeleteOverwrite(_Overwrite):
+    kind = "delete_overwrite"
+    says = "delete the overwrite for {target_id} on <#{channel_id}>"
+
+
+@dataclass(frozen=True)
+class SetOverwrite(_Overwrite):
+    kind = "set_overwrite"
     target_type: Literal["role", "member"]
     allow: int
     deny: int
-    kind: Literal["set_overwrite"] = "set_overwrite"
 
     def describe(self) -> str:
         allow = ", ".join(permission_names(self.allow)) or "nothing"
@@ -91,11 +97,10 @@ class SetOverwrite:
 
 
 @dataclass(frozen=True)
-class DeleteWebhook:
-    guild_id: int
+class DeleteWebhook(_Action):
+    kind = "delete_webhook"
     webhook_id: int
     channel_id: int | None = None
-    kind: Literal["delete_webhook"] = "delete_webhook"
 
     def describe(self) -> str:
         where = f" in <#{self.channel_id}>" if self.channel_id else ""
@@ -103,14 +108,11 @@ class DeleteWebhook:
 
 
 @dataclass(frozen=True)
-class SetGuildSetting:
-    guild_id: int
+class SetGuildSetting(_Action):
+    kind = "set_guild_setting"
+    says = "set the server's {key} back to {value}"
     key: str
     value: int
-    kind: Literal["set_guild_setting"] = "set_guild_setting"
-
-    def describe(self) -> str:
-        return f"set the server's {self.key} back to {self.value}"
 
 
 RevertAction = (
@@ -123,25 +125,16 @@ RevertAction = (
     | SetGuildSetting
 )
 
-_KINDS: dict[str, type[Any]] = {
-    "remove_member_role": RemoveMemberRole,
-    "add_member_role": AddMemberRole,
-    "edit_role_permissions": EditRolePermissions,
-    "delete_overwrite": DeleteOverwrite,
-    "set_overwrite": SetOverwrite,
-    "delete_webhook": DeleteWebhook,
-    "set_guild_setting": SetGuildSetting,
-}
+_KINDS: dict[str, type[RevertAction]] = {cls.kind: cls for cls in get_args(RevertAction)}
 
 
 def action_to_json(action: RevertAction) -> dict[str, Any]:
-    return asdict(action)
+    return {**asdict(action), "kind": action.kind}
 
 
 def action_from_json(data: dict[str, Any]) -> RevertAction:
-    cls = _KINDS[data["kind"]]
-    action: RevertAction = cls(**data)
-    return action
+    fields = dict(data)
+    return _KINDS[fields.pop("kind")](**fields)
 
 
 @dataclass(frozen=True)

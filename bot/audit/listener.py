@@ -23,7 +23,15 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.audit.actions import RevertAction, RevertPlan, action_from_json, action_to_json, plan_revert
+from bot.audit.actions import (
+    EditRolePermissions,
+    RemoveMemberRole,
+    RevertAction,
+    RevertPlan,
+    action_from_json,
+    action_to_json,
+    plan_revert,
+)
 from bot.audit.bursts import BurstTracker
 from bot.audit.classify import Classifier, Verdict
 from bot.audit.cursor import (
@@ -179,35 +187,49 @@ class AuditListener:
                 results.append(None)
         reverts: list[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]] = []
         if todo:
-            now = self._clock.now()
-            async with self._sessions() as session, session.begin():
-                claims: dict[tuple[int, int], AuditProcessed] = {}
-                by_guild: dict[int, list[int]] = {}
-                for _, event, _, _ in todo:
-                    if event.entry_id and event.guild_id is not None:
-                        by_guild.setdefault(event.guild_id, []).append(event.entry_id)
-                for gid, ids in by_guild.items():
-                    for eid, row in (await claim_entries(session, gid, ids, now)).items():
-                        claims[(gid, eid)] = row
-                for index, event, verdict, plan in todo:
-                    assert event.guild_id is not None
-                    claim = claims.pop((event.guild_id, event.entry_id), None)
-                    if (
-                        event.entry_id and claim is None
-                    ):  # already decided (live vs catch-up, or twice in a page)
-                        results[index] = HandleResult("duplicate", event, verdict)
-                        continue
-                    result = await self._record_one(session, event, verdict, plan, claim, now)
-                    results[index] = result
-                    if result.status == "decided" and plan is not None and plan.actions:
-                        claim_id = claim.id if claim else None
-                        reverts.append((index, event, verdict, plan, claim_id, result.narrated))
+            try:
+                await self._record_all(todo, results, reverts)
+            except BaseException:
+                if self._approvals is not None:
+                    await self._approvals.notify(committed=False)
+                raise
+            if self._approvals is not None:
+                await self._approvals.notify(committed=True)
         for index, event, verdict, plan, claim_id, narrate in reverts:
             failures = await self._revert(event, verdict, plan, claim_id, narrate=narrate)
             done = results[index]
             assert done is not None
             results[index] = dataclasses.replace(done, failures=failures)
         return [r for r in results if r is not None]
+
+    async def _record_all(
+        self,
+        todo: list[tuple[int, AuditEvent, Verdict, RevertPlan | None]],
+        results: list[HandleResult | None],
+        reverts: list[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]],
+    ) -> None:
+        """One transaction: claim every entry, record each decision, note the reverts to perform."""
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            claims: dict[tuple[int, int], AuditProcessed] = {}
+            by_guild: dict[int, list[int]] = {}
+            for _, event, _, _ in todo:
+                if event.entry_id and event.guild_id is not None:
+                    by_guild.setdefault(event.guild_id, []).append(event.entry_id)
+            for gid, ids in by_guild.items():
+                for eid, row in (await claim_entries(session, gid, ids, now)).items():
+                    claims[(gid, eid)] = row
+            for index, event, verdict, plan in todo:
+                assert event.guild_id is not None
+                claim = claims.pop((event.guild_id, event.entry_id), None)
+                if event.entry_id and claim is None:  # already decided (live vs catch-up, or twice in a page)
+                    results[index] = HandleResult("duplicate", event, verdict)
+                    continue
+                result = await self._record_one(session, event, verdict, plan, claim, now)
+                results[index] = result
+                if result.status == "decided" and plan is not None and plan.actions:
+                    claim_id = claim.id if claim else None
+                    reverts.append((index, event, verdict, plan, claim_id, result.narrated))
 
     async def _record_one(
         self,
@@ -369,12 +391,19 @@ class AuditListener:
                     )
         return fixed
 
-    async def reconcile(self, guild_id: int, snapshot: GuildSnapshot) -> list[HandleResult]:
-        """Start-up state comparison: drift whose audit entry may be gone, decided by the same rules."""
+    async def reconcile(
+        self, guild_id: int, snapshot: GuildSnapshot, *, just_reverted: Sequence[HandleResult] = ()
+    ) -> list[HandleResult]:
+        """Start-up state comparison: drift whose audit entry may be gone, decided by the same rules.
+
+        ``just_reverted``: what the catch-up before it decided. The cache may not show those reverts
+        yet (Discord's gateway event follows the REST answer), so that drift is not decided twice.
+        """
+        done = reverted_targets(just_reverted)
         events = await state_drift_events(
             guild_id, self.classifier, snapshot, self._grants_for_drift(), now=self._clock.now()
         )
-        return [await self.decide(e) for e in events]
+        return [await self.decide(e) for e in events if drift_key(e) not in done]
 
     def _grants_for_drift(self) -> GrantLedger:
         return self.classifier.grants
@@ -464,6 +493,27 @@ class AuditListener:
                 )
             )
             return list(rows)
+
+
+def drift_key(event: AuditEvent) -> tuple[str, int, int]:
+    """What a state-drift event is about: (kind, member or role, role or 0)."""
+    if event.action == "member_role_update" and event.target_id is not None and event.roles_added:
+        return ("member_role", event.target_id, event.roles_added[0])
+    return ("role", event.target_id or 0, 0)
+
+
+def reverted_targets(results: Sequence[HandleResult]) -> set[tuple[str, int, int]]:
+    """Member roles and role permissions a set of decisions has just put back (without failures)."""
+    out: set[tuple[str, int, int]] = set()
+    for result in results:
+        if result.plan is None or result.failures:
+            continue
+        for action in result.plan.actions:
+            if isinstance(action, RemoveMemberRole):
+                out.add(("member_role", action.member_id, action.role_id))
+            elif isinstance(action, EditRolePermissions):
+                out.add(("role", action.role_id, 0))
+    return out
 
 
 def _describe_failure(exc: BaseException) -> str:

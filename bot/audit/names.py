@@ -96,24 +96,5 @@ DANGEROUS_PERMISSIONS: Final[frozenset[str]] = frozenset(
     }
 )
 
-#: Permissions that let a holder write to or manage a channel (the overwrite default rule).
-WRITE_OR_MANAGE_PERMISSIONS: Final[frozenset[str]] = frozenset(
-    {
-        "send_messages",
-        "send_messages_in_threads",
-        "create_public_threads",
-        "create_private_threads",
-        "attach_files",
-        "embed_links",
-        "mention_everyone",
-        "manage_messages",
-        "manage_threads",
-        "manage_channels",
-        "manage_roles",
-        "manage_webhooks",
-        "administrator",
-    }
-)
-
 #: Discord's MFA level for moderation actions (0 none, 1 elevated).
 MFA_NONE: Final = 0

@@ -86,6 +86,15 @@ class StrEnumType(TypeDecorator[E]):
         return None if value is None else self.enum_type(value)
 
 
+#: The columns of "one per scope and subject" (a pending request, a live grant).
+PER_SCOPE_SUBJECT = ("guild_id", "scope_id", "subject_id")
+
+
+def unique_where(name: str, *columns: str, where: str) -> Index:
+    """A partial unique index, one condition for both SQLite and PostgreSQL."""
+    return Index(name, *columns, unique=True, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dt.datetime: UTCDateTime, int: Integer}
@@ -156,21 +165,15 @@ class AccessRequest(Base):
         Index("ix_requests_guild_requester", "guild_id", "requester_id", "created_at"),
         # One pending request per scope and subject, and one pending extension per grant, enforced by
         # the database: two concurrent clicks cannot both pass a check-then-insert.
-        Index(
+        unique_where(
             "uq_requests_pending_scope_subject",
-            "guild_id",
-            "scope_id",
-            "subject_id",
-            unique=True,
-            sqlite_where=text("status = 'pending' AND kind != 'extension'"),
-            postgresql_where=text("status = 'pending' AND kind != 'extension'"),
+            *PER_SCOPE_SUBJECT,
+            where="status = 'pending' AND kind != 'extension'",
         ),
-        Index(
+        unique_where(
             "uq_requests_pending_extension",
             "extends_grant_id",
-            unique=True,
-            sqlite_where=text("status = 'pending' AND kind = 'extension'"),
-            postgresql_where=text("status = 'pending' AND kind = 'extension'"),
+            where="status = 'pending' AND kind = 'extension'",
         ),
     )
 
@@ -238,14 +241,10 @@ class Grant(Base):
         Index("ix_grants_status_expires_at", "status", "expires_at"),
         Index("ix_grants_guild_subject", "guild_id", "subject_id", "status"),
         # One live grant per scope and subject, enforced by the database (concurrent requests).
-        Index(
+        unique_where(
             "uq_grants_live_scope_subject",
-            "guild_id",
-            "scope_id",
-            "subject_id",
-            unique=True,
-            sqlite_where=text("status IN ('approved', 'applying', 'active')"),
-            postgresql_where=text("status IN ('approved', 'applying', 'active')"),
+            *PER_SCOPE_SUBJECT,
+            where="status IN ('approved', 'applying', 'active')",
         ),
     )
 

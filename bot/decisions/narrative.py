@@ -80,6 +80,9 @@ OUTCOME_STYLE: dict[str, tuple[str, discord.Colour]] = {
     "alert": ("Change needs attention", ORANGE),
     "blocked": ("Change blocked", RED),
     "approval-required": ("Change reverted pending approval", ORANGE),
+    "reverted": ("Change undone", GREEN),
+    "revert-failed": ("Control failed: change not undone", RED),
+    "burst": ("Many changes at once", ORANGE),
 }
 
 PERSON_WORDS = frozenset(

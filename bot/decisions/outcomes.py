@@ -13,6 +13,7 @@ from bot.db.models import AccessRequest, Grant
 from bot.decisions.service import Decision, Outcome
 from bot.durations import format_duration
 from bot.policy import Scope, permission_names
+from bot.tokens.service import TokenInfo
 
 
 def _length(seconds: int) -> str:
@@ -199,10 +200,10 @@ def grant_proof(grant: Grant) -> dict[str, object]:
         "subject": grant.subject_id,
         "subject_is_bot": grant.subject_is_bot,
         "kind": grant.kind,
-        "role" if grant.kind == "role" else "channel": grant.target_id,
-        "applied_at": grant.applied_at,
-        "expires_at": grant.expires_at,
     }
+    if grant.kind in ("role", "channel"):  # a token grant changes nothing in Discord
+        proof[grant.kind] = grant.target_id
+    proof |= {"applied_at": grant.applied_at, "expires_at": grant.expires_at}
     if grant.kind == "channel":
         proof["allow"] = permission_names(grant.allow_bits)
         proof["deny"] = permission_names(grant.deny_bits)
@@ -222,3 +223,30 @@ def about_grant(
 ) -> Decision:
     """Applied, failed, revoked, expired, removal stuck: the grant's facts plus what is new."""
     return _made(outcome, rule, reason, grant_proof(grant) | (extra or {}), grant=grant, actor_id=actor_id)
+
+
+# ---- access tokens and dormancy ---------------------------------------------------------------
+
+
+def token_revoked(
+    info: TokenInfo, *, rule: str, reason: str, extra: dict[str, object] | None = None
+) -> Decision:
+    """An access token ended early (dormant, or by a person); never its value, only its facts."""
+    proof: dict[str, object] = {
+        "token": info.id,
+        "scope": info.scope_id,
+        "subject": info.subject_id,
+        "grant": info.grant_id,
+        "issued_at": info.created_at,
+        "last_used_at": info.last_used_at,
+        "uses": info.use_count,
+        "revoked_at": info.revoked_at,
+    }
+    return Decision(
+        outcome=Outcome.REVOKED,
+        rule=rule,
+        reason=reason,
+        guild_id=info.guild_id,
+        proof=proof | (extra or {}),
+        grant_id=info.grant_id,
+    )

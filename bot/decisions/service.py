@@ -46,6 +46,9 @@ class Outcome(StrEnum):
     ALERT = "alert"
     BLOCK = "blocked"
     APPROVE = "approval-required"
+    REVERTED = "reverted"
+    REVERT_FAILED = "revert-failed"
+    BURST = "burst"
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,9 @@ class DecisionService:
             decision.outcome, decision.rule, bot_subject=bool(decision.proof.get("subject_is_bot"))
         )
 
-    async def record(self, session: AsyncSession, decision: Decision) -> LedgerEntry:
-        """Append the ledger entry and queue its narrative. Flushes; the caller commits."""
+    async def record(self, session: AsyncSession, decision: Decision, *, narrate: bool = True) -> LedgerEntry:
+        """Append the ledger entry and queue its narrative (unless ``narrate`` is false: an allowed
+        audit event, or one told in its burst's summary). Flushes; the caller commits."""
         now = self.clock.now()
         entry = await append_entry(
             session,
@@ -110,7 +114,7 @@ class DecisionService:
         )
         metrics.decision_recorded(entry.outcome)
         # Guild-less decisions (CLI, process-wide) have no governance channel: ledger only.
-        if decision.guild_id is not None:
+        if decision.guild_id is not None and narrate:
             session.add(NarrativeOutbox(entry_id=entry.id, guild_id=decision.guild_id, created_at=now))
             await session.flush()
         log.info(

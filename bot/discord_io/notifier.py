@@ -26,10 +26,14 @@ from bot.grants.texts import (
     grant_expiring_dm,
     grant_extended_dm,
     grant_failed_dm,
+    token_delivery_dm,
+    token_revoked_dm,
 )
+from bot.logs import redacting
 from bot.policy import GuildDirectory, GuildPolicy, Scope
 from bot.requests.texts import request_denied_dm, request_expired_dm
 from bot.services.base import transaction
+from bot.tokens.service import IssuedToken, TokenInfo
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +283,32 @@ class Notifier:
             channel.get_partial_message(grant.review_message_id).edit(embed=embed, view=view),
             grant_id=grant.id,
         )
+
+    async def deliver_token(self, grant: Grant, issued: IssuedToken) -> str | None:
+        """DM an access token to its holder, once. None when Discord took it; else why not.
+
+        The token is in this one message only: never in a log line (masked while it is sent, since
+        discord.py logs request bodies at DEBUG), an exception, the database or a narrative.
+        """
+        guild, _ = self._guild(grant.guild_id)
+        value = issued.value.reveal()
+        text = token_delivery_dm(grant, guild.name if guild else str(grant.guild_id), value, issued.info.id)
+        with redacting(value):
+            try:
+                channel = await self._client.create_dm(discord.Object(grant.subject_id))
+                await channel.send(text, allowed_mentions=NO_PINGS)
+            except DISCORD_ERRORS as exc:
+                why = describe_error(exc)
+                log.warning(
+                    "could not deliver an access token by DM: %s",
+                    why,
+                    extra={"grant_id": grant.id, "token_id": issued.info.id},
+                )
+                return why
+        return None
+
+    async def token_revoked(self, info: TokenInfo, why: str) -> None:
+        await self.dm(info.subject_id, token_revoked_dm(info.scope_id, info.id, why), token_id=info.id)
 
     async def grant_failed(self, grant: Grant) -> None:
         if grant.request_id:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import aiohttp
 import discord
@@ -23,6 +23,8 @@ from tenacity import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Discord's cap on X-Audit-Log-Reason.
 AUDIT_REASON_LIMIT = 512
@@ -134,6 +136,13 @@ class DiscordOps:
             reraise=True,
         )
         return retrying if self._sleep is None else retrying.copy(sleep=self._sleep)
+
+    async def call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """One Discord call, retried like a grant change (transient failures and 403s, with back-off)."""
+        async for attempt in self._retrying():
+            with attempt:
+                result = await make()
+        return result
 
     async def prior_state(self, target: GrantTarget) -> PriorState:
         """What the subject has now, before Warden changes anything (the cache, else Discord's REST)."""

@@ -27,11 +27,15 @@ from bot.durations import format_duration
 from bot.escape import typed
 from bot.grantability import describe_refs, may_approve
 from bot.services.base import Core, Service, rowcount, transaction
-from bot.services.errors import AlreadyDecided, NotAllowed, NotFound
+from bot.services.errors import AlreadyDecided, NotAllowed, NotFound, WardenError
+from bot.tokens.service import IssuedToken, TokenInfo
 
 log = logging.getLogger(__name__)
 
-CLAIM_FOR = dt.timedelta(seconds=90)  # longer than one removal with all its retries
+# How long a removal may hold its grant: longer than one removal with all its retries (seconds),
+# and short, because a process that dies after claiming an expiry delays that removal until the
+# claim lapses: claim + one sweep interval must stay within the promise of approved end + 60 s.
+CLAIM_FOR = dt.timedelta(seconds=30)
 # How long an apply may hold its grant. Short, because a process that dies mid-apply must not delay
 # the grant's end: once it lapses, a sweep re-applies (same clock) or, past the end, removes it.
 APPLY_CLAIM = dt.timedelta(seconds=30)
@@ -41,6 +45,15 @@ MAX_BACKOFF = dt.timedelta(minutes=10)
 STALE_APPROVED = dt.timedelta(minutes=2)
 # Removals in flight at once during a sweep.
 REMOVAL_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class Claims:
+    """How long claims last (``Tuning`` sets them; the defaults are production's)."""
+
+    apply: dt.timedelta = APPLY_CLAIM
+    removal: dt.timedelta = CLAIM_FOR
+    stale_approved: dt.timedelta = STALE_APPROVED
 
 
 def prior_of(grant: Grant) -> PriorState:
@@ -90,15 +103,27 @@ class DueReport:
     reminded: int = 0
     requests_expired: int = 0
     approvers_reminded: int = 0
+    tokens_revoked: int = 0  # dormant access tokens
+    grants_idle_ended: int = 0  # grants ended early because their holder was idle
     narratives: int = 0
     failures: int = 0
 
 
 class GrantService(Service):
-    def __init__(self, core: Core, *, ops: OpsLike, notifier: GrantNotifierLike) -> None:
+    def __init__(
+        self,
+        core: Core,
+        *,
+        ops: OpsLike,
+        notifier: GrantNotifierLike,
+        tokens: TokensLike | None = None,
+        claims: Claims | None = None,
+    ) -> None:
         super().__init__(core)
         self._ops = ops
         self._notifier = notifier
+        self._tokens = tokens
+        self._claims = claims or Claims()
 
     async def _record(self, session: AsyncSession, grant: Grant, outcome: Outcome, **how: Any) -> None:
         """One ledger decision about a grant, in the caller's transaction."""
@@ -129,17 +154,19 @@ class GrantService(Service):
                 else None
             )
         try:
-            prior = await self._ops.prior_state(target_of(grant))
+            # A token grant changes nothing in Discord: there is no prior state to record.
+            prior = PriorState() if grant.kind == "token" else await self._ops.prior_state(target_of(grant))
         except DISCORD_ERRORS as exc:
             return await self._fail(grant, exc, only_if=GrantStatus.APPROVED)
         if prior.held and await self._overlapped(grant):
             prior = PriorState()  # held through another of Warden's grants: not standing access
+        self._kill.reached("grant.apply.before_claim")
         now = self._clock.now()
         claim = {
             "status": GrantStatus.APPLYING,
             "applied_at": now,
             "expires_at": now + dt.timedelta(seconds=grant.duration_seconds),
-            "claimed_until": now + APPLY_CLAIM,
+            "claimed_until": now + self._claims.apply,
             "prior_recorded": True,
             "prior_held": prior.held if grant.kind == "role" else None,
             "prior_allow": prior.allow,
@@ -153,11 +180,15 @@ class GrantService(Service):
 
     async def _apply_claimed(self, grant: Grant, reason: str | None) -> Grant:
         """Make the claimed grant exist in Discord, then mark it active (its clock is already set)."""
+        if grant.kind == "token":
+            return await self._issue_token(grant)
         target, audit_text = target_of(grant), self._audit_reason(grant, "applied", reason)
+        self._kill.reached("grant.apply.before_discord")
         try:
             await self._ops.apply(target, audit_text)
         except DISCORD_ERRORS as exc:
             return await self._fail(grant, exc, only_if=GrantStatus.APPLYING)
+        self._kill.reached("grant.apply.after_discord")
         # Proof for the narrative: the entry Discord wrote in its own audit log for this change.
         audit_entry = None if target.changes_nothing else await self._ops.audit_entry_for(target, audit_text)
         held = (
@@ -176,16 +207,78 @@ class GrantService(Service):
             grant, active, Outcome.APPLIED, text, evidence, grant.subject_id, only_if=GrantStatus.APPLYING
         )
         if done:
+            self._kill.reached("grant.apply.after_commit")
             await self._notifier.grant_applied(grant)
         elif grant.status == GrantStatus.REMOVING:
             # Revoked (or expired) while Discord was being changed: take it away now, not never.
             await self._release_and_remove(grant)
         return grant
 
+    async def _issue_token(self, grant: Grant) -> Grant:
+        """A token scope's grant: issue its token, DM it once, and only then call the grant active.
+
+        A token that cannot be delivered (closed DMs, 50007) is revoked at once and the grant fails
+        visibly — on the card, to the requester and in the governance channel — never silently.
+        """
+        assert grant.expires_at is not None
+        if self._tokens is None:
+            return await self._not_issued(grant, "this Warden has no token service")
+        # An apply that ran before and died may have issued one: it was never confirmed, so it ends.
+        await self._tokens.revoke_for_grant(grant.id, reason=f"grant #{grant.id} was applied again")
+        try:
+            issued = await self._tokens.issue(
+                guild_id=grant.guild_id,
+                scope_id=grant.scope_id,
+                subject_id=grant.subject_id,
+                grant_id=grant.id,
+                ttl=grant.expires_at - self._clock.now(),
+                not_after=grant.expires_at,
+            )
+        except WardenError as exc:
+            return await self._not_issued(grant, str(exc))
+        problem = await self._notifier.deliver_token(grant, issued)
+        if problem is not None:
+            await self._tokens.revoke_for_grant(grant.id, reason=f"could not be delivered: {problem}")
+            return await self._not_issued(grant, f"the token could not be delivered by DM: {problem}")
+        text = (
+            f"Warden issued access token {issued.info.id} for grant #{grant.id} and delivered it once, by DM, "
+            f"to its holder; it is valid for {format_duration(grant.expires_at - issued.info.created_at)} "
+            "and ends with the grant. Only its hash is kept."
+        )
+        evidence: dict[str, object] = {"token_id": issued.info.id, "token_expires_at": issued.info.expires_at}
+        active = {"status": GrantStatus.ACTIVE, "claimed_until": None}
+        done, grant = await self._settle(
+            grant, active, Outcome.APPLIED, text, evidence, grant.subject_id, only_if=GrantStatus.APPLYING
+        )
+        if done:
+            await self._notifier.grant_applied(grant)
+        elif grant.status == GrantStatus.REMOVING:
+            await self._release_and_remove(grant)  # revoked meanwhile: its token ends now
+        return grant
+
+    async def _not_issued(self, grant: Grant, why: str) -> Grant:
+        now = self._clock.now()
+        values = {"status": GrantStatus.FAILED, "ended_at": now, "last_error": why, "end_reason": why}
+        reason = (
+            f"Warden could not give grant #{grant.id} its access token ({why}), so no token is valid and "
+            f"no access was given. <@{grant.subject_id}> should allow direct messages from this server's "
+            "members and request again."
+        )
+        done, grant = await self._settle(
+            grant, values, Outcome.FAILED, reason, {"error": why}, only_if=GrantStatus.APPLYING
+        )
+        if done:
+            await self._notifier.grant_failed(grant)
+        elif grant.status == GrantStatus.REMOVING:
+            await self._release_and_remove(grant)
+        return grant
+
     async def _release_and_remove(self, grant: Grant) -> None:
         now = self._clock.now()
         async with transaction(self._sessions) as session:
-            _, grant = await _move(session, grant.id, GrantStatus.REMOVING, claimed_until=now + CLAIM_FOR)
+            _, grant = await _move(
+                session, grant.id, GrantStatus.REMOVING, claimed_until=now + self._claims.removal
+            )
         await self._remove_claimed(grant)
 
     async def _fail(self, grant: Grant, exc: BaseException, *, only_if: GrantStatus) -> Grant:
@@ -275,7 +368,7 @@ class GrantService(Service):
             grant.ended_by = member.id
             grant.end_reason = note or "revoked"
             if not applying:
-                grant.claimed_until = now + CLAIM_FOR
+                grant.claimed_until = now + self._claims.removal
             await self._record(
                 session,
                 grant,
@@ -289,6 +382,36 @@ class GrantService(Service):
             await self._remove_claimed(grant)
         return await self.get(grant.id) or grant
 
+    async def end_early(
+        self, grant_id: int, *, rule: str, reason: str, extra: dict[str, object] | None = None
+    ) -> Grant | None:
+        """Warden ends an active grant before its time (its holder idle, its token dormant).
+
+        Claimed with a conditional UPDATE, so it happens once; recorded as ``revoked`` with the
+        rule and narrative given; removed like any revoke, and the holder is told by DM.
+        Returns None when the grant is no longer active (nothing to end).
+        """
+        now = self._clock.now()
+        async with transaction(self._sessions) as session:
+            claimed = await session.execute(
+                update(Grant)
+                .where(Grant.id == grant_id, Grant.status == GrantStatus.ACTIVE)
+                .values(
+                    status=GrantStatus.REMOVING,
+                    final_status=GrantStatus.REVOKED,
+                    ended_at=now,
+                    end_reason=reason[:400],
+                    claimed_until=now + CLAIM_FOR,
+                )
+            )
+            if rowcount(claimed) != 1:
+                return None
+            grant = await session.get(Grant, grant_id, populate_existing=True)
+            assert grant is not None
+            await self._record(session, grant, Outcome.REVOKED, rule=rule, reason=reason, extra=extra)
+        await self._remove_claimed(grant)
+        return await self.get(grant.id) or grant
+
     async def _claim_expiring(self, grant_id: int, now: dt.datetime) -> Grant | None:
         async with transaction(self._sessions) as session:
             claimed = await session.execute(
@@ -299,7 +422,7 @@ class GrantService(Service):
                     final_status=GrantStatus.EXPIRED,
                     ended_at=now,
                     end_reason="expired",
-                    claimed_until=now + CLAIM_FOR,
+                    claimed_until=now + self._claims.removal,
                 )
             )
             if rowcount(claimed) != 1:
@@ -326,7 +449,7 @@ class GrantService(Service):
                     Grant.status == GrantStatus.REMOVING,
                     _lapsed(now),
                 )
-                .values(claimed_until=now + CLAIM_FOR)
+                .values(claimed_until=now + self._claims.removal)
             )
             if rowcount(claimed) != 1:
                 return None
@@ -334,16 +457,22 @@ class GrantService(Service):
 
     async def _remove_claimed(self, grant: Grant) -> bool:
         """Remove a claimed grant from Discord; on failure it stays due with backoff."""
-        verb = {GrantStatus.EXPIRED: "expired", GrantStatus.FAILED: "cleaned up"}.get(
-            GrantStatus(grant.final_status or GrantStatus.REVOKED), "revoked"
-        )
+        final = GrantStatus(grant.final_status or GrantStatus.REVOKED)
+        verb = {GrantStatus.EXPIRED: "expired", GrantStatus.FAILED: "cleaned up"}.get(final, "revoked")
+        flow = {GrantStatus.EXPIRED: "expire", GrantStatus.REVOKED: "revoke"}.get(final, "cleanup")
+        self._kill.reached(f"grant.{flow}.before_discord")
         try:
+            if grant.kind == "token":
+                # Its tokens end with it (revoked, even when the grant expired: nothing may outlive it).
+                if self._tokens is not None:
+                    await self._tokens.revoke_for_grant(grant.id, reason=f"grant #{grant.id} {verb}")
             # Never claimed for applying (applied_at unset): nothing of it can exist in Discord.
-            if grant.applied_at is not None and not await self._overlapped(grant):
+            elif grant.applied_at is not None and not await self._overlapped(grant):
                 await self._ops.remove(target_of(grant), self._audit_reason(grant, verb, None))
         except DISCORD_ERRORS as exc:
             await self._removal_failed(grant, exc)
             return False
+        self._kill.reached(f"grant.{flow}.after_discord")
         async with transaction(self._sessions) as session:
             ended = {
                 "status": grant.final_status,
@@ -352,6 +481,7 @@ class GrantService(Service):
                 "last_error": None,
             }
             _, grant = await _move(session, grant.id, GrantStatus.REMOVING, **ended)
+        self._kill.reached(f"grant.{flow}.after_commit")
         await self._notifier.grant_ended(grant)
         return True
 
@@ -486,7 +616,7 @@ class GrantService(Service):
         now = self._clock.now()
         fresh = await self._all(
             select(Grant.id).where(
-                Grant.status == GrantStatus.APPROVED, Grant.created_at <= now - STALE_APPROVED
+                Grant.status == GrantStatus.APPROVED, Grant.created_at <= now - self._claims.stale_approved
             )
         )
         for gid in fresh:
@@ -499,7 +629,7 @@ class GrantService(Service):
                 claimed = await session.execute(
                     update(Grant)
                     .where(Grant.id == gid, Grant.status == GrantStatus.APPLYING, _lapsed(now))
-                    .values(claimed_until=now + APPLY_CLAIM)
+                    .values(claimed_until=now + self._claims.apply)
                 )
                 if rowcount(claimed) != 1:
                     continue  # another process took it over
@@ -527,7 +657,25 @@ class OpsLike(Protocol):
     async def audit_entry_for(self, target: GrantTarget, reason: str) -> str | None: ...
 
 
+class TokensLike(Protocol):
+    async def issue(
+        self,
+        *,
+        guild_id: int,
+        scope_id: str,
+        subject_id: int,
+        ttl: dt.timedelta,
+        grant_id: int | None = None,
+        not_after: dt.datetime | None = None,
+    ) -> IssuedToken: ...
+    async def revoke_for_grant(self, grant_id: int, *, reason: str = ...) -> list[TokenInfo]: ...
+
+
 class GrantNotifierLike(Protocol):
+    async def deliver_token(self, grant: Grant, issued: IssuedToken) -> str | None:
+        """DM the token once; None when delivered, else why not (secret-free)."""
+        ...
+
     async def grant_applied(self, grant: Grant) -> None: ...
     async def grant_failed(self, grant: Grant) -> None: ...
     async def grant_ended(self, grant: Grant) -> None: ...

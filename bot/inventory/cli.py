@@ -10,20 +10,18 @@ import argparse
 import asyncio
 import datetime as dt
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar, cast
 
-from sqlalchemy import inspect, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.audit_cli import _database_url, _optional_policy
+from bot.audit_cli import _database_url, _optional_policy, with_session_factory
 from bot.clock import Clock, SystemClock
 from bot.db.models import Identity
 from bot.inventory.export import FORMATS, Format, render
 from bot.inventory.service import InventoryService
-from bot.settings import Settings, redact_url
+from bot.settings import Settings
 from bot.startup import StartupError
 
 T = TypeVar("T")
@@ -50,32 +48,6 @@ def run_inventory_cli(args: argparse.Namespace, settings: Settings, *, clock: Cl
     if args.inventory_command == "export":
         return _export(args, settings, clock or SystemClock())
     raise StartupError(f"unknown inventory command {args.inventory_command!r}; use export")
-
-
-async def with_session_factory(
-    url: str, tables: set[str], work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
-) -> T:
-    """Run ``work`` against Warden's database, after checking it holds ``tables`` (migrated)."""
-    from bot.db.session import create_engine, create_session_factory
-
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            present = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-        if not tables <= present:
-            raise StartupError(
-                f"database {redact_url(url)} has no {', '.join(sorted(tables - present))} table: "
-                "run `warden migrate` first"
-            )
-        return await work(create_session_factory(engine))
-    except SQLAlchemyError as exc:
-        raise StartupError(
-            f"database {redact_url(url)}: {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
-        ) from None
-    except OSError as exc:
-        raise StartupError(f"database {redact_url(url)} cannot be reached: {exc}") from None
-    finally:
-        await engine.dispose()
 
 
 def _export(args: argparse.Namespace, settings: Settings, clock: Clock) -> int:

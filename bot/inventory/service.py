@@ -22,6 +22,7 @@ from bot.inventory.risk import DEFAULT_DORMANT_AFTER, RiskFacts, RiskScore, scor
 from bot.inventory.snapshot import GuildSnapshot, Reach, bot_reach
 from bot.services.base import transaction
 from bot.services.errors import AlreadyDecided, BadInput, NotAllowed, NotFound
+from bot.values import from_attributes
 
 log = logging.getLogger(__name__)
 
@@ -423,37 +424,20 @@ class InventoryService:
 
     def _item(self, row: Identity) -> InventoryItem:
         channels = {int(k): int(v) for k, v in (row.channel_permissions or {}).items()}
-        facts = RiskFacts(
-            permissions=row.permissions,
-            baseline_permissions=row.baseline_permissions,
+        scopes = tuple(row.scopes or ())
+        facts = from_attributes(
+            RiskFacts,
+            row,
             channel_permissions=channels,
-            channel_count=row.channel_count,
-            scopes=tuple(row.scopes or ()),
+            scopes=scopes,
             baseline_scopes=tuple(row.baseline_scopes) if row.baseline_scopes is not None else None,
-            owner_id=row.owner_id,
             owner_confirmed=row.owner_source != OwnerSource.INFERRED,
-            last_activity_at=row.last_activity_at,
-            first_seen_at=row.first_seen_at,
         )
-        return InventoryItem(
-            id=row.id,
-            guild_id=row.guild_id,
-            kind=row.kind,
-            external_id=row.external_id,
-            name=row.name,
-            channel_id=row.channel_id,
+        return from_attributes(
+            InventoryItem,
+            row,
             role_ids=tuple(row.role_ids or ()),
-            scopes=tuple(row.scopes or ()),
-            permissions=row.permissions,
+            scopes=scopes,
             channel_permissions=channels,
-            channel_count=row.channel_count,
-            baseline_permissions=row.baseline_permissions,
-            owner_id=row.owner_id,
-            owner_source=row.owner_source,
-            creator_id=row.creator_id,
-            last_activity_at=row.last_activity_at,
-            first_seen_at=row.first_seen_at,
-            last_seen_at=row.last_seen_at,
-            gone_at=row.gone_at,
             risk=score(facts, now=self._clock.now(), dormant_after=self._dormant_after),
         )

@@ -19,6 +19,7 @@ from bot.controls import ControlMap
 from bot.ledger import Signer, export_evidence, iter_entries, verify_chain, verify_export
 from bot.report.html import Verification, fingerprint, render
 from bot.report.model import ReportData, build_data
+from bot.values import from_attributes
 
 REPORT_FILE = "report.html"
 
@@ -51,14 +52,11 @@ async def write_report(
     records = [record async for record in iter_entries(session)]
     data = build_data(records, controls, since=since, until=until)
     raw = signer.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    verification = Verification(
-        ok=checked.ok,
-        entries=checked.entries,
-        problems=checked.problems,
-        warnings=checked.warnings,
+    verification = from_attributes(
+        Verification,
+        checked,
         key_id=signer.key_id,
         fingerprint=fingerprint(raw),
-        last_entry_id=checked.last_entry_id,
         export_ok=exported.ok,
         export_problems=exported.problems,
     )

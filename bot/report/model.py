@@ -15,9 +15,10 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from bot.controls import ControlMap
+from bot.values import from_attributes
 
 GRANT_OUTCOMES = ("granted",)
 APPROVAL_OUTCOMES = ("approved", "auto-approved")
@@ -95,28 +96,36 @@ class Entry:
         return str(self.proof.get("scope") or "")
 
 
-@dataclass(frozen=True)
-class Vote:
+@dataclass(frozen=True, kw_only=True)
+class _FromEntry:
+    """A row drawn from one ledger entry: its id and time, and whatever else it names alike."""
+
     entry_id: int
     at: dt.datetime
+    scope: str
+
+    @classmethod
+    def of(cls, e: Entry, **facts: Any) -> Self:
+        """The row for ``e``; each field not in ``facts`` is the entry's own of that name."""
+        return from_attributes(cls, e, entry_id=e.id, **facts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Vote(_FromEntry):
     approver_id: int | None
     approve: bool
     request_id: int | None
-    scope: str
     requester_id: int | None
     reason: str | None
 
 
-@dataclass(frozen=True)
-class Approval:
+@dataclass(frozen=True, kw_only=True)
+class Approval(_FromEntry):
     """A request decided in favour: who asked, who approved, and how long it took."""
 
-    entry_id: int
-    at: dt.datetime
     outcome: str
     request_id: int | None
     grant_id: int | None
-    scope: str
     requester_id: int | None
     subject_id: int | None
     approver_ids: tuple[int, ...]
@@ -128,12 +137,9 @@ class Approval:
         return None if self.requested_at is None else self.at - self.requested_at
 
 
-@dataclass(frozen=True)
-class BreakGlass:
-    entry_id: int
-    at: dt.datetime
+@dataclass(frozen=True, kw_only=True)
+class BreakGlass(_FromEntry):
     grant_id: int | None
-    scope: str
     user_id: int | None
     reason: str
     reviewed_by: int | None = None
@@ -144,15 +150,12 @@ class BreakGlass:
         return None if self.reviewed_at is None else self.reviewed_at - self.at
 
 
-@dataclass(frozen=True)
-class Ending:
+@dataclass(frozen=True, kw_only=True)
+class Ending(_FromEntry):
     """A grant that ended: expired at its time, or revoked early."""
 
-    entry_id: int
-    at: dt.datetime
     outcome: str
     grant_id: int | None
-    scope: str
     subject_id: int | None
     by_id: int | None
     note: str
@@ -271,29 +274,20 @@ def build_data(
                 if isinstance(v, Mapping) and v.get("approve") and (a := _int(v.get("approver"))) is not None
             )
             approvals.append(
-                Approval(
-                    entry_id=e.id,
-                    at=e.at,
-                    outcome=e.outcome,
-                    request_id=e.request_id,
-                    grant_id=e.grant_id,
-                    scope=e.scope,
+                Approval.of(
+                    e,
                     requester_id=_int(p.get("requester")),
                     subject_id=_int(p.get("subject")),
                     approver_ids=approver_ids,
                     requested_at=requested_at.get(e.request_id) if e.request_id is not None else None,
-                    reason=e.reason,
                 )
             )
         elif e.outcome == "voted":
             votes.append(
-                Vote(
-                    entry_id=e.id,
-                    at=e.at,
+                Vote.of(
+                    e,
                     approver_id=_int(p.get("approver")) or e.actor_id,
                     approve=bool(p.get("approve")),
-                    request_id=e.request_id,
-                    scope=e.scope,
                     requester_id=None,
                     reason=str(p["reason"]) if p.get("reason") else None,
                 )
@@ -301,13 +295,9 @@ def build_data(
         elif e.outcome == "break-glass":
             review = reviews.get(e.grant_id) if e.grant_id is not None else None
             breakglass.append(
-                BreakGlass(
-                    entry_id=e.id,
-                    at=e.at,
-                    grant_id=e.grant_id,
-                    scope=e.scope,
+                BreakGlass.of(
+                    e,
                     user_id=_int(p.get("requester")) or e.actor_id,
-                    reason=e.reason,
                     reviewed_by=(_int(review.proof.get("reviewed_by")) or review.actor_id)
                     if review
                     else None,
@@ -316,12 +306,8 @@ def build_data(
             )
         elif e.outcome in ("expired", "revoked"):
             endings.append(
-                Ending(
-                    entry_id=e.id,
-                    at=e.at,
-                    outcome=e.outcome,
-                    grant_id=e.grant_id,
-                    scope=e.scope,
+                Ending.of(
+                    e,
                     subject_id=_int(p.get("subject")),
                     by_id=_int(p.get("revoked_by")) if e.outcome == "revoked" else None,
                     note=str(p.get("reason") or "") if e.outcome == "revoked" else "reached its end time",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import discord
 from sqlalchemy import func, select, text
@@ -209,11 +210,25 @@ async def no_duplicate(session: AsyncSession, guild_id: int, scope: Scope, subje
         )
 
 
+class _Guild(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+class Requester(Protocol):
+    """Who asks: a ``discord.Member``, or (a change adopted from the audit log) its actor by id."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def guild(self) -> _Guild: ...
+
+
 async def open_request(
     session: AsyncSession,
     kind: RequestKind,
     scope: Scope,
-    requester: discord.Member,
+    requester: Requester,
     subject: tuple[int, bool],
     length: dt.timedelta,
     reason: str,

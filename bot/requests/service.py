@@ -125,6 +125,7 @@ class RequestService(Service):
         if grant is None:
             await self._notifier.request_created(req, scope)
         else:
+            self._kill.reached("request.create.after_commit")
             # Auto-approved: no card was posted; the grant notice tells the requester.
             grant = await self._grants.apply(grant.id)
         return RequestOutcome(req, scope, grant, auto_rule)
@@ -208,6 +209,7 @@ class RequestService(Service):
             await self._decisions.record(
                 session, outcomes.requested(req, scope, reason=said, requester_roles=roles, extends=grant)
             )
+        self._kill.reached("request.extend.after_commit")
         await self._notifier.request_created(req, scope)
         return RequestOutcome(req, scope)
 

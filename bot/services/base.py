@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.health import metrics
 from bot.services.errors import Unavailable
+from bot.services.killpoints import NO_KILL, KillSwitch
 
 if TYPE_CHECKING:
     from bot.clock import Clock
@@ -61,12 +62,14 @@ def rowcount(result: Result[Any]) -> int:
 
 @dataclass(frozen=True)
 class Core:
-    """What every rule service needs: policy by guild id, sessions, the clock and the ledger."""
+    """What every rule service needs: policy by guild id, sessions, the clock and the ledger
+    (and the crash campaign's kill switch, inert unless ``Tuning.kill_at`` names a point)."""
 
     guilds: GuildDirectory
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     decisions: DecisionService
+    kill: KillSwitch = NO_KILL
 
 
 class Service:
@@ -77,6 +80,7 @@ class Service:
         self._sessions = core.sessions
         self._clock = core.clock
         self._decisions = core.decisions
+        self._kill = core.kill
 
     async def _all(self, statement: Select[T]) -> list[T]:
         """Every row a query selects, read in its own short transaction."""

@@ -19,9 +19,8 @@ from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.audit_cli import _database_url, _optional_policy
+from bot.audit_cli import _database_url, _optional_policy, with_session_factory
 from bot.clock import Clock, SystemClock
-from bot.inventory.cli import with_session_factory
 from bot.settings import Settings
 from bot.startup import StartupError
 from bot.tokens.service import TokenCheck, TokenService

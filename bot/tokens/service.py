@@ -21,7 +21,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, select, update
@@ -31,6 +31,7 @@ from bot.clock import Clock
 from bot.db.models import AccessToken, TokenStatus
 from bot.services.base import rowcount, transaction
 from bot.services.errors import AlreadyDecided, BadInput, NotFound
+from bot.values import from_attributes
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +86,7 @@ class TokenInfo:
 
     @classmethod
     def of(cls, row: AccessToken) -> TokenInfo:
-        return cls(
-            id=row.id,
-            guild_id=row.guild_id,
-            scope_id=row.scope_id,
-            subject_id=row.subject_id,
-            grant_id=row.grant_id,
-            status=row.status,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            last_used_at=row.last_used_at,
-            use_count=row.use_count,
-            revoked_at=row.revoked_at,
-            revoke_reason=row.revoke_reason,
-        )
+        return from_attributes(cls, row)
 
     def idle_since(self) -> dt.datetime:
         """Dormancy counts from the last use, or from issue if it was never used."""
@@ -131,6 +119,10 @@ class TokenCheck:
     @property
     def valid(self) -> bool:
         return self.outcome is VerifyOutcome.VALID
+
+
+# Awaited inside the transaction that ends a token (its ledger decision commits with it).
+OnEnd = Callable[[AsyncSession, "TokenInfo"], Awaitable[None]]
 
 
 class TokenService:
@@ -248,10 +240,19 @@ class TokenService:
         criteria = [AccessToken.grant_id == grant_id, AccessToken.status == TokenStatus.ACTIVE]
         return await self._end_all(criteria, TokenStatus.REVOKED, reason)
 
-    async def revoke_dormant(self, now: dt.datetime, max_idle: dt.timedelta) -> list[TokenInfo]:
+    async def revoke_dormant(
+        self,
+        now: dt.datetime,
+        max_idle: dt.timedelta,
+        *,
+        guild_id: int | None = None,
+        record: OnEnd | None = None,
+    ) -> list[TokenInfo]:
         """Revoke active, unexpired tokens not used for ``max_idle`` (since issue if never used).
 
-        Returns the tokens revoked so the caller can record a decision and DM each holder.
+        Only ``guild_id``'s tokens when given (each guild has its own dormancy period). ``record`` is
+        awaited for each token inside the revoking transaction (its ledger decision commits with it).
+        Returns the tokens revoked so the caller can DM each holder.
         """
         if max_idle <= dt.timedelta(0):
             raise BadInput("The dormancy period must be positive, such as 30d.")
@@ -262,10 +263,18 @@ class TokenService:
             AccessToken.expires_at > now,
             idle_since <= cutoff,
         ]
+        if guild_id is not None:
+            criteria.append(AccessToken.guild_id == guild_id)
         days = max_idle.total_seconds() / 86400
         return await self._end_all(
-            criteria, TokenStatus.REVOKED, f"dormant: not used for {days:g} days", now=now
+            criteria, TokenStatus.REVOKED, f"dormant: not used for {days:g} days", now=now, record=record
         )
+
+    async def active_guilds(self) -> list[int]:
+        """Guilds that have at least one active token (what the dormancy sweep looks at)."""
+        query = select(AccessToken.guild_id).where(AccessToken.status == TokenStatus.ACTIVE).distinct()
+        async with transaction(self._sessions) as s:
+            return sorted((await s.execute(query)).scalars())
 
     async def expire_due(self, now: dt.datetime) -> list[TokenInfo]:
         """Mark tokens whose time ran out as expired (verification already refuses them)."""
@@ -289,6 +298,7 @@ class TokenService:
         reason: str | None,
         *,
         now: dt.datetime | None = None,
+        record: OnEnd | None = None,
     ) -> list[TokenInfo]:
         ended: list[TokenInfo] = []
         async with transaction(self._sessions) as s:
@@ -297,6 +307,8 @@ class TokenService:
             for row in rows:
                 self._end(row, status, reason, now)
                 ended.append(TokenInfo.of(row))
+                if record is not None:
+                    await record(s, ended[-1])
         for info in ended:
             log.info("token %s %s%s", info.id, status, f": {reason}" if reason else "")
         return ended

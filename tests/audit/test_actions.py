@@ -18,7 +18,7 @@ from bot.audit.actions import (
 )
 from bot.audit.events import event_from_payload
 from bot.policy import permissions_from_names
-from tests.audit.fakes import (
+from tests.helpers import (
     ALICE,
     BOT,
     BOT_MANAGED_ROLE,

@@ -6,7 +6,7 @@ import pytest
 
 from bot.audit.bursts import BurstTracker
 from bot.audit.events import event_from_payload
-from tests.audit.fakes import ALICE, BOB, PUBLIC_CHANNEL, webhook
+from tests.helpers import ALICE, BOB, PUBLIC_CHANNEL, webhook
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 

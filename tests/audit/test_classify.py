@@ -8,7 +8,8 @@ from bot.audit.classify import Classifier
 from bot.audit.decision import AuditOutcome
 from bot.audit.defaults import DEFAULT_RULES, effective_rules
 from bot.audit.events import event_from_payload
-from tests.audit.fakes import (
+from bot.policy import parse_policy
+from tests.helpers import (
     ADMIN,
     ALICE,
     BOB,
@@ -17,15 +18,16 @@ from tests.audit.fakes import (
     GUILD,
     JIT_ROLE,
     PLAIN_ROLE,
+    POLICY_DATA,
     PRIVATE_CHANNEL,
     PUBLIC_CHANNEL,
     WARDEN,
     FakeFacts,
     FakeGrants,
+    audit_policy,
     bits,
     overwrite,
     payload,
-    policy,
     role_added,
     role_perms,
     webhook,
@@ -33,7 +35,7 @@ from tests.audit.fakes import (
 
 
 def classifier(grants: FakeGrants | None = None, rules=None, **policy_extra):
-    p = policy(**policy_extra)
+    p = audit_policy(**policy_extra)
     return Classifier(
         p,
         effective_rules(p.rules) if rules is None else rules,
@@ -108,6 +110,27 @@ async def test_role_gaining_dangerous_permission(perm):
 async def test_admin_by_role_counts_as_admin():
     v = await verdict(role_perms(PLAIN_ROLE, "0", bits("manage_roles"), actor=BOB))  # BOB holds sec-admins
     assert v.rule_id == "dangerous-permission-added" and v.facts.actor_is_admin
+
+
+async def test_the_server_owner_is_always_an_admin():
+    facts = FakeFacts()
+    facts.owner_id = lambda guild_id: ALICE  # type: ignore[method-assign]
+    p = audit_policy()
+    c = Classifier(p, effective_rules(p.rules), facts, FakeGrants(), warden_user_id=WARDEN)
+    v = await c.classify(event_from_payload(role_perms(PLAIN_ROLE, "0", bits("manage_roles"), actor=ALICE)))
+    assert v.rule_id == "dangerous-permission-added" and v.facts.actor_is_admin
+
+
+async def test_without_an_admin_list_nobody_is_judged_a_non_admin():
+    data = {
+        **POLICY_DATA,
+        "guild": {str(GUILD): {k: v for k, v in POLICY_DATA["guild"][str(GUILD)].items() if k != "admins"}},
+    }
+    p = parse_policy(data)
+    c = Classifier(p, effective_rules(p.rules), FakeFacts(), FakeGrants(), warden_user_id=WARDEN)
+    v = await c.classify(event_from_payload(role_perms(PLAIN_ROLE, "0", bits("manage_roles"), actor=ALICE)))
+    assert v.facts.actor_is_admin is None
+    assert (v.rule_id, v.outcome) == ("dangerous-permission-added", AuditOutcome.ALERT)
 
 
 async def test_jit_role_above_its_scope_ceiling():

@@ -16,7 +16,7 @@ from bot.audit.cursor import (
     processed_ids,
     prune_processed,
 )
-from tests.audit.fakes import GUILD
+from tests.helpers import GUILD
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bot.audit.events import event_from_payload, snowflake, snowflake_time
 from bot.audit.names import ACTION_TYPES, EVENT_NAMES
-from tests.audit.fakes import (
+from tests.helpers import (
     ALICE,
     BOT,
     GUILD,

@@ -4,7 +4,7 @@ import datetime as dt
 
 from bot.audit.grant_ledger import SqlGrantLedger
 from bot.db.models import Grant, GrantStatus
-from tests.audit.fakes import ALICE, BOB, GUILD, JIT_ROLE, PRIVATE_CHANNEL
+from tests.helpers import ALICE, BOB, GUILD, JIT_ROLE, PRIVATE_CHANNEL
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 

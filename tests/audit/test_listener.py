@@ -15,7 +15,7 @@ from bot.audit.decision import AuditDecision, AuditOutcome
 from bot.audit.defaults import effective_rules
 from bot.audit.listener import AuditListener
 from bot.db.models import AuditCursor, AuditProcessed
-from tests.audit.fakes import (
+from tests.helpers import (
     ADMIN,
     ALICE,
     BOT,
@@ -28,10 +28,10 @@ from tests.audit.fakes import (
     FakeGrants,
     FakeRecorder,
     FakeReverter,
+    audit_policy,
     bits,
     entry_id,
     payload,
-    policy,
     role_added,
     webhook,
 )
@@ -45,6 +45,9 @@ class FakeApprovals:
         self, session: Any, decision: AuditDecision, ledger_entry_id: int, reapply: tuple[RevertAction, ...]
     ) -> None:
         self.asked.append((decision, ledger_entry_id, reapply))
+
+    async def notify(self, committed: bool) -> None:
+        pass
 
 
 class Pages:
@@ -65,7 +68,7 @@ class Pages:
 
 @pytest.fixture
 def parts(session_factory, clock):
-    p = policy()
+    p = audit_policy()
     facts, grants, recorder, reverter, approvals = (
         FakeFacts(),
         FakeGrants(),

@@ -7,26 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from bot.db.models import AccessRequest, Grant, LedgerEntry
-
-
-def card_in(world, request_id: int):
-    msgs = [m for m in world.sb.messages(world.guild.channel("approvals")) if f"#{request_id}" in m.text]
-    assert msgs, f"no approval card for request #{request_id}"
-    return msgs[0]
-
-
-async def request(
-    world, who: str, scope: str = "deploy", duration: str = "2h", reason: str = "release 4.2", **kw
-):
-    return await world.sb.slash(
-        world.guild,
-        world.guild.member(who),
-        "jit request",
-        scope=scope,
-        duration=duration,
-        reason=reason,
-        **kw,
-    )
+from tests.helpers import card_in, request
 
 
 async def count(world, model) -> int:
@@ -173,7 +154,7 @@ async def test_autocomplete_offers_only_what_the_member_may_request(world):
     g = world.guild
     choices = await world.sb.autocomplete(g, g.member("alice"), "jit request", focused="scope", scope="")
     values = {c["value"] for c in choices}
-    assert values == {"deploy", "incident-room", "bot-webhooks"}
+    assert values == {"deploy", "incident-room", "bot-webhooks", "deploy-api"}
     choices = await world.sb.autocomplete(g, g.member("erin"), "jit request", focused="scope", scope="")
     assert {c["value"] for c in choices} == {"incident-room"}
 

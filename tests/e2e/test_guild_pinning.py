@@ -7,12 +7,13 @@ policy; two same-named guilds seen at once pin neither.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 
 from sqlalchemy import func, select
 
-from bot.db.models import AccessRequest, Grant, GuildPin
+from bot.db.models import AccessRequest, Grant, GuildPin, LedgerEntry
 from sandbox.harness import ACME, SandboxWorld
 
 
@@ -120,3 +121,26 @@ async def test_a_server_admin_confirms_the_pin(world):
     out = await world.sb.slash(impostor, impostor.owner, "warden pin")
     assert "Nothing to confirm" in out.text and "pinned to another server" in out.text, out.text
     assert await pins(world) == [("acme", acme.id, acme.owner.id)]
+
+
+async def decided(world, guild_id: int) -> list[str]:
+    """The audit rules that decided in this guild, once the bot has heard and handled every entry."""
+    for _ in range(20):
+        await world.bot.audit.drain()
+        await world.settle()
+        await asyncio.sleep(0.02)
+    async with world.bot.session_factory() as s:
+        return list(await s.scalars(select(LedgerEntry.rule).where(LedgerEntry.guild_id == guild_id)))
+
+
+async def test_the_audit_rules_of_the_pinned_server_do_not_act_in_a_look_alike(world):
+    """acme's rules revert a JIT role given by hand; in a same-named server Warden has no say."""
+    acme = world.guild
+    impostor = await join(world, copy.deepcopy(ACME))
+    await world.sb.admin.add_role(impostor, "erin", "deployers", actor=impostor.member("alice"))
+    assert "jit-role-by-hand" not in await decided(world, impostor.id)
+    assert impostor.member("erin").has_role("deployers")
+    # The same change in the pinned server is taken back.
+    await world.sb.admin.add_role(acme, "erin", "deployers", actor=acme.member("alice"))
+    assert "jit-role-by-hand" in await decided(world, acme.id)
+    assert not acme.member("erin").has_role("deployers")

@@ -8,7 +8,7 @@ from bot.discord_io import replies
 from bot.discord_io.replies import APOLOGY
 from bot.policy import load_policy, parse_policy
 from sandbox.harness import EXAMPLE_CONFIG, SandboxWorld
-from tests.e2e.test_core_flow import card_in, request
+from tests.helpers import card_in, request
 
 
 async def test_mine_lists_pending_requests_and_active_grants(world):

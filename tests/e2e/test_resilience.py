@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from bot.db.models import Grant, LedgerEntry
-from tests.e2e.test_core_flow import card_in, request
+from tests.helpers import card_in, request
 
 ROLE_ROUTE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 

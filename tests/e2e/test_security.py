@@ -4,10 +4,14 @@ access beyond what was approved, or took away what Warden did not give."""
 from __future__ import annotations
 
 import datetime as dt
+import tomllib
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import AccessRequest, Grant
+from bot.policy import Policy, parse_policy
+from sandbox.harness import EXAMPLE_CONFIG
 
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
@@ -88,6 +92,21 @@ async def test_bot_subject_needs_an_admin_or_its_owner(world):
 # ---- 4. Warden never takes away what it did not give -----------------------------------------
 
 
+def _hand_given_jit_roles_allowed() -> Policy:
+    """The example policy, with the policy choice that JIT roles handed out by hand are only
+    alerted on (by default the audit listener takes them back: rule jit-role-by-hand)."""
+    data = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    data["rule"].append(
+        {
+            "id": "jit-role-by-hand",
+            "when": {"event": "member_role_update", "role_is_jit": True},
+            "outcome": "alert",
+        }
+    )
+    return parse_policy(data)
+
+
+@pytest.mark.parametrize("policy", [_hand_given_jit_roles_allowed()], ids=["hand-given-jit-alerts"])
 async def test_a_standing_role_is_not_requested_and_never_removed(world):
     g = world.guild
     alice = g.member("alice")

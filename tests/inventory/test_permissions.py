@@ -10,7 +10,7 @@ import pytest
 
 from bot.inventory import permissions as perms
 from bot.inventory.permissions import ChannelKind, Overwrite, OverwriteKind
-from tests.inventory import guild_fixture as fx
+from tests.helpers import InventoryGuild as fx
 
 P = discord.Permissions
 

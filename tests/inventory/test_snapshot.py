@@ -9,7 +9,7 @@ import discord
 import pytest
 
 from bot.inventory.snapshot import bot_reach, snapshot_from_discord
-from tests.inventory import guild_fixture as fx
+from tests.helpers import InventoryGuild as fx
 
 
 @pytest.fixture

@@ -59,6 +59,9 @@ def assert_answered(out) -> str:
     subject=st.one_of(st.none(), st.sampled_from(MEMBERS)),
 )
 @example(who="alice", scope="deploy", duration="1h", reason="\x00 why", subject=None)  # NUL, as above
+# Once quoted back whole: answers longer than Discord's 2000 characters, which Discord refuses.
+@example(who="alice", scope="0" * 6000, duration=None, reason=None, subject=None)
+@example(who="alice", scope="deploy", duration="9" * 6000, reason="x", subject=None)
 async def test_jit_request_answers_every_option_and_refusals_write_nothing(
     world, who: str, scope: str, duration: str | None, reason: str | None, subject: str | None
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from bot.controls import ControlMap
 from bot.report import REPORT_FILE, write_report
-from tests.report.conftest import populated_world
+from tests.helpers import populated_world
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Where a screenshot is kept for a person to look at (optional).

@@ -17,8 +17,7 @@ from bot.db.models import LedgerEntry
 from bot.decisions.service import Decision, DecisionService, Outcome
 from bot.ledger import Signer
 from bot.report import write_report
-from tests.report.conftest import T0, Populated
-from tests.report.test_report import rows, section
+from tests.helpers import T0, Populated, rows, section
 
 GUILD = 900
 DAVE, BOB = 1001, 1002

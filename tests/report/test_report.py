@@ -14,22 +14,7 @@ from bot.cli import main
 from bot.controls import ControlMap
 from bot.ledger import key_id_for, verify_export
 from bot.report import REPORT_FILE, write_report
-from tests.report.conftest import HOSTILE_REASON, T0, Populated
-
-
-def section(page: str, anchor: str) -> str:
-    start = page.index(f'<section id="{anchor}">')
-    return page[start : page.index("</section>", start)]
-
-
-def rows(page: str, table_id: str) -> list[list[str]]:
-    """The table's rows as lists of cell texts (unescaped)."""
-    start = page.index(f'<table class="sortable" id="{table_id}">')
-    body = page[page.index("<tbody>", start) : page.index("</tbody>", start)]
-    return [
-        [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
-        for tr in re.findall(r"<tr>(.*?)</tr>", body)
-    ]
+from tests.helpers import HOSTILE_REASON, T0, Populated, rows, section
 
 
 async def report(p: Populated, out: Path, since: dt.datetime | None = None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox import SandboxDiscord
-from tests.sandbox.tinybot import TinyBot
+from tests.helpers import TinyBot
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.sandbox.tinybot import TinyBot
+from tests.helpers import TinyBot
 
 
 async def _member_update_for(bot: TinyBot, user_id: int, timeout: float = 3.0):

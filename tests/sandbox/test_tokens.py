@@ -8,7 +8,7 @@ import aiohttp
 
 from bot.clock import ManualClock
 from sandbox import SandboxDiscord
-from tests.sandbox.tinybot import TinyBot
+from tests.helpers import TinyBot
 
 
 async def test_followup_token_expires_with_the_clock():

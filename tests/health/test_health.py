@@ -27,7 +27,7 @@ from bot.policy import load_policy
 from sandbox import SandboxDiscord
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, build_guild
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "sandbox-health-secret-token-5e1d"
 
 
@@ -169,7 +169,7 @@ async def test_warden_run_serves_health_and_metrics(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in log.splitlines() if line.strip()]  # every line is JSON
     assert any("health endpoint on http://127.0.0.1:" in e["message"] for e in lines)
     assert any(e["message"].startswith("doctor: acme") for e in lines)
-    assert any("NOT enforced yet" in e["message"] and e["level"] == "WARNING" for e in lines)
+    assert any("audit rules active" in e["message"] and e["level"] == "INFO" for e in lines)
     decided = [e for e in lines if e["message"].startswith("decision requested")]
     assert decided and decided[0]["ledger_entry_id"] >= 1  # a field the old fixed list dropped
 

@@ -31,11 +31,10 @@ from sandbox import SandboxDiscord
 from sandbox.gateway import shard_of
 from sandbox.harness import build_guild
 from sandbox.models import SGuild
-from tests.conftest import PG_SKIP_REASON, PG_URL, _create_pg_database, _drop_pg_database
+from tests.helpers import PG_SKIP_REASON, PG_URL, REPO, create_pg_database, drop_pg_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(not PG_URL, reason=PG_SKIP_REASON)]
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "sandbox-shard-secret-token-4b1d"
 SHARDS = 2
 PER_SHARD = 2  # guilds on each shard
@@ -168,11 +167,11 @@ async def until_async(predicate: Any, timeout: float, what: str) -> None:
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
-    url, name = await _create_pg_database()
+    url, name = await create_pg_database()
     try:
         yield url
     finally:
-        await _drop_pg_database(name)
+        await drop_pg_database(name)
 
 
 async def test_two_sharded_processes_share_one_database(tmp_path: Path, pg_url: str) -> None:

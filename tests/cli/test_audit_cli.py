@@ -12,8 +12,7 @@ import pytest
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_engine, create_session_factory
 from bot.ledger import open_signer
-from tests.test_cli import EXAMPLE, SANDBOX_TOKEN, sqlite_url, warden
-from tests.test_ledger import append_n
+from tests.helpers import EXAMPLE, SANDBOX_TOKEN, append_n, sqlite_url, warden
 
 NOW = dt.datetime(2026, 3, 3, 9, 0, tzinfo=dt.UTC)
 

@@ -13,107 +13,11 @@ import discord
 import pytest
 from sqlalchemy import select
 
-from bot.controls import ControlMap
 from bot.db.models import Grant, GrantStatus, LedgerEntry
-from bot.decisions.service import DecisionService
-from bot.discord_io.ops import PriorState
-from bot.grants.service import APPLY_CLAIM, GrantService
-from bot.ledger import Signer
-from bot.policy import GuildDirectory, load_policy
-from bot.services.base import Core
-from sandbox.harness import EXAMPLE_CONFIG
+from bot.grants.service import APPLY_CLAIM
+from tests.helpers import Crash, FakeDiscord, Holder, approved_grant, grants
 
 HOUR = dt.timedelta(hours=1)
-
-
-class Crash(BaseException):
-    """The process dies here: nothing after this point runs (not even error handling)."""
-
-
-class FakeDiscord:
-    """Roles per member as Discord would hold them; apply can be held, failed or crashed."""
-
-    def __init__(self) -> None:
-        self.roles: dict[int, set[int]] = {}
-        self.calls: list[str] = []
-        self.hold: asyncio.Event | None = None
-        self.entered = asyncio.Event()
-        self.apply_error: BaseException | None = None
-        self.crash_after_apply = False
-
-    async def prior_state(self, target):
-        return PriorState(held=target.target_id in self.roles.get(target.subject_id, set()))
-
-    async def apply(self, target, reason):
-        self.entered.set()
-        if self.hold is not None:
-            await self.hold.wait()
-        if self.apply_error is not None:
-            if not isinstance(self.apply_error, TimeoutError):
-                raise self.apply_error
-            # a timeout after Discord made the change: the worst case for "failed"
-            self.roles.setdefault(target.subject_id, set()).add(target.target_id)
-            raise self.apply_error
-        self.calls.append("add")
-        self.roles.setdefault(target.subject_id, set()).add(target.target_id)
-        if self.crash_after_apply:
-            raise Crash()
-
-    async def remove(self, target, reason):
-        if target.changes_nothing:
-            return
-        self.calls.append("remove")
-        self.roles.get(target.subject_id, set()).discard(target.target_id)
-
-    async def audit_entry_for(self, target, reason):
-        return None
-
-    def holds(self, member: int, role: int) -> bool:
-        return role in self.roles.get(member, set())
-
-
-class Quiet:
-    async def grant_applied(self, grant): ...
-    async def grant_failed(self, grant): ...
-    async def grant_ended(self, grant): ...
-    async def grant_expiring(self, grant): ...
-
-
-def grants(factory, clock, ops) -> GrantService:
-    core = Core(
-        guilds=GuildDirectory(load_policy(EXAMPLE_CONFIG)),
-        sessions=factory,
-        clock=clock,
-        decisions=DecisionService(Signer.generate(), ControlMap.load_default(), clock),
-    )
-    return GrantService(core, ops=ops, notifier=Quiet())
-
-
-async def approved_grant(factory, clock, *, subject: int = 7, role: int = 5, hours: int = 2) -> int:
-    async with factory() as s, s.begin():
-        g = Grant(
-            guild_id=1,
-            scope_id="deploy",
-            subject_id=subject,
-            kind="role",
-            target_id=role,
-            status=GrantStatus.APPROVED,
-            duration_seconds=hours * 3600,
-            created_at=clock.now(),
-        )
-        s.add(g)
-        await s.flush()
-        return g.id
-
-
-class Holder:
-    def __init__(self, member_id: int) -> None:
-        self.id = member_id
-        self.guild = type("G", (), {"id": 1})()
-        self.roles: list[object] = []
-
-    def __str__(self) -> str:
-        return f"member {self.id}"
 
 
 async def test_a_revoke_while_the_role_is_being_added_still_removes_it(session_factory, clock):

@@ -11,7 +11,7 @@ import pytest
 
 from sandbox.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "scenarios").glob("*.toml"))
 
 FAILING = """
@@ -203,3 +203,100 @@ async def test_runner_patches_nothing_process_wide():
     result = await run_scenario_file(ROOT / "examples" / "scenarios" / "discord-failure-retried.toml", out)
     assert result.passed
     assert seen and all(seen)
+
+
+async def test_multi_line_replies_are_shown_whole():
+    # The /warden doctor report is one reply of many lines: the transcript shows every line of it.
+    scenario = parse_scenario(
+        {
+            "name": "doctor",
+            "step": [
+                {"admin": "delete_role", "role": "deployers"},
+                {"as": "owner", "slash": "warden doctor", "expect_reply": "problem(s) found"},
+            ],
+        },
+        "doctor",
+    )
+    lines: list[str] = []
+    from sandbox.scenario import run_scenario
+
+    result = await run_scenario(scenario, lines.append)
+    assert result.passed, "\n".join(lines)
+    start = next(i for i, ln in enumerate(lines) if "(only owner) **Warden doctor — acme**" in ln)
+    report = lines[start : start + 9]
+    assert report[0].endswith("1 problem(s) found."), report
+    assert "       ✅ Server permissions, intents and channels" in report
+    assert "       ❌ **scope `deploy` (role)**" in report
+    assert any(
+        ln.startswith("         • `deploy` names the role `deployers`, which does not exist") for ln in report
+    ), report
+    assert "       ✅ scope `breakglass-admin` (role)" in report
+
+
+def test_every_unknown_key_and_wrong_name_in_one_pass(tmp_path):
+    # Unknown keys and wrong names at every level of one file: all reported together, each with
+    # where it is and the closest right word (before, names were checked only once keys were right).
+    path = tmp_path / "many.toml"
+    path.write_text(
+        """
+name = "Many mistakes"
+descripton = "typo"
+
+[[guild]]
+name = "acme"
+rolez = []
+roles = [{ name = "engineers" }, { name = "sec-leads", colour = "red" }]
+members = [{ name = "alice", roles = ["engineer"] }, { name = "bob", roles = ["sec-leads"], nick = "b" }]
+channels = [{ name = "approvals" }, { name = "governance" }]
+
+[[step]]
+as = "alicee"
+slash = "jit request"
+optons = { scope = "deploy" }
+expect = [{ member = "alice", has_rol = "deployers" }, { membr = "bob", has_role = "sec-lead" }]
+
+[[step]]
+as = "bob"
+click = "Approve"
+on = { channel = "aprovals", contains = "#1" }
+expect = [{ member = "bob", lacks_role = "sec-lead" }, { dm = "carol", message_contains = "x" }]
+
+[[step]]
+admin = "add_rolee"
+member = "bob"
+
+[[step]]
+admin = "add_role"
+member = "bob"
+role = "engineerz"
+
+[[step]]
+guild = "acmee"
+advance = "1h"
+
+[[step]]
+fault = { route = "add_roles" }
+"""
+    )
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    text = "\n".join(err.value.problems)
+    for expected in (
+        "descripton: unknown key (did you mean 'description'?)",
+        "guild[0].rolez: unknown key (did you mean 'roles'?)",
+        "guild[0].roles[1].colour: unknown key",
+        "guild[0].members[1].nick: unknown key",
+        "guild[0].members[0].roles[0]: no role named 'engineer' in acme (did you mean 'engineers'?)",
+        "step[1].optons: unknown key (did you mean 'options'?)",
+        "step[1].as: no member named 'alicee' in acme (did you mean 'alice'?)",
+        "step[1].expect[0].has_rol: unknown key (did you mean 'has_role'?)",
+        "step[1].expect[1].membr: unknown key (did you mean 'member'?)",
+        "step[2].on.channel: no channel named 'aprovals' in acme (did you mean 'approvals'?)",
+        "step[2].expect[0].lacks_role: no role named 'sec-lead' in acme (did you mean 'sec-leads'?)",
+        "step[2].expect[1].dm: no member named 'carol' in acme",
+        "step[3].admin: 'add_rolee' is not an admin action (did you mean 'add_role'?)",
+        "step[4].role: no role named 'engineerz' in acme (did you mean 'engineers'?)",
+        "step[5].guild: no server named 'acmee' (did you mean 'acme'?)",
+        "step[6].fault.route: 'add_roles' is not known (did you mean 'add_role'?)",
+    ):
+        assert expected in text, f"{expected!r} missing from:\n{text}"

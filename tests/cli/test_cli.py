@@ -8,11 +8,9 @@ Every subprocess's output is checked: the bot token never appears in it.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -23,49 +21,7 @@ import pytest
 from bot.db.migrate import alembic_config
 from sandbox import SandboxDiscord
 from sandbox.harness import ACME, build_guild
-
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "config.example.toml"
-SECRET = "MTIzNDU2.cli-test-secret-token.DO-NOT-PRINT"
-SANDBOX_TOKEN = "sandbox-cli-secret-token-7f3a9c"
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-
-def warden(cwd: Path, *args: str, timeout: float = 60, **env: str) -> Result:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        env=_env(**env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    result = Result(proc.returncode, proc.stdout, proc.stderr)
-    assert SECRET not in result.text and SANDBOX_TOKEN not in result.text
-    return result
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
+from tests.helpers import EXAMPLE, SANDBOX_TOKEN, SECRET, sqlite_url, warden, warden_env
 
 # ------------------------------------------------------------------ check-config
 
@@ -169,7 +125,7 @@ async def _run_bot_against_sandbox(workdir: Path) -> BotRun:
             "--config",
             str(EXAMPLE),
             cwd=workdir,
-            env=_env(
+            env=warden_env(
                 WARDEN_TOKEN=sb.token,
                 WARDEN_DISCORD_API_URL=sb.api_url,
                 WARDEN_DISCORD_GATEWAY_URL=sb.gateway_url,
@@ -310,7 +266,7 @@ async def test_run_with_a_token_discord_rejects_says_so(tmp_path: Path) -> None:
             "--config",
             str(EXAMPLE),
             cwd=tmp_path,
-            env=_env(
+            env=warden_env(
                 WARDEN_TOKEN="not-the-token-123",
                 WARDEN_DISCORD_API_URL=sb.api_url,
                 WARDEN_DISCORD_GATEWAY_URL=sb.gateway_url,

@@ -15,7 +15,7 @@ from bot.ledger import Signer
 from bot.policy import load_policy
 from bot.settings import SettingsError, load_settings
 from bot.wiring import build_bot
-from tests.test_cli import EXAMPLE, SECRET, warden
+from tests.helpers import EXAMPLE, SECRET, warden
 
 
 @pytest.fixture(autouse=True)

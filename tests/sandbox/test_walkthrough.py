@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sandbox.walkthrough import WALKTHROUGH
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_walkthrough_runs_and_shows_the_whole_story(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.toml"
 
 
@@ -129,20 +129,22 @@ def test_check_config_accepts_real_ids(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
-# ------------------------------------------------------------------ rules are not enforced yet
+# ------------------------------------------------------------------ audit rules in force
 
 
-def test_check_config_says_rules_are_not_enforced(tmp_path: Path) -> None:
+def test_check_config_counts_the_audit_rules_in_force(tmp_path: Path) -> None:
     r = warden(tmp_path, "check-config", "--config", str(EXAMPLE))
     assert r.returncode == 0, r.stderr
-    ok, warning = r.stdout.strip().splitlines()
-    assert "OK" in ok and "rule" not in ok  # not counted as if they worked
-    assert warning.startswith("warning: 3 [[rule]] tables are NOT enforced yet")
-    for rid in ("admin-permission-added", "bot-added", "webhook-created"):
-        assert rid in warning
+    ok, rules = r.stdout.strip().splitlines()
+    assert "OK" in ok
+    # The example's bot-added replaces the default of that name: 3 own + 10 defaults.
+    assert rules.startswith("13 audit rules active (3 from the policy: ")
+    assert "admin-permission-added, bot-added, webhook-created" in rules
+    assert "10 defaults" in rules
+    assert "not enforced" not in r.stdout.lower() + r.stderr.lower()
 
 
-def test_run_says_rules_are_not_enforced(tmp_path: Path) -> None:
+def test_run_says_which_audit_rules_are_active(tmp_path: Path) -> None:
     r = warden(
         tmp_path,
         "run",
@@ -155,8 +157,9 @@ def test_run_says_rules_are_not_enforced(tmp_path: Path) -> None:
         WARDEN_SIGNING_KEY=str(tmp_path / "k.pem"),
     )
     assert r.returncode == 2
-    warning = next(line for line in r.stderr.splitlines() if "NOT enforced" in line)
-    assert "WARNING" in warning and "admin-permission-added, bot-added, webhook-created" in warning
+    line = next(line for line in r.stderr.splitlines() if "audit rules active" in line)
+    assert "13 audit rules active" in line and "admin-permission-added, bot-added, webhook-created" in line
+    assert "not enforced" not in r.stderr.lower()
 
 
 # ------------------------------------------------------------------ version, init, --config, audit
@@ -250,6 +253,7 @@ async def test_readme_audit_commands_work_as_written(tmp_path: Path, session_fac
         ["warden", "audit", "export"],
         ["warden", "audit", "verify"],
         ["warden", "audit", "verify"],
+        ["warden", "audit", "report"],
     ]
     for argv in commands:
         assert argv[0] == "warden"
@@ -258,3 +262,63 @@ async def test_readme_audit_commands_work_as_written(tmp_path: Path, session_fac
         )
         assert r.returncode == 0, (argv, r.stdout, r.stderr)
         assert "OK" in r.stdout or "wrote" in r.stdout.lower() or "export" in r.stdout.lower(), r.stdout
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "request 2" in html and "<svg" in html  # the decisions, and charts drawn inline
+
+
+# ------------------------------------------------------------------ the README's first real run
+
+
+def _readme_block(heading: str) -> list[str]:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split(heading, 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+async def test_readme_run_it_for_real_works_as_written(tmp_path: Path) -> None:
+    """`warden init`, `warden check-config --config config.toml`, `WARDEN_TOKEN=… warden run --config
+    config.toml`, verbatim in an empty directory; only the token is real (a local Discord's)."""
+    import asyncio
+    import signal
+
+    from sandbox import SandboxDiscord
+    from sandbox.harness import ACME, build_guild
+
+    init, check, run = _readme_block("## Run it for real")
+    assert (init, check) == ("warden init", "warden check-config --config config.toml")
+    r = await asyncio.to_thread(warden, tmp_path, *shlex.split(init)[1:])
+    assert r.returncode == 0 and (tmp_path / "config.toml").exists(), r.stderr
+    r = await asyncio.to_thread(warden, tmp_path, *shlex.split(check)[1:])
+    assert r.returncode == 0 and "config.toml: OK" in r.stdout, r.stdout + r.stderr
+    assignment, *argv = shlex.split(run)
+    assert assignment == "WARDEN_TOKEN=…" and argv == ["warden", "run", "--config", "config.toml"]
+    async with SandboxDiscord() as sb:
+        build_guild(sb, ACME)
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+        environ["PYTHONPATH"] = str(REPO) + os.pathsep + environ.get("PYTHONPATH", "")
+        environ.update(
+            WARDEN_TOKEN=sb.token,
+            WARDEN_DISCORD_API_URL=sb.api_url,
+            WARDEN_DISCORD_GATEWAY_URL=sb.gateway_url,
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            *argv[1:],
+            cwd=tmp_path,
+            env=environ,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            await sb.wait_until_ready(timeout=30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.wait_for(proc.communicate(), 30)
+    log = output.decode()
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log
+    # The example's relative paths land in the directory it was run from.
+    assert (tmp_path / "warden.db").exists() and (tmp_path / "warden-signing.key").exists()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Every module of bot/ and cogs/ (not just the entry points), in a fresh interpreter: the test
 # process itself imported the sandbox long ago. `warden sandbox` imports it inside the command.

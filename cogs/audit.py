@@ -1,0 +1,36 @@
+"""Audit-log entries from the gateway, handed to the audit room; catch-up after a resume."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from discord.ext import commands
+
+if TYPE_CHECKING:
+    from bot.client import WardenBot
+
+log = logging.getLogger(__name__)
+
+
+class AuditListenerCog(commands.Cog):
+    def __init__(self, bot: WardenBot) -> None:
+        self.bot = bot
+
+    @commands.Cog.listener()
+    async def on_raw_audit_log_entry(self, data: Any) -> None:
+        self.bot.audit.submit(data)
+
+    @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        self.bot.audit.connection_lost()
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        # Discord replays what a resume missed, but not always all of it: read the audit log too.
+        results = await self.bot.audit.catch_up()
+        log.info("audit-log catch-up after resume: %d decided", sum(r.decided for r in results))
+
+
+async def setup(bot: WardenBot) -> None:
+    await bot.add_cog(AuditListenerCog(bot))
