@@ -15,10 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.audit.defaults import active_rules_summary
 from bot.cli import main
-from bot.policy import Policy, PolicyError, parse_policy, review_policy, unenforced_rules_warning
+from bot.policy import Policy, PolicyError, parse_policy, review_policy
 from sandbox.harness import EXAMPLE_CONFIG
-from tests.property.strategies import HOSTILE_PIECES, mutated, property_settings
+from tests.helpers import HOSTILE_PIECES, mutated, property_settings
 
 EXAMPLE_TEXT = EXAMPLE_CONFIG.read_text(encoding="utf-8")
 EXAMPLE_DATA = tomllib.loads(EXAMPLE_TEXT)
@@ -62,7 +63,7 @@ def check(data: dict[str, Any]) -> Policy | None:
         return None
     for line in review_policy(policy):
         assert isinstance(line, str) and line.strip()
-    unenforced_rules_warning(policy)
+    assert active_rules_summary(policy).strip()
     return policy
 
 

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -19,9 +19,9 @@ from bot.approvals.cards import VOTE_TEMPLATE
 from bot.db.models import MAX_ROW_ID, AccessRequest, Grant, LedgerEntry, NarrativeOutbox, Vote
 from bot.escape import typed
 from sandbox.errors import SandboxError
-from tests.property.strategies import EXAMPLES, discord_option, hostile_text, property_settings
+from tests.helpers import PROPERTY_EXAMPLES, discord_option, hostile_text, property_settings
 
-SANDBOX = property_settings(max(10, EXAMPLES // 2))
+SANDBOX = property_settings(max(10, PROPERTY_EXAMPLES // 2))
 APOLOGY = "Something went wrong on Warden's side"
 MEMBERS = ["alice", "bob", "carol", "dave", "erin", "ci-bot", "owner"]
 TABLES = (AccessRequest, Vote, Grant, LedgerEntry, NarrativeOutbox)
@@ -81,6 +81,27 @@ async def test_jit_request_answers_every_option_and_refusals_write_nothing(
         assert after == before, f"a refusal wrote something: {text}"
     else:
         assert re.search(r"Request #\d+", text), text
+
+
+@SANDBOX
+@given(
+    who=st.sampled_from(MEMBERS),
+    scope=st.one_of(st.sampled_from(["breakglass-admin", "deploy"]), hostile_text),
+    reason=hostile_text,
+)
+@example(who="dave", scope="breakglass-admin", reason="\x00")  # nothing left once NUL is dropped
+async def test_jit_breakglass_answers_every_option_and_refusals_write_nothing(
+    world, who: str, scope: str, reason: str
+) -> None:
+    before = await counts(world)
+    options = {"scope": discord_option(scope), "reason": discord_option(reason)}
+    out = await world.sb.slash(world.guild, member(world, who), "jit breakglass", options)
+    text = assert_answered(out)
+    after = await counts(world)
+    if after["requests"] == before["requests"]:
+        assert after == before, f"a refusal wrote something: {text}"
+    else:
+        assert "Break-glass" in text, text
 
 
 @SANDBOX
@@ -194,3 +215,30 @@ async def test_any_deny_reason_is_answered_and_shown_as_typed(world, reason: str
 
     await world.eventually(lambda: "Denied by" in current())
     assert "<@&123456789012345678>" not in current() and "[click](https" not in current()
+
+
+forged_forms = st.one_of(
+    st.builds(lambda rest: f"warden:deny:{rest}", st.text(max_size=30)),
+    st.builds(lambda n: f"warden:deny:{n}", st.integers(0, 10**30)),
+    st.builds(lambda rest: f"warden:{rest}", st.text(max_size=30)),
+)
+
+
+@SANDBOX
+@given(custom_id=forged_forms, reason=st.one_of(hostile_text.map(lambda t: (t or "x")[:400])))
+@example(custom_id="warden:deny:²", reason="no")  # a Unicode digit: int() refused it
+@example(custom_id="warden:deny:99999999999999999999", reason="no")  # beyond the integer keys
+@example(custom_id="warden:approve:1", reason="no")  # no such form: once unanswered
+async def test_forged_deny_forms_get_an_answer_and_write_nothing(world, custom_id: str, reason: str) -> None:
+    """A modified client sends the deny form back under another id: only the real one may count."""
+    card = await a_pending_card(world)
+    modal = await world.sb.click(world.guild.member("bob"), card, "Deny")
+    assert modal.modal is not None
+    custom_id = custom_id[:100]
+    assume(custom_id != modal.modal["custom_id"])  # the real form, sent back as it came, may count
+    before = await counts(world)
+    out = await world.sb.submit_modal(
+        world.guild.member("bob"), modal, forged_custom_id=custom_id, reason=reason
+    )
+    assert_answered(out)
+    assert await counts(world) == before

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bot.approvals.buttons import modal_values
 from bot.durations import DurationError, parse_duration
-from tests.property.strategies import hostile_text, property_settings
+from tests.helpers import hostile_text, property_settings
 
 # A refusal quotes what was typed; it must still fit in one Discord message with room to spare.
 MAX_MESSAGE = 300

@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sandbox.scenario import ScenarioError, load_scenario, parse_scenario
-from tests.property.strategies import HOSTILE_PIECES, mutated, property_settings
+from tests.helpers import HOSTILE_PIECES, mutated, property_settings
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "scenarios").glob("*.toml"))
 PARSED = [tomllib.loads(p.read_text(encoding="utf-8")) for p in EXAMPLES]
