@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,9 @@ class WardenBot(commands.Bot):
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
         self._binding = asyncio.Lock()
+        # Set once the guilds in sight at start-up are matched to their policy (pins need the database).
+        self.bound = asyncio.Event()
+        self.tree.interaction_check = self._after_binding  # type: ignore[method-assign]
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
     def _hear_raw_audit_entries(self) -> None:
@@ -121,6 +125,12 @@ class WardenBot(commands.Bot):
                 raise
         if self.tuning.sync_commands:
             await self.tree.sync()
+
+    async def _after_binding(self, interaction: discord.Interaction[WardenBot]) -> bool:
+        """A command that arrives while Warden is still matching servers to policy waits for it (2 s at most)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.bound.wait(), 2.0)
+        return True
 
     async def bind_guilds(self, *, warn: bool | int = True) -> None:
         """Match every guild in sight to its policy table: ids first, then pinned names.
@@ -163,6 +173,7 @@ class WardenBot(commands.Bot):
                     log.warning(
                         "no policy for guild %s; Warden ignores it", guild.name, extra={"guild_id": guild.id}
                     )
+            self.bound.set()
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))

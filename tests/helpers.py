@@ -38,12 +38,12 @@ from bot.audit.actions import RevertAction
 from bot.audit.decision import AuditDecision, BurstSummary
 from bot.clock import ManualClock
 from bot.controls import ControlMap
-from bot.db.models import AccessRequest, Grant, GrantStatus, LedgerEntry, NarrativeOutbox, Vote
+from bot.db.models import AccessRequest, Grant, GrantStatus, GuildPin, LedgerEntry, NarrativeOutbox, Vote
 from bot.decisions.service import DecisionService
 from bot.discord_io.ops import GrantTarget, PriorState
 from bot.grants.service import GrantService
 from bot.ledger import Signer, append_entry
-from bot.policy import GuildDirectory, Policy, load_policy, parse_policy, permissions_from_names
+from bot.policy import GuildDirectory, Policy, load_policy, parse_policy, permissions_from_names, pin_key
 from bot.requests.service import RequestService
 from bot.requests.sweeps import PendingSweeps
 from bot.services.base import Core
@@ -1032,10 +1032,21 @@ class RuleServices:
         return message
 
 
+def pinned_directory(policy: Policy, guild_id: int, guild_name: str) -> GuildDirectory:
+    """The directory after the bot first saw this guild: a table with its name is pinned to its id."""
+    guilds = GuildDirectory(policy)
+    now = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    guilds.load_pins(
+        GuildPin(key=pin_key(gp), guild_id=gid, guild_name=name, pinned_at=now)
+        for gp, gid, name in guilds.first_sight([(guild_id, guild_name)])
+    )
+    guilds.bind(guild_id, guild_name)
+    return guilds
+
+
 def rule_services(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) -> RuleServices:
     guild = OfflineAcme.guild()
-    guilds = GuildDirectory(load_policy(EXAMPLE_CONFIG))
-    guilds.bind(guild.id, guild.name)
+    guilds = pinned_directory(load_policy(EXAMPLE_CONFIG), guild.id, guild.name)
     decisions = DecisionService(Signer.generate(), ControlMap.load_default(), clock)
     core = Core(guilds=guilds, sessions=sessions, clock=clock, decisions=decisions)
     told, held = Told(), RolesHeld()

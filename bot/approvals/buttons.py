@@ -177,11 +177,19 @@ class ReviewButton(WardenButton, template=REVIEW_TEMPLATE):
         )
 
 
-KNOWN_BUTTONS = (re.compile(VOTE_TEMPLATE), re.compile(REVIEW_TEMPLATE))
 UNKNOWN_ITEM = (
     "This button or form is not one Warden knows (an altered or outdated card); nothing was changed. "
     "Use the buttons on a current approval card, or `/jit mine`."
 )
+
+
+def _button_templates(base: type[WardenButton]) -> list[re.Pattern[str]]:
+    """The templates of every Warden button (approvals, inventory ...): all subclass WardenButton."""
+    out: list[re.Pattern[str]] = []
+    for cls in base.__subclasses__():
+        out.append(cls.__discord_ui_compiled_template__)
+        out.extend(_button_templates(cls))
+    return out
 
 
 def is_unknown_item(interaction: discord.Interaction[Any]) -> bool:
@@ -194,7 +202,7 @@ def is_unknown_item(interaction: discord.Interaction[Any]) -> bool:
     if not isinstance(custom_id, str) or not custom_id.startswith("warden:"):
         return False
     if interaction.type is discord.InteractionType.component:
-        return not any(template.fullmatch(custom_id) for template in KNOWN_BUTTONS)
+        return not any(template.fullmatch(custom_id) for template in _button_templates(WardenButton))
     if interaction.type is discord.InteractionType.modal_submit:
         return not custom_id.startswith(DENY_MODAL_PREFIX)
     return False
