@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -115,6 +116,12 @@ async def _run(settings: Settings, policy: Policy, url: str, tuning: Tuning) -> 
         shard_ids = settings.shard_ids()
         if shard_ids is not None:
             log.info("running shard(s) %s of %d", ",".join(map(str, shard_ids)), settings.shard_count)
+        if settings.checkpoint_path is not None:
+            log.info(
+                "ledger checkpoints every %ss to %s (ship them off this machine)",
+                settings.checkpoint_seconds,
+                settings.checkpoint_path,
+            )
         bot = build_bot(
             policy=policy,
             clock=SystemClock(),
@@ -141,14 +148,18 @@ def _tuning(settings: Settings) -> Tuning:
     """Production's Tuning, or WARDEN_TUNING / WARDEN_KILL_AT's (reliability testing only)."""
     from bot.wiring import Tuning
 
+    checkpoints = {
+        "checkpoint_path": settings.checkpoint_path,
+        "checkpoint_seconds": settings.checkpoint_seconds,
+    }
     if not settings.tuning and settings.kill_at is None:
-        return Tuning()
+        return Tuning(**checkpoints)  # type: ignore[arg-type]
     try:
         tuning = Tuning.overridden(settings.tuning, settings.kill_at)
     except ValueError as exc:
         raise StartupError(f"WARDEN_TUNING / WARDEN_KILL_AT: {exc}") from None
     log.warning("reliability testing: tuning %s, kill point %s", settings.tuning, settings.kill_at)
-    return tuning
+    return dataclasses.replace(tuning, **checkpoints)  # type: ignore[arg-type]
 
 
 def _warn_policy(policy: Policy) -> None:
@@ -302,7 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("sandbox", help="run the real bot against a local Discord (no token, no server)")
     p.add_argument("--scenario", action="append", help="scenario TOML file to run (repeatable)")
-    p.add_argument("--config", help="policy for the walkthrough (default: config.example.toml)")
+    p.add_argument(
+        "--config",
+        help="rehearse this policy in a server built from it (with --scenario: the files play it instead "
+        "of their own policy)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only failures and the summary")
     p.add_argument("-v", "--verbose", action="store_true", help="also print Warden's and discord.py's logs")
     p.set_defaults(func=cmd_sandbox)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.pins import claim_pin
+from bot.discord_io.ops import DISCORD_ERRORS, describe_error, uncertain
 from bot.discord_io.replies import answer_error
 from bot.health.metrics import discord_http_trace
 from bot.health.startup import log_startup_report
@@ -40,6 +41,9 @@ def warden_intents() -> discord.Intents:
     intents.moderation = True  # GUILD_AUDIT_LOG_ENTRY_CREATE (with View Audit Log)
     intents.webhooks = True
     intents.integrations = True
+    # MESSAGE_CREATE without content (not privileged): when members, webhooks and bots were last
+    # active, which dormancy measures (bot/inventory/activity.py).
+    intents.guild_messages = True
     return intents
 
 
@@ -72,16 +76,15 @@ class WardenBot(commands.Bot):
         services = wire(self)
         self.guild_policies = services.guilds
         self.decisions = services.decisions
-        self.ops = services.ops
-        self.notifier = services.notifier
         self.grants = services.grants
         self.requests = services.requests
         self.approvals = services.approvals
-        self.poster = services.poster
         self.jobs = services.jobs
+        self.poster = services.poster  # /warden doctor: narratives waiting for the governance channel
         self.tokens = services.tokens
         self.inventory = services.inventory
         self.live_inventory = services.live_inventory
+        self.activity_seen = services.activity
         self.audit = services.audit
         self._hear_raw_audit_entries()
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
@@ -124,7 +127,22 @@ class WardenBot(commands.Bot):
                 log.exception("failed to load extension %s", ext)
                 raise
         if self.tuning.sync_commands:
+            await self._sync_commands()
+
+    async def _sync_commands(self) -> None:
+        """Register the slash commands. A transient Discord failure here (5xx, rate limit, network)
+        must not stop Warden from starting: grants fall due whatever the command endpoint says, and
+        the commands of the last sync stay registered. Anything else (a bad command) still stops it."""
+        try:
             await self.tree.sync()
+        except DISCORD_ERRORS as exc:
+            if not uncertain(exc):
+                raise
+            log.error(
+                "could not register the slash commands (%s); the ones already registered stay, "
+                "and the next start registers them again",
+                describe_error(exc),
+            )
 
     async def _after_binding(self, interaction: discord.Interaction[WardenBot]) -> bool:
         """A command that arrives while Warden is still matching servers to policy waits for it (2 s at most)."""
@@ -189,7 +207,7 @@ class WardenBot(commands.Bot):
             log.warning("start-up state comparison found %d change(s) nobody sanctioned", len(audit.drift))
         await self.jobs.deliver_narratives()
         self.caught_up.set()
-        log_startup_report(self)
+        await log_startup_report(self)
         if self.tuning.run_scheduler:
             self.jobs.start()
 

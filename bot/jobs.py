@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.grants.service import DueReport, GrantService
 from bot.health import metrics
 from bot.requests.sweeps import PendingSweeps
+from bot.services.base import DB_DOWN
 from bot.services.errors import Unavailable
 from bot.tokens.dormancy import Dormancy
 
@@ -38,6 +39,12 @@ class AuditSweeper(Protocol):
     async def sweep(self) -> Any: ...
 
 
+class InventoryRefresher(Protocol):
+    """Refreshes every governed guild's inventory from Discord (and asks inferred owners)."""
+
+    async def refresh_all(self) -> int: ...
+
+
 class Jobs:
     def __init__(
         self,
@@ -49,8 +56,16 @@ class Jobs:
         narrative_seconds: float,
         dormancy: Dormancy | None = None,
         audit: AuditSweeper | None = None,
+        checkpoint: Callable[[], Awaitable[Any]] | None = None,
+        checkpoint_seconds: float = 3600.0,
+        inventory: InventoryRefresher | None = None,
+        inventory_seconds: float = 3600.0,
     ) -> None:
         self._audit = audit
+        self._checkpoint = checkpoint
+        self._checkpoint_seconds = checkpoint_seconds
+        self._inventory = inventory
+        self._inventory_seconds = inventory_seconds
         self._grants = grants
         self._pending = pending
         self._dormancy = dormancy
@@ -59,6 +74,7 @@ class Jobs:
         self._narrative_seconds = narrative_seconds
         self._lock = asyncio.Lock()
         self._narrative_lock = asyncio.Lock()
+        self._inventory_lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self._stopped = False
 
@@ -67,10 +83,13 @@ class Jobs:
         if self._scheduler is not None:
             return
         self._scheduler = AsyncIOScheduler()
-        jobs = (
+        jobs: list[tuple[str, Callable[[], Awaitable[Any]], float]] = [
             ("warden-sweep", self.run_due, self._sweep_seconds),
             ("warden-narratives", self.deliver_narratives, self._narrative_seconds),
-        )
+            ("warden-inventory", self.refresh_inventory, self._inventory_seconds),
+        ]
+        if self._checkpoint is not None:
+            jobs.append(("warden-checkpoint", self.checkpoint, self._checkpoint_seconds))
         for job_id, run, seconds in jobs:
             self._scheduler.add_job(
                 run, "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True
@@ -87,7 +106,7 @@ class Jobs:
         self._stopped = True
         if self._scheduler is not None:
             self._scheduler.pause()
-        async with self._lock, self._narrative_lock:
+        async with self._lock, self._narrative_lock, self._inventory_lock:
             pass
         for _ in range(3):  # jobs that were waiting for a lock take it, see the flag and return
             await asyncio.sleep(0)
@@ -130,14 +149,42 @@ class Jobs:
             report.requests_expired = len(expired or [])
             reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
+            report.cards_posted = await self._step(report, "lost-cards", self._pending.post_lost_cards()) or 0
             if self._dormancy is not None:
                 dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
                 report.tokens_revoked = len(dormant or [])
+                idle = await self._step(report, "idle-grants", self._dormancy.end_idle_grants())
+                report.grants_idle_ended = idle or 0
             if self._audit is not None:
                 await self._step(report, "audit", self._audit.sweep())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report
+
+    async def checkpoint(self) -> Any:
+        """Write and post a ledger checkpoint (on its own schedule); a failure is logged, never raised."""
+        if self._checkpoint is None or self._stopped:
+            return None
+        try:
+            return await self._checkpoint()
+        except Exception:
+            log.exception("ledger checkpoint failed; the next one runs on schedule")
+            return None
+
+    async def refresh_inventory(self) -> int:
+        """The inventory of every governed guild, from Discord (owners inferred get their DM).
+
+        Less often than the sweep (``Tuning.inventory_seconds``): it reads webhooks, integrations
+        and the audit log over REST. ``/warden inventory`` refreshes its guild on demand too.
+        """
+        async with self._inventory_lock:
+            if self._inventory is None or self._stopped:
+                return 0
+            try:
+                return await self._inventory.refresh_all()
+            except Exception:
+                log.exception("refreshing the inventory failed; it runs again on the next interval")
+                return 0
 
     async def deliver_narratives(self) -> int:
         async with self._narrative_lock:
@@ -147,6 +194,12 @@ class Jobs:
             try:
                 while (n := await self._poster.deliver_due()) > 0:
                     total += n
+            except (Unavailable, *DB_DOWN) as exc:
+                # One line while the database is down (like the sweep steps), not a traceback each time.
+                log.error(
+                    "narratives not posted: the database is unavailable (%s); they stay due",
+                    type(exc).__name__,
+                )
             except Exception:
                 log.exception("posting narratives failed; they stay due")
             return total

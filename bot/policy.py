@@ -23,7 +23,7 @@ import types
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import discord
 from pydantic import (
@@ -159,6 +159,29 @@ def _as_list(value: Any) -> list[Any]:
     raise ValueError(f'expected a list such as ["a", "b"], got {_show(value)}')
 
 
+_T = TypeVar("_T")
+
+
+def _each(value: Any, parse: Callable[[Any], _T], *, if_empty: str | None = None) -> tuple[_T, ...]:
+    """``parse`` on each item of a list (or one value); every item's problem is told, as ``[i]``.
+
+    With ``if_empty``, an empty list is refused with that message.
+    """
+    items = _as_list(value)
+    if if_empty is not None and not items:
+        raise ValueError(if_empty)
+    out: list[_T] = []
+    problems: list[str] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(parse(item))
+        except ValueError as e:
+            problems.append(_sub(f"[{i}]", str(e)))
+    if problems:
+        raise ValueError("\n".join(problems))
+    return tuple(out)
+
+
 def _permission_names(value: Any) -> frozenset[str]:
     names: set[str] = set()
     problems: list[str] = []
@@ -252,6 +275,15 @@ class AutoApprove(_Model):
 
     members_of: Annotated[Target, BeforeValidator(_target)]
     max_duration: Duration
+
+
+def _requester(item: Any) -> str | int:
+    """``@everyone``, a ``user:``/``role:`` reference, or a role by name or id."""
+    if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone"):
+        return "@everyone"
+    if isinstance(item, str) and item.strip().lower().startswith(("user:", "role:")):
+        return Approver.parse(item).ref
+    return _target(item)
 
 
 #: For ``role`` and ``channel``: what a scope of that kind needs, and what the other kind grants instead.
@@ -382,18 +414,9 @@ class Scope(_Model):
     @field_validator("approvers", mode="before")
     @classmethod
     def _parse_approvers(cls, v: Any) -> Any:
-        items = _as_list(v)
-        if not items:
-            raise ValueError('must not be empty; name at least one approver role or "user:<id>"')
-        out, problems = [], []
-        for i, item in enumerate(items):
-            try:
-                out.append(Approver.parse(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return _each(
+            v, Approver.parse, if_empty='must not be empty; name at least one approver role or "user:<id>"'
+        )
 
     @field_validator("approvals_required")
     @classmethod
@@ -411,25 +434,11 @@ class Scope(_Model):
     @field_validator("requesters", mode="before")
     @classmethod
     def _parse_requesters(cls, v: Any) -> Any:
-        items = _as_list(v)
-        if not items:
-            raise ValueError('must not be empty; name the roles or users who may request, or "@everyone"')
-        out: list[str | int] = []
-        problems: list[str] = []
-        for i, item in enumerate(items):
-            try:
-                if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone"):
-                    out.append("@everyone")
-                    continue
-                if isinstance(item, str) and item.strip().lower().startswith(("user:", "role:")):
-                    out.append(Approver.parse(item).ref)
-                    continue
-                out.append(_target(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return _each(
+            v,
+            _requester,
+            if_empty='must not be empty; name the roles or users who may request, or "@everyone"',
+        )
 
     @field_validator("auto_approve", mode="wrap")
     @classmethod
@@ -482,6 +491,12 @@ class Scope(_Model):
         return v
 
 
+def _admin(item: Any) -> Approver:
+    if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone", "@here"):
+        raise ValueError(f"'{item}' cannot be an admin; name admin roles or \"user:<id>\"")
+    return Approver.parse(item)
+
+
 class GuildPolicy(_Model):
     """Per-guild settings (``[guild.<name or id>]``)."""
 
@@ -512,33 +527,12 @@ class GuildPolicy(_Model):
     @field_validator("admins", mode="before")
     @classmethod
     def _parse_admins(cls, v: Any) -> Any:
-        out, problems = [], []
-        for i, item in enumerate(_as_list(v)):
-            if isinstance(item, str) and item.strip().lower() in ("@everyone", "everyone", "@here"):
-                problems.append(
-                    _sub(f"[{i}]", f"'{item}' cannot be an admin; name admin roles or \"user:<id>\"")
-                )
-                continue
-            try:
-                out.append(Approver.parse(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return _each(v, _admin)
 
     @field_validator("broad_roles", mode="before")
     @classmethod
     def _parse_broad(cls, v: Any) -> Any:
-        out, problems = [], []
-        for i, item in enumerate(_as_list(v)):
-            try:
-                out.append(_target(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return _each(v, _target)
 
     def matches(self, guild_id: int, guild_name: str) -> bool:
         """True if this table is for the guild: key is its id, or its name (case-insensitive)."""
@@ -620,17 +614,7 @@ class RuleCondition(_Model):
     @field_validator("target", mode="before")
     @classmethod
     def _targets(cls, v: Any) -> Any:
-        if v is None:
-            return None
-        out, problems = [], []
-        for i, item in enumerate(_as_list(v)):
-            try:
-                out.append(_target(item))
-            except ValueError as e:
-                problems.append(_sub(f"[{i}]", str(e)))
-        if problems:
-            raise ValueError("\n".join(problems))
-        return tuple(out)
+        return None if v is None else _each(v, _target)
 
     def conditions(self) -> dict[str, Any]:
         """The conditions set on this rule, besides ``event``."""
@@ -701,25 +685,17 @@ class RuntimeSection(_Model):
     health_port: StrictInt | None = Field(None, ge=1, le=65535)
     health_host: str | None = None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "health_host")
     @classmethod
-    def _check_db(cls, v: str | None) -> str | None:
-        from bot.settings import database_url_problem
+    def _check_setting(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """Checked as the environment variable for the same setting is (``bot.settings``)."""
+        from bot.settings import database_url_problem, health_host_problem
 
-        problem = None if v is None else database_url_problem(v)
+        problem_of = {"database_url": database_url_problem, "health_host": health_host_problem}
+        problem = None if v is None else problem_of[str(info.field_name)](v)
         if problem is not None:
             raise ValueError(problem)
-        return v
-
-    @field_validator("health_host")
-    @classmethod
-    def _check_host(cls, v: str | None) -> str | None:
-        from bot.settings import health_host_problem
-
-        problem = None if v is None else health_host_problem(v)
-        if problem is not None:
-            raise ValueError(problem)
-        return None if v is None else v.strip()
+        return v.strip() if v is not None and info.field_name == "health_host" else v
 
     @field_validator("log_level", mode="before")
     @classmethod

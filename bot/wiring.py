@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,19 +28,21 @@ from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
 from bot.db.pins import load_pins
+from bot.decisions.checkpoints import LedgerCheckpointer
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
 from bot.discord_io.audit import CacheGuildFacts, DiscordReverter, audit_log_pages
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps
 from bot.grants.service import APPLY_CLAIM, CLAIM_FOR, STALE_APPROVED, Claims, GrantService
+from bot.inventory.activity import ActivityTracker
 from bot.inventory.live import LiveInventory
 from bot.inventory.service import InventoryService
 from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
-from bot.requests.sweeps import PendingSweeps
+from bot.requests.sweeps import CARD_GRACE, PendingSweeps
 from bot.services.base import Core
 from bot.services.killpoints import KillSwitch
 from bot.tokens.dormancy import Dormancy
@@ -62,11 +65,19 @@ class Tuning:
     # How long the Deny button may check eligibility before it opens the modal anyway
     # (the modal must open within Discord's 3 seconds; the submit checks again).
     deny_precheck_seconds: float = 1.5
+    # Scheduled ledger checkpoints (WARDEN_CHECKPOINT_PATH / WARDEN_CHECKPOINT_SECONDS): a directory
+    # (a new file each time) or a file; None: only `warden audit checkpoint` writes them.
+    checkpoint_path: Path | None = None
+    checkpoint_seconds: float = 3600.0
+    # How often every governed guild's inventory is refreshed from Discord (REST reads).
+    inventory_seconds: float = 3600.0
     # How long an apply and a removal hold their grant, and how old a decided but never claimed grant
     # must be before a sweep applies it (another process may be about to): docs/reliability.md.
     apply_claim_seconds: float = APPLY_CLAIM.total_seconds()
     claim_seconds: float = CLAIM_FOR.total_seconds()
     stale_approved_seconds: float = STALE_APPROVED.total_seconds()
+    # How long after its request a card still not posted counts as lost (the sweep posts it).
+    card_grace_seconds: float = CARD_GRACE.total_seconds()
     # The crash campaign's kill point (bot/services/killpoints.py): None in production.
     kill_at: str | None = None
 
@@ -116,6 +127,7 @@ class Services:
     tokens: TokenService
     inventory: InventoryService
     live_inventory: LiveInventory
+    activity: ActivityTracker
     audit: AuditRunner
 
 
@@ -146,17 +158,24 @@ def build_services(
     grants = GrantService(core, ops=ops, notifier=notifier, tokens=tokens, claims=tuning.claims())
     requests = RequestService(core, grants=grants, notifier=notifier)
     approvals = ApprovalService(core, grants=grants, notifier=notifier)
-    pending = PendingSweeps(core, notifier=notifier)
+    pending = PendingSweeps(
+        core, notifier=notifier, card_grace=dt.timedelta(seconds=tuning.card_grace_seconds)
+    )
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
-    audit = build_audit(
-        client,
-        notifier=notifier,
-        policy=policy,
-        clock=clock,
-        session_factory=session_factory,
-        guilds=guilds,
-        decisions=decisions,
-        ops=ops,
+    audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
+    inventory = InventoryService(session_factory, clock, decisions=decisions)
+    live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
+    checkpoints = (
+        None
+        if tuning.checkpoint_path is None
+        else LedgerCheckpointer(
+            session_factory,
+            signer,
+            clock,
+            tuning.checkpoint_path,
+            governance_resolver(client, guilds),
+            guild_ids=lambda: [g.id for g in client.guilds if guilds.get(g.id) is not None],
+        )
     )
     jobs = Jobs(
         grants=grants,
@@ -165,10 +184,12 @@ def build_services(
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
+        checkpoint=checkpoints.run if checkpoints is not None else None,
+        checkpoint_seconds=tuning.checkpoint_seconds,
         dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
+        inventory=live_inventory,
+        inventory_seconds=tuning.inventory_seconds,
     )
-    inventory = InventoryService(session_factory, clock)
-    live_inventory = LiveInventory(client, inventory, clock)
     return Services(
         guilds,
         decisions,
@@ -183,42 +204,33 @@ def build_services(
         tokens,
         inventory,
         live_inventory,
+        ActivityTracker(session_factory, clock, inventory),
         audit,
     )
 
 
 def build_audit(
-    client: discord.Client,
-    *,
-    notifier: Notifier,
-    policy: Policy,
-    clock: Clock,
-    session_factory: async_sessionmaker[AsyncSession],
-    guilds: GuildDirectory,
-    decisions: DecisionService,
-    ops: DiscordOps,
+    client: discord.Client, core: Core, *, policy: Policy, notifier: Notifier, ops: DiscordOps
 ) -> AuditRunner:
     """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
     facts = CacheGuildFacts(client)
     classifier = Classifier(
-        policy, effective_rules(policy.rules), facts, SqlGrantLedger(session_factory), guilds=guilds
+        policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions), guilds=core.guilds
     )
     listener = AuditListener(
         classifier=classifier,
         facts=facts,
-        recorder=LedgerRecorder(decisions),
+        recorder=LedgerRecorder(core.decisions),
         reverter=DiscordReverter(client, ops),
-        clock=clock,
-        session_factory=session_factory,
-        approvals=RequestAdopter(
-            guilds=guilds, decisions=decisions, clock=clock, facts=facts, post_card=notifier.request_created
-        ),
+        clock=core.clock,
+        session_factory=core.sessions,
+        approvals=RequestAdopter(core, facts=facts, post_card=notifier.request_created),
     )
     return AuditRunner(
         listener,
         fetch_page=audit_log_pages(client, ops),
         snapshot=facts,
-        governed=lambda gid: guilds.get(gid) is not None,
+        governed=lambda gid: core.guilds.get(gid) is not None,
         guild_ids=lambda: [g.id for g in client.guilds],
     )
 

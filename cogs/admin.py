@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import discord
 from bot.db.pins import confirm_pin
-from bot.doctor import diagnose
+from bot.doctor import diagnose_now
 from bot.escape import user_text
 from bot.policy import pin_key
 from bot.services.base import DB_DOWN
@@ -39,7 +39,7 @@ class Admin(commands.GroupCog, group_name="warden", group_description="Warden ad
     async def doctor(self, interaction: discord.Interaction[WardenBot]) -> None:
         member = _require_admin(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        report = diagnose(self.bot, member.guild)
+        report = await diagnose_now(self.bot, member.guild)
         await interaction.followup.send(
             report.render(), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )

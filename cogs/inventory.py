@@ -13,6 +13,7 @@ from bot.inventory.buttons import InventoryPageButton, OwnerConfirmButton, requi
 from bot.inventory.cards import PER_PAGE, inventory_page, item_title, owner_text
 from bot.services.errors import BadInput
 from discord import app_commands
+from discord.ext import commands
 
 if TYPE_CHECKING:
     from bot.client import WardenBot
@@ -37,7 +38,7 @@ async def inventory(interaction: Interaction, page: app_commands.Range[int, 1, 1
     shown = await bot.inventory.page(guild.id, page, per_page=PER_PAGE)
     embed, view = inventory_page(shown, guild.id)
     note = (
-        f"Warden could not refresh the inventory from Discord ({problem}); this is what it last recorded."
+        f"Warden could not read everything from Discord ({problem}); those items are as last recorded."
         if problem
         else None
     )
@@ -85,6 +86,24 @@ async def _item_choices(interaction: Interaction, current: str) -> list[app_comm
     ][:25]
 
 
+class Activity(commands.Cog):
+    """What dormancy measures: messages seen in the server and interactions with Warden."""
+
+    def __init__(self, bot: WardenBot) -> None:
+        self.bot = bot
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if self.bot.user is not None and message.author.id == self.bot.user.id:
+            return  # Warden's own cards and narratives are not activity
+        await self.bot.activity_seen.message_seen(message)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: Interaction) -> None:
+        if interaction.guild_id is not None:
+            await self.bot.activity_seen.member_seen(interaction.guild_id, interaction.user.id, "interaction")
+
+
 async def setup(bot: WardenBot) -> None:
     warden = bot.tree.get_command("warden")
     if not isinstance(warden, app_commands.Group):
@@ -92,6 +111,7 @@ async def setup(bot: WardenBot) -> None:
     warden.add_command(inventory)
     warden.add_command(owner)
     bot.add_dynamic_items(InventoryPageButton, OwnerConfirmButton)
+    await bot.add_cog(Activity(bot))
 
 
 async def teardown(bot: WardenBot) -> None:

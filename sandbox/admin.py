@@ -12,6 +12,7 @@ from sandbox.models import (
     SGuild,
     SIntegration,
     SMember,
+    SMessage,
     SRole,
     SUser,
     SWebhook,
@@ -222,6 +223,21 @@ class Admin:
             reason=reason,
         )
         return w
+
+    async def post(
+        self, g: SGuild, channel: ChannelRef, author: MemberRef, content: str = "hello"
+    ) -> SMessage:
+        """A member (or another bot) posts in a channel: MESSAGE_CREATE to Guild Messages sessions."""
+        return self.sb._new_message(
+            self._channel(g, channel), content=content, author=self._member(g, author).user
+        )
+
+    async def post_as_webhook(self, g: SGuild, webhook: SWebhook, content: str = "build green") -> SMessage:
+        """A channel webhook posts (Execute Webhook by its token): the author is the webhook itself
+        (its id and name, flagged bot), and the message carries ``webhook_id``, as Discord sends it."""
+        channel = self.sb.channels[webhook.channel_id]
+        author = SUser(webhook.id, webhook.name, bot=True)
+        return self.sb._new_message(channel, content=content, author=author, webhook_id=webhook.id)
 
     async def delete_webhook(
         self, g: SGuild, webhook: SWebhook, actor: Actor = None, reason: str | None = None

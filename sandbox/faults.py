@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -17,8 +18,19 @@ class _Rule:
     code: int = 0
     message: str | None = None
     hits: int = 0
+    # chaos: a random fraction of the matching requests fails, each with one of these statuses
+    rate: float = 1.0
+    statuses: tuple[int, ...] = ()
+    skip_prefixes: tuple[str, ...] = ()
+    mutations_only: bool = False
+    rng: random.Random = field(default_factory=random.Random)
+    seen: int = 0  # matching requests, failed or not
 
     def matches(self, method: str, template: str | None, path: str) -> bool:
+        if self.mutations_only and method in ("GET", "HEAD", "OPTIONS"):
+            return False
+        if self.skip_prefixes and path.removeprefix("/api/v10").startswith(self.skip_prefixes):
+            return False
         if self.method is not None and self.method.upper() != method:
             return False
         if self.path is None:
@@ -70,6 +82,28 @@ class Faults:
         self._rules.append(rule)
         return rule
 
+    def chaos(
+        self,
+        rate: float,
+        statuses: tuple[int, ...] = (500, 502, 503, 429),
+        *,
+        seed: int = 0,
+        skip_prefixes: tuple[str, ...] = ("/interactions/", "/webhooks/"),
+        retry_after: float = 0.05,
+    ) -> _Rule:
+        """Fail ``rate`` of the bot's mutations (POST/PUT/PATCH/DELETE), each with a random status.
+
+        Interaction callbacks and follow-ups (``skip_prefixes``) are left alone: Discord never
+        retries those, so failing them tests nothing but the sandbox. ``rule.hits`` counts the
+        faults injected, ``rule.seen`` the mutations that could have failed.
+        """
+        rule = _Rule(
+            "fail", None, None, times=None, retry_after=retry_after, rate=rate, statuses=statuses,
+            skip_prefixes=skip_prefixes, mutations_only=True, rng=random.Random(seed),
+        )  # fmt: skip
+        self._rules.append(rule)
+        return rule
+
     def clear(self) -> None:
         self._rules.clear()
 
@@ -79,6 +113,11 @@ class Faults:
     def take(self, kind: str, method: str, template: str | None, path: str) -> _Rule | None:
         for rule in self._rules:
             if rule.kind == kind and not rule.exhausted and rule.matches(method, template, path):
+                if rule.statuses:
+                    rule.seen += 1
+                    if rule.rng.random() >= rule.rate:
+                        continue
+                    rule.status = rule.rng.choice(rule.statuses)
                 rule.hits += 1
                 return rule
         return None

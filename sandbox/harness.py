@@ -257,13 +257,14 @@ class _ServerPlan:
         requesters = [self.who(ref, f"{scope.id}-requesters") for ref in scope.requesters]
         approvers = [self.who(a.ref, f"{scope.id}-approvers", user=a.kind == "user") for a in scope.approvers]
         autos = [(self.who(r.members_of, f"{scope.id}-auto"), r.max_duration) for r in scope.auto_approve]
-        kind, ref = requesters[0]
+        # The requester must not hold the scope's own role already (that would be standing access).
+        kind, ref = next((k, r) for k, r in [*requesters, requesters[0]] if (k, r) != ("role", target))
         if kind == "everyone":
             requester = self.member("newcomer")
         else:
             requester = ref if kind == "user" else self.take(ref, set())
         subject = None
-        if not scope.allows_members():
+        if not scope.allows_members() and not scope.breakglass:  # break-glass is taken for oneself
             admins = self.role(REHEARSAL_ADMIN_ROLE, REHEARSAL_ADMIN_ROLE)
             self.roles[("name", admins.casefold())]["permissions"] = ["manage_guild"]
             self.member(requester, [admins])

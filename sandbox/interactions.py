@@ -42,6 +42,20 @@ class InteractionRecord:
     original_edits: int = 0
     responded: asyncio.Event = field(default_factory=asyncio.Event)
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # deferred → follow-up/edit arrived
+    # Loop times (the clock of ``created_loop``) for benchmarks: the acknowledgement, and the first
+    # thing the person can read (a non-deferred answer, or the first follow-up/edit of a deferred one).
+    acked_loop: float | None = None
+    answered_loop: float | None = None
+
+    def acknowledge(self) -> None:
+        if self.acked_loop is None:
+            self.acked_loop = asyncio.get_running_loop().time()
+        self.responded.set()
+
+    def settle(self) -> None:
+        if self.answered_loop is None:
+            self.answered_loop = asyncio.get_running_loop().time()
+        self.settled.set()
 
     @property
     def deferred(self) -> bool:

@@ -561,6 +561,23 @@ class ScenarioResult:
         return not self.failures and self.error is None
 
 
+def _command_options(commands: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Registered chat commands as "jit request" → its option names (subcommands walked)."""
+    out: dict[str, list[str]] = {}
+
+    def walk(path: str, options: list[Mapping[str, Any]]) -> None:
+        subs = [o for o in options if o.get("type") in (1, 2)]  # SUB_COMMAND, SUB_COMMAND_GROUP
+        if not subs:
+            out[path] = [str(o["name"]) for o in options]
+        for sub in subs:
+            walk(f"{path} {sub['name']}", list(sub.get("options") or []))
+
+    for command in commands:
+        if command.get("type", 1) == 1:
+            walk(str(command["name"]), list(command.get("options") or []))
+    return out
+
+
 class StepFailed(Exception):
     """A step could not be carried out (the scenario stops there)."""
 
@@ -642,7 +659,13 @@ class ScenarioRunner:
                         await self._quiesce()
                         self._snapshot()
                         self._tap.lines.clear()
-                        for number, step in enumerate(sc.steps, start=1):
+                        wrong = self._check_commands()
+                        if wrong:
+                            self.result.error = (
+                                "the scenario uses commands or options Warden does not have:\n"
+                                + ("\n".join(f"    - {w}" for w in wrong))
+                            )
+                        for number, step in enumerate([] if wrong else sc.steps, start=1):
                             if not await self._step(number, step):
                                 break
                 finally:
@@ -659,6 +682,34 @@ class ScenarioRunner:
         self._summary()
         return self.result
 
+    def _check_commands(self) -> list[str]:
+        """Every slash step's command and option names against what the bot registered, all at once.
+
+        Commands exist only once Warden has registered them, so this runs after start-up and before
+        the first step: every wrong name is listed with where it is and the closest right one.
+        """
+        sb = self.world.sb
+        problems: list[str] = []
+        for i, step in enumerate(self.sc.steps, start=1):
+            if "slash" not in step:
+                continue
+            guild = self.world.guilds[step["guild"]] if step.get("guild") else self.world.guild
+            known = _command_options([*sb.commands(guild), *sb.commands()])
+            command = " ".join(str(step["slash"]).lstrip("/").split())
+            if command not in known:
+                problems.append(
+                    f"step[{i}].slash: Warden has no command /{command}{_did_you_mean(command, known)} "
+                    f"(commands: {', '.join('/' + c for c in sorted(known))})"
+                )
+                continue
+            for name in step.get("options") or {}:
+                if name not in known[command]:
+                    problems.append(
+                        f"step[{i}].options.{name}: /{command} has no option {name!r}"
+                        f"{_did_you_mean(name, known[command])} (options: {', '.join(known[command]) or 'none'})"
+                    )
+        return problems
+
     def _summary(self) -> None:
         r = self.result
         if r.passed:
@@ -672,7 +723,7 @@ class ScenarioRunner:
         if r.error:
             skipped = r.steps_total - r.steps_run
             parts.append(
-                f"stopped at step {r.steps_run}"
+                (f"stopped at step {r.steps_run}" if r.steps_run else "stopped before step 1")
                 + (f", {skipped} step{'s' if skipped != 1 else ''} not run" if skipped else "")
             )
         self.out(f"✗ failed: {'; '.join(parts)}")

@@ -88,6 +88,7 @@ INTEGRATION_CREATE, INTEGRATION_UPDATE, INTEGRATION_DELETE = 80, 81, 82
 
 JSON_CT = "application/json"
 NO_AUTH_PREFIXES = ("/interactions/", "/webhooks/")
+_GLOBAL_EXEMPT = NO_AUTH_PREFIXES  # interaction callbacks and webhook tokens: not the bot token's budget
 WEBHOOK_TOKEN_TTL = dt.timedelta(minutes=15)
 
 
@@ -138,6 +139,10 @@ class SandboxDiscord(ActingMixin):
         self.token = token
         self.rate_limits = rate_limits
         self.rate_limit = (50, 1.0)  # (requests, per seconds) per route bucket when enforced
+        # Discord's global limit: 50 requests per second per bot token across every route,
+        # interaction callbacks and webhooks excepted. Enforced with ``rate_limits`` like the buckets.
+        self.global_rate_limit: tuple[int, float] | None = (50, 1.0)
+        self._global_window: list[float] = [0.0, 0]
         self.rate_limit_overrides: dict[str, tuple[int, float]] = {}  # template -> (limit, per)
         self.host = host
         self.port = port
@@ -520,6 +525,18 @@ class SandboxDiscord(ActingMixin):
                 with contextlib.suppress(ValueError):
                     self._message_waiters.remove(ev)
 
+    async def message_activity(self, timeout: float) -> None:
+        """Return when any message is posted or edited (or after ``timeout``): for callers that keep
+        their own index of messages instead of scanning every channel on each wake."""
+        ev = asyncio.Event()
+        self._message_waiters.append(ev)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._message_waiters.remove(ev)
+
     def _notify_messages(self) -> None:
         for ev in self._message_waiters:
             ev.set()
@@ -760,6 +777,7 @@ class SandboxDiscord(ActingMixin):
         interaction: InteractionRecord | None = None,
         store: bool = True,
         attachments: list | None = None,
+        webhook_id: int | None = None,
     ) -> SMessage:
         msg = SMessage(
             id=self.snowflake(),
@@ -773,6 +791,7 @@ class SandboxDiscord(ActingMixin):
             created_at=self._now(),
             type=type_,
             attachments=list(attachments or []),
+            webhook_id=webhook_id,
         )
         if interaction is not None:
             msg.webhook_id = self.application_id
@@ -873,6 +892,14 @@ class SandboxDiscord(ActingMixin):
         bucket = hashlib.blake2s(template.encode(), digest_size=8).hexdigest()
         now = time.time()
         retry_after = None
+        if self.rate_limits and self.global_rate_limit and not template.startswith(_GLOBAL_EXEMPT):
+            g_limit, g_per = self.global_rate_limit
+            window = self._global_window
+            if now - window[0] >= g_per:
+                window[0], window[1] = now, 0
+            if window[1] >= g_limit:
+                return {}, -max(0.001, window[0] + g_per - now)  # negative: the global limit
+            window[1] += 1
         if self.rate_limits and not template.startswith("/interactions/"):
             window = self._buckets.setdefault((template, major), [now, 0])
             if now - window[0] >= per:
@@ -908,7 +935,11 @@ class SandboxDiscord(ActingMixin):
         )
         return _json_response(
             429,
-            {"message": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": False},
+            {
+                "message": "You are being rate limited.",
+                "retry_after": round(retry_after, 3),
+                "global": scope == "global",
+            },
             h,
         )
 
@@ -964,6 +995,9 @@ class SandboxDiscord(ActingMixin):
         ):
             record.status = 401
             return _json_response(401, {"message": "401: Unauthorized", "code": 0}, rl_headers)
+        if retry_after is not None and retry_after < 0:
+            record.status = 429
+            return self._rate_limited(-retry_after, {"X-RateLimit-Global": "true"}, scope="global")
         if retry_after is not None:
             record.status = 429
             return self._rate_limited(retry_after, rl_headers)
@@ -1531,7 +1565,7 @@ class SandboxDiscord(ActingMixin):
         resource: dict[str, Any] = {"type": ctype}
         if ctype == CHANNEL_MESSAGE:
             rec.original = self._message_from_callback(rec, data)
-            rec.settled.set()
+            rec.settle()
         elif ctype == DEFERRED_CHANNEL_MESSAGE:
             rec.original = self._message_from_callback(rec, {"flags": data.get("flags")}, loading=True)
         elif ctype == DEFERRED_UPDATE_MESSAGE:
@@ -1539,12 +1573,12 @@ class SandboxDiscord(ActingMixin):
         elif ctype == UPDATE_MESSAGE:
             assert rec.source_message is not None
             rec.original = self._edit_message(rec.source_message, data)
-            rec.settled.set()
+            rec.settle()
         else:
-            rec.settled.set()
+            rec.settle()
         if rec.original is not None and ctype != DEFERRED_UPDATE_MESSAGE:
             resource["message"] = message_payload(rec.original)
-        rec.responded.set()
+        rec.acknowledge()
         if req.query.get("with_response", "").lower() not in ("true", "1"):
             return None
         interaction: dict[str, Any] = {"id": str(rec.id), "type": rec.type}
@@ -1577,7 +1611,7 @@ class SandboxDiscord(ActingMixin):
         flags = int(body.get("flags") or 0) & 64
         msg = self._new_message_from(rec.channel, body, flags=flags, interaction=rec)
         rec.followups.append(msg)
-        rec.settled.set()
+        rec.settle()
         if req.query.get("wait", "").lower() in ("true", "1"):
             return 200, message_payload(msg)
         return None
@@ -1605,7 +1639,7 @@ class SandboxDiscord(ActingMixin):
         self._edit_message(msg, req.body or {})
         if msg is rec.original:
             rec.original_edits += 1
-        rec.settled.set()
+        rec.settle()
         return 200, message_payload(msg)
 
     op_update_webhook_message = op_update_original_webhook_message
@@ -1613,6 +1647,6 @@ class SandboxDiscord(ActingMixin):
     def op_delete_original_webhook_message(self, req: Req) -> None:
         rec = self._webhook_interaction(req)
         self._delete_message(self._webhook_message(req, rec))
-        rec.settled.set()
+        rec.settle()
 
     op_delete_webhook_message = op_delete_original_webhook_message

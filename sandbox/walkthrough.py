@@ -12,10 +12,11 @@ import argparse
 import datetime as dt
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.policy import PolicyError, load_policy
+from bot.policy import PolicyError, load_policy, parse_policy
 from sandbox.harness import EXAMPLE_CONFIG, Cast, rehearsal_server
 from sandbox.scenario import GivenPolicy, ScenarioError, parse_scenario, run_all
 
@@ -272,6 +273,12 @@ class _Story:
             )
             return
         quorum = s.approvals_required
+        if len(cast.approvers) < quorum:
+            self.step(
+                g,
+                note=f"⚠ only {len(cast.approvers)} approver(s) besides {cast.requester} can vote on `{s.id}`: "
+                f"its quorum of {quorum} can never be reached (the steps below fail)",
+            )
         self.step(
             g,
             note=f"{who}; {quorum} approval{'s' if quorum != 1 else ''} needed",
@@ -330,9 +337,17 @@ class _Story:
         )
 
 
-def policy_walkthrough(config: str | Path) -> dict[str, Any]:
-    """The walkthrough for any policy: a server built from it, and every scope played through."""
-    policy = load_policy(config)
+def policy_walkthrough(config: str | Path | Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
+    """The walkthrough for any policy: a server built from it, and every scope played through.
+
+    ``config`` is a policy file, or a policy already parsed from TOML (then ``source`` names it).
+    """
+    policy_value: str | dict[str, Any]
+    if isinstance(config, Mapping):
+        policy_value = dict(config)
+        policy = parse_policy(policy_value, source or "<policy>")
+    else:
+        policy, source, policy_value = load_policy(config), str(config), str(Path(config).resolve())
     rehearsal = rehearsal_server(policy)
     story = _Story()
     for guild in rehearsal.guilds:
@@ -357,7 +372,7 @@ def policy_walkthrough(config: str | Path) -> dict[str, Any]:
         cast_lines.append(line)
     servers = ", ".join(g["name"] for g in rehearsal.guilds)
     return {
-        "name": f"Rehearsal of {config}: every scope, in a server built from the policy",
+        "name": f"Rehearsal of {source}: every scope, in a server built from the policy",
         "description": (
             f"A rehearsal server built from the policy: {servers}.\n"
             "Every role and channel it names exists, by name or with the id it gives (then named after\n"
@@ -365,7 +380,7 @@ def policy_walkthrough(config: str | Path) -> dict[str, Any]:
             "approvals, the grant, the reminder, the expiry and a refused request. Who plays what:\n"
             + "\n".join(cast_lines)
         ),
-        "policy": str(Path(config).resolve()),
+        "policy": policy_value,
         "guild": rehearsal.guilds,
         "step": story.steps,
     }
@@ -377,6 +392,17 @@ What to try next
   • Write your own:         the format is in docs/scenarios.md (examples in examples/scenarios/)
   • Try your policy here:   warden sandbox --config config.toml
   • Run it for real:        copy config.example.toml to config.toml, set WARDEN_TOKEN, then `warden run`
+"""
+
+
+def _next_steps_for(config: str) -> str:
+    return f"""\
+What to try next
+  • Your own story on it:   warden sandbox --config {config} --scenario mine.toml
+                            (no [[guild]] in mine.toml: it plays in this server, with these names;
+                            the format is in docs/scenarios.md)
+  • Check it once more:     warden check-config --config {config}
+  • Run it for real:        set WARDEN_TOKEN, then `warden run --config {config}`
 """
 
 
@@ -449,5 +475,5 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         return 2
     status = run_all([scenario], quiet=quiet, stream=stream)
     if not quiet:
-        print(NEXT_STEPS, file=stream, end="", flush=True)
+        print(NEXT_STEPS if not config else _next_steps_for(config), file=stream, end="", flush=True)
     return status

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +13,7 @@ from bot.db.session import create_engine, create_session_factory
 from tests.helpers import (
     PG_SKIP_REASON,
     PG_URL,
+    T0,
     RuleServices,
     create_pg_database,
     drop_pg_database,
@@ -61,7 +61,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC), frozen=True)
+    return ManualClock(T0, frozen=True)
 
 
 @pytest.fixture

@@ -100,6 +100,15 @@ SECRET = "MTIzNDU2.cli-test-secret-token.DO-NOT-PRINT"
 SANDBOX_TOKEN = "sandbox-cli-secret-token-7f3a9c"
 
 
+def example_policy_with(tmp_path: Path, old: str, new: str) -> Policy:
+    """config.example.toml with one setting changed (a test module overrides the ``policy`` fixture)."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text, old
+    path = tmp_path / "policy.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return load_policy(path)
+
+
 def warden_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
@@ -627,6 +636,12 @@ def role_added(member: int, role: int, **kw: Any) -> dict[str, Any]:
     )
 
 
+def role_removed(member: int, role: int, **kw: Any) -> dict[str, Any]:
+    return payload(
+        25, target=member, changes=[{"key": "$remove", "new_value": [{"id": str(role), "name": "r"}]}], **kw
+    )
+
+
 def role_perms(role: int, before: str, after: str, **kw: Any) -> dict[str, Any]:
     return payload(
         31, target=role, changes=[{"key": "permissions", "old_value": before, "new_value": after}], **kw
@@ -1032,23 +1047,32 @@ class RuleServices:
         return message
 
 
-def pinned_directory(policy: Policy, guild_id: int, guild_name: str) -> GuildDirectory:
-    """The directory after the bot first saw this guild: a table with its name is pinned to its id."""
-    guilds = GuildDirectory(policy)
+def pin_guild(guilds: GuildDirectory, guild_id: int, guild_name: str) -> None:
+    """As the bot does at first sight of this guild: a table with its name is pinned to its id."""
     now = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
     guilds.load_pins(
         GuildPin(key=pin_key(gp), guild_id=gid, guild_name=name, pinned_at=now)
         for gp, gid, name in guilds.first_sight([(guild_id, guild_name)])
     )
     guilds.bind(guild_id, guild_name)
-    return guilds
+
+
+def example_core(
+    sessions: async_sessionmaker[AsyncSession], clock: ManualClock, signer: Signer | None = None
+) -> Core:
+    """What every rule service is built from, on the example policy (config.example.toml)."""
+    return Core(
+        guilds=GuildDirectory(load_policy(EXAMPLE_CONFIG)),
+        sessions=sessions,
+        clock=clock,
+        decisions=DecisionService(signer or Signer.generate(), ControlMap.load_default(), clock),
+    )
 
 
 def rule_services(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) -> RuleServices:
     guild = OfflineAcme.guild()
-    guilds = pinned_directory(load_policy(EXAMPLE_CONFIG), guild.id, guild.name)
-    decisions = DecisionService(Signer.generate(), ControlMap.load_default(), clock)
-    core = Core(guilds=guilds, sessions=sessions, clock=clock, decisions=decisions)
+    core = example_core(sessions, clock)
+    pin_guild(core.guilds, guild.id, guild.name)
     told, held = Told(), RolesHeld()
     grants = GrantService(core, ops=held, notifier=told)
     return RuleServices(
@@ -1113,21 +1137,9 @@ class FakeDiscord:
         return role in self.roles.get(member, set())
 
 
-class Quiet:
-    async def grant_applied(self, grant): ...
-    async def grant_failed(self, grant): ...
-    async def grant_ended(self, grant): ...
-    async def grant_expiring(self, grant): ...
-
-
-def grants(factory, clock, ops) -> GrantService:
-    core = Core(
-        guilds=GuildDirectory(load_policy(EXAMPLE_CONFIG)),
-        sessions=factory,
-        clock=clock,
-        decisions=DecisionService(Signer.generate(), ControlMap.load_default(), clock),
-    )
-    return GrantService(core, ops=ops, notifier=Quiet())
+def grants(factory: async_sessionmaker[AsyncSession], clock: ManualClock, ops: Any) -> GrantService:
+    """The grant service on the example policy, Discord faked by `ops`, nobody told anything that matters."""
+    return GrantService(example_core(factory, clock), ops=ops, notifier=Told())
 
 
 async def approved_grant(factory, clock, *, subject: int = 7, role: int = 5, hours: int = 2) -> int:

@@ -97,3 +97,25 @@ def test_no_test_module_imports_another() -> None:
         if not_shared(module)
     ]
     assert offenders == [], f"move what they share into tests/helpers.py: {offenders}"
+
+
+# Folders of tests/ that are not a room of bot/: whole flows, and how the product is run or stressed.
+SUITES = {
+    "e2e": "whole flows through the sandbox",
+    "cli": "the `warden` command (bot/cli.py, bot/audit_cli.py)",
+    "sandbox": "the sandbox package beside bot/",
+    "crash": "a process killed at each claim window",
+    "soak": "long runs under load",
+    "property": "generated inputs",
+}
+
+
+def test_tests_mirror_the_package() -> None:
+    """A room's tests live in the folder of the same name: tests/requests/ for bot/requests/ and so on."""
+    rooms = {p.name for p in (ROOT / "bot").iterdir() if (p / "__init__.py").exists()}
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+    assert {"requests", "approvals", "grants", "decisions"} <= folders
+    strays = sorted(folders - rooms - set(SUITES))
+    assert strays == [], (
+        f"tests/ folders that mirror no room of bot/ (name them after one, or in SUITES): {strays}"
+    )

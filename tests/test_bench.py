@@ -1,7 +1,8 @@
-"""Smoke test: bench/interactions.py runs end to end with a tiny n (no timing assertions)."""
+"""Smoke test: ``python -m bench --quick`` runs every figure end to end (no timing assertions)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,20 +11,71 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_bench_interactions_smoke(tmp_path: Path) -> None:
+def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    out = tmp_path / "result.json"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "interactions.py"), "--n", "20", "--concurrency", "5"],
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
         cwd=tmp_path,
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for figure in (
+        "1. time to the visible answer",
+        "2. throughput",
+        "3. /jit mine while it drains",
+        "4. bulk expiry",
+        "6. 3 guilds",
+    ):
+        assert figure in proc.stdout, proc.stdout
+    assert "checks: ledger verifies, 0 API conformance violations, 0 unanswered interactions" in proc.stdout
+    result = json.loads(out.read_text())
+    for side in ("warden", "floor"):
+        answers = result["answer"][side]
+        assert answers["one_at_a_time"]["/jit request"]["n"] == 2
+        assert all(kind["errors"] == 0 for mode in answers.values() for kind in mode.values())
+    assert result["expiry"]["rate_limited"]["left_holding"] == 0
+    assert result["expiry"]["unlimited"]["sqlite"]["left_holding"] == 0
+    assert result["startup"]["warden"]["rss_mb"] > 0
+
+
+def test_bench_refuses_an_unknown_figure(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "speed"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "unknown figure(s) ['speed']; choose from answer, throughput, expiry, startup" in proc.stderr
+
+
+def test_bench_audit_smoke(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "audit.py"), "--n", "200", "--reverts", "5"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert any(line.startswith("floor ") and "interactions in" in line for line in lines), proc.stdout
-    assert any(line.startswith("warden ") and "interactions in" in line for line in lines), proc.stdout
-    assert any(line.startswith("ratio warden/floor: ") for line in lines), proc.stdout
-    assert "checks: 0 errors, 0 API conformance violations, ledger verifies" in proc.stdout
+    assert any(
+        line.startswith("throughput batch=200")
+        and "200 decided once each" in line
+        and "chain verifies" in line
+        for line in lines
+    ), proc.stdout
+    assert any(line.startswith("first revert: 5 reverts") for line in lines), proc.stdout

@@ -19,13 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.audit.actions import RevertAction
 from bot.audit.decision import AuditDecision
 from bot.audit.ports import GuildFacts
-from bot.clock import Clock
 from bot.db.models import AccessRequest, RequestKind, RequestStatus
 from bot.decisions import outcomes
-from bot.decisions.service import DecisionService
 from bot.durations import format_duration
-from bot.policy import GuildDirectory, Scope
+from bot.policy import Scope
 from bot.requests.rules import open_request
+from bot.services.base import Core, Service
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +44,9 @@ class _Actor:
     guild: _Id
 
 
-class RequestAdopter:
-    def __init__(
-        self,
-        *,
-        guilds: GuildDirectory,
-        decisions: DecisionService,
-        clock: Clock,
-        facts: GuildFacts,
-        post_card: PostCard,
-    ) -> None:
-        self._guilds = guilds
-        self._decisions = decisions
-        self._clock = clock
+class RequestAdopter(Service):
+    def __init__(self, core: Core, *, facts: GuildFacts, post_card: PostCard) -> None:
+        super().__init__(core)
         self._facts = facts
         self._post_card = post_card
         self._to_post: list[tuple[AccessRequest, Scope]] = []

@@ -23,6 +23,7 @@ RULE_NO_MATCH = "no-rule-matched"
 RULE_UNCLASSIFIED = "unclassified"
 RULE_GAP = "audit-log-gap"
 RULE_SANCTIONED = "sanctioned-grant"
+RULE_STANDING = "standing-access"  # held before Warden governed the guild: recorded, never reverted
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any
 from bot.audit.events import snowflake
 from bot.audit.listener import AuditListener, CatchUpResult, HandleResult
 from bot.audit.ports import FetchPage, GuildSnapshot
+from bot.services.base import DB_DOWN
+from bot.services.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +149,20 @@ class AuditRunner:
                 continue
             try:
                 report.retried += await self.listener.retry_pending(gid)
+            except (Unavailable, *DB_DOWN) as exc:
+                report.failures += 1  # one line while the database is down, not a traceback per sweep
+                log.error("refused reverts not retried: the database is unavailable (%s)", type(exc).__name__)
             except Exception:
                 report.failures += 1
                 log.exception("retrying refused reverts failed", extra={"guild_id": gid})
         try:
             report.summaries = await self.listener.flush_bursts()
             await self.listener.heartbeat()
+        except (Unavailable, *DB_DOWN) as exc:
+            report.failures += 1
+            log.error(
+                "audit burst summaries not recorded: the database is unavailable (%s)", type(exc).__name__
+            )
         except Exception:
             report.failures += 1
             log.exception("audit burst summaries failed; they are recorded on the next sweep")

@@ -388,6 +388,18 @@ class AccessToken(Base):
     )
 
 
+class MemberActivity(Base):
+    """When Warden last saw a member active in a guild: a message (the gateway's MESSAGE_CREATE,
+    no content needed) or an interaction with Warden. What ``end_idle_grants_after`` measures."""
+
+    __tablename__ = "member_activity"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_seen_at: Mapped[dt.datetime]
+    source: Mapped[str] = mapped_column(String(16))  # message | interaction
+
+
 # ---- ledger keys and checkpoints
 
 
@@ -426,6 +438,28 @@ class AuditCursor(Base):
     guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     last_entry_id: Mapped[int] = mapped_column(BigInteger)
     synced_at: Mapped[dt.datetime]
+
+
+class StandingBaseline(Base):
+    """When Warden first compared a guild's JIT-managed roles with its grants (see StandingAccess)."""
+
+    __tablename__ = "standing_baselines"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[dt.datetime]
+
+
+class StandingAccess(Base):
+    """A member who held a JIT-managed role, without a grant, when Warden first governed the guild:
+    standing access Warden did not give and never takes away. Removed once the member loses the role
+    (giving it back by hand later is drift like any other)."""
+
+    __tablename__ = "standing_access"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    role_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[dt.datetime]
 
 
 class AuditProcessed(Base):

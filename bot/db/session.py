@@ -17,7 +17,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_size", 1)
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("connect_args", {"timeout": 30})
-        engine = create_async_engine(url, pool_pre_ping=True, **kwargs)
+        # No pre-ping: a local file cannot drop the connection, and the ping costs a round trip
+        # to aiosqlite's thread on every transaction.
+        engine = create_async_engine(url, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

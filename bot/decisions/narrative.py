@@ -47,6 +47,7 @@ NO_PINGS = discord.AllowedMentions.none()
 # Discord embed limits.
 TITLE_LIMIT = 256
 FIELD_VALUE_LIMIT = 1024
+DESCRIPTION_LIMIT = 4096
 FOOTER_LIMIT = 2048
 TOTAL_LIMIT = 6000
 FIELD_LIMIT = 25
@@ -83,6 +84,7 @@ OUTCOME_STYLE: dict[str, tuple[str, discord.Colour]] = {
     "reverted": ("Change undone", GREEN),
     "revert-failed": ("Control failed: change not undone", RED),
     "burst": ("Many changes at once", ORANGE),
+    "owner-set": ("Owner recorded", BLUE),
 }
 
 PERSON_WORDS = frozenset(

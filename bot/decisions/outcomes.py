@@ -7,13 +7,12 @@ records (and so what its narrative shows) is written in one place.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Protocol
 
 from bot.db.models import AccessRequest, Grant
 from bot.decisions.service import Decision, Outcome
 from bot.durations import format_duration
 from bot.policy import Scope, permission_names
-from bot.tokens.service import TokenInfo
 
 
 def _length(seconds: int) -> str:
@@ -228,8 +227,31 @@ def about_grant(
 # ---- access tokens and dormancy ---------------------------------------------------------------
 
 
+class TokenFacts(Protocol):
+    """What a token decision records (``bot.tokens.service.TokenInfo`` has it; nothing secret)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def guild_id(self) -> int: ...
+    @property
+    def scope_id(self) -> str: ...
+    @property
+    def subject_id(self) -> int: ...
+    @property
+    def grant_id(self) -> int | None: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def last_used_at(self) -> dt.datetime | None: ...
+    @property
+    def use_count(self) -> int: ...
+    @property
+    def revoked_at(self) -> dt.datetime | None: ...
+
+
 def token_revoked(
-    info: TokenInfo, *, rule: str, reason: str, extra: dict[str, object] | None = None
+    info: TokenFacts, *, rule: str, reason: str, extra: dict[str, object] | None = None
 ) -> Decision:
     """An access token ended early (dormant, or by a person); never its value, only its facts."""
     proof: dict[str, object] = {
@@ -241,6 +263,7 @@ def token_revoked(
         "last_used_at": info.last_used_at,
         "uses": info.use_count,
         "revoked_at": info.revoked_at,
+        "reason": reason,
     }
     return Decision(
         outcome=Outcome.REVOKED,
@@ -249,4 +272,39 @@ def token_revoked(
         guild_id=info.guild_id,
         proof=proof | (extra or {}),
         grant_id=info.grant_id,
+    )
+
+
+def owner_set(
+    *,
+    guild_id: int,
+    item: int,
+    kind: str,
+    name: str,
+    owner_id: int,
+    previous_owner_id: int | None,
+    actor_id: int,
+    confirmed: bool,
+) -> Decision:
+    """An inventory item's owner: named by an admin (`/warden owner set`) or confirmed by that owner."""
+    if confirmed:
+        rule, reason = (
+            "inventory.owner.confirmed",
+            f"The owner Warden inferred from the audit log confirmed they own {kind} #{item}.",
+        )
+    else:
+        rule = "inventory.owner.set"
+        reason = f"A server admin named the owner of {kind} #{item}" + (
+            ", replacing the previous one." if previous_owner_id not in (None, owner_id) else "."
+        )
+    proof = {
+        "item": item,
+        "kind": kind,
+        "name": name,
+        "owner_id": owner_id,
+        "previous_owner_id": previous_owner_id,
+        "set_by_id": actor_id,
+    }
+    return Decision(
+        outcome=Outcome.OWNER_SET, rule=rule, reason=reason, guild_id=guild_id, proof=proof, actor_id=actor_id
     )

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +30,7 @@ from bot.escape import typed
 from bot.grantability import describe_refs, may_approve
 from bot.services.base import Core, Service, rowcount, transaction
 from bot.services.errors import AlreadyDecided, NotAllowed, NotFound, WardenError
-from bot.tokens.service import IssuedToken, TokenInfo
+from bot.tokens.service import IssuedToken, TokenService
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,9 @@ MAX_BACKOFF = dt.timedelta(minutes=10)
 STALE_APPROVED = dt.timedelta(minutes=2)
 # Removals in flight at once during a sweep.
 REMOVAL_CONCURRENCY = 8
+# How long one sweep keeps taking batches of due removals before it tells the holders and leaves the
+# rest to the next sweep: long enough that a burst of expiries is removed first, at the rate limit.
+DRAIN_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class DueReport:
     reminded: int = 0
     requests_expired: int = 0
     approvers_reminded: int = 0
+    cards_posted: int = 0  # cards of pending requests that a dead process never posted
     tokens_revoked: int = 0  # dormant access tokens
     grants_idle_ended: int = 0  # grants ended early because their holder was idle
     narratives: int = 0
@@ -116,7 +122,7 @@ class GrantService(Service):
         *,
         ops: OpsLike,
         notifier: GrantNotifierLike,
-        tokens: TokensLike | None = None,
+        tokens: TokenService | None = None,
         claims: Claims | None = None,
     ) -> None:
         super().__init__(core)
@@ -401,14 +407,16 @@ class GrantService(Service):
                     final_status=GrantStatus.REVOKED,
                     ended_at=now,
                     end_reason=reason[:400],
-                    claimed_until=now + CLAIM_FOR,
+                    claimed_until=now + self._claims.removal,
                 )
             )
             if rowcount(claimed) != 1:
                 return None
             grant = await session.get(Grant, grant_id, populate_existing=True)
             assert grant is not None
-            await self._record(session, grant, Outcome.REVOKED, rule=rule, reason=reason, extra=extra)
+            # "reason" in the proof: what the evidence report shows for an early end.
+            proof = {"reason": reason} | (extra or {})
+            await self._record(session, grant, Outcome.REVOKED, rule=rule, reason=reason, extra=proof)
         await self._remove_claimed(grant)
         return await self.get(grant.id) or grant
 
@@ -455,8 +463,10 @@ class GrantService(Service):
                 return None
             return await session.get(Grant, grant_id, populate_existing=True)
 
-    async def _remove_claimed(self, grant: Grant) -> bool:
-        """Remove a claimed grant from Discord; on failure it stays due with backoff."""
+    async def _remove_claimed(self, grant: Grant, tell: Callable[[Grant], object] | None = None) -> bool:
+        """Remove a claimed grant from Discord; on failure it stays due with backoff.
+
+        The holder is told at once, or handed to ``tell`` (a sweep tells everyone after removing)."""
         final = GrantStatus(grant.final_status or GrantStatus.REVOKED)
         verb = {GrantStatus.EXPIRED: "expired", GrantStatus.FAILED: "cleaned up"}.get(final, "revoked")
         flow = {GrantStatus.EXPIRED: "expire", GrantStatus.REVOKED: "revoke"}.get(final, "cleanup")
@@ -482,7 +492,10 @@ class GrantService(Service):
             }
             _, grant = await _move(session, grant.id, GrantStatus.REMOVING, **ended)
         self._kill.reached(f"grant.{flow}.after_commit")
-        await self._notifier.grant_ended(grant)
+        if tell is None:
+            await self._notifier.grant_ended(grant)
+        else:
+            tell(grant)
         return True
 
     async def _overlapped(self, grant: Grant) -> bool:
@@ -537,26 +550,17 @@ class GrantService(Service):
 
     # ---- sweeps: run at start-up and periodically; idempotent ---------------------------------
 
-    async def expire_due(self, limit: int = 200) -> DueReport:
-        """End every grant past its expiry and retry every removal that is due."""
+    async def expire_due(self, limit: int = 200, drain_seconds: float = DRAIN_SECONDS) -> DueReport:
+        """End every grant past its expiry and retry every removal that is due.
+
+        Takes batches of ``limit`` until nothing is due (or ``drain_seconds`` of work have passed;
+        the next sweep goes on), so ten thousand grants ending at once are removed as fast as
+        Discord's rate limits allow, not ``limit`` per sweep interval. Every role is removed before
+        anyone is told: the holders' DMs (and card updates) follow the last removal of the sweep.
+        """
         now = self._clock.now()
-        expiring = await self._all(
-            select(Grant.id)
-            .where(Grant.expires_at <= now, _endable(now))
-            .order_by(Grant.expires_at)
-            .limit(limit)
-        )
-        retrying = await self._all(
-            select(Grant.id)
-            .where(
-                Grant.status == GrantStatus.REMOVING,
-                or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now),
-                _lapsed(now),
-            )
-            .order_by(Grant.id)
-            .limit(limit)
-        )
         counts: Counter[str] = Counter()
+        ended: list[Grant] = []
         # Removals overlap (bounded) so a burst of expiries still ends within the 30-second promise;
         # discord.py waits out any per-route rate limit Discord signals.
         gate = asyncio.Semaphore(REMOVAL_CONCURRENCY)
@@ -567,9 +571,37 @@ class GrantService(Service):
                 if grant is None:
                     return  # another process claimed it
                 counts["expired"] += first_time
-                counts["removed" if await self._remove_claimed(grant) else "failed"] += 1
+                removed = await self._remove_claimed(grant, tell=ended.append)
+                counts["removed" if removed else "failed"] += 1
 
-        await asyncio.gather(*(end(g, True) for g in expiring), *(end(g, False) for g in retrying))
+        started = time.monotonic()
+        while True:
+            expiring = await self._all(
+                select(Grant.id)
+                .where(Grant.expires_at <= now, _endable(now))
+                .order_by(Grant.expires_at)
+                .limit(limit)
+            )
+            retrying = await self._all(
+                select(Grant.id)
+                .where(
+                    Grant.status == GrantStatus.REMOVING,
+                    or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now),
+                    _lapsed(now),
+                )
+                .order_by(Grant.id)
+                .limit(limit)
+            )
+            await asyncio.gather(*(end(g, True) for g in expiring), *(end(g, False) for g in retrying))
+            full = len(expiring) == limit or len(retrying) == limit
+            if not full or time.monotonic() - started > drain_seconds:
+                break
+
+        async def tell(grant: Grant) -> None:
+            async with gate:
+                await self._notifier.grant_ended(grant)
+
+        await asyncio.gather(*(tell(g) for g in ended))
         return DueReport(expired=counts["expired"], removed=counts["removed"], still_due=counts["failed"])
 
     async def remind_due(self, limit: int = 200) -> int:
@@ -655,20 +687,6 @@ class OpsLike(Protocol):
     async def apply(self, target: GrantTarget, reason: str) -> None: ...
     async def remove(self, target: GrantTarget, reason: str) -> None: ...
     async def audit_entry_for(self, target: GrantTarget, reason: str) -> str | None: ...
-
-
-class TokensLike(Protocol):
-    async def issue(
-        self,
-        *,
-        guild_id: int,
-        scope_id: str,
-        subject_id: int,
-        ttl: dt.timedelta,
-        grant_id: int | None = None,
-        not_after: dt.datetime | None = None,
-    ) -> IssuedToken: ...
-    async def revoke_for_grant(self, grant_id: int, *, reason: str = ...) -> list[TokenInfo]: ...
 
 
 class GrantNotifierLike(Protocol):

@@ -36,20 +36,6 @@ class Facts:
     oldest_outbox_seconds: float
 
 
-async def ping(sessions: async_sessionmaker[AsyncSession], timeout: float = QUERY_TIMEOUT_SECONDS) -> bool:
-    """True if the database answers ``SELECT 1`` within ``timeout`` seconds."""
-
-    async def _ping() -> None:
-        async with sessions() as session:
-            await session.execute(text("SELECT 1"))
-
-    try:
-        await asyncio.wait_for(_ping(), timeout)
-    except Exception:
-        return False
-    return True
-
-
 def _age(now: dt.datetime, since: dt.datetime | None) -> float:
     if since is None:
         return 0.0
@@ -114,6 +100,23 @@ class DatabaseFacts(Collector):
         self._timeout = timeout
         self._facts: Facts | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    async def ping(self) -> bool:
+        """True if the database answers ``SELECT 1`` within the timeout."""
+
+        async def _ping() -> None:
+            async with self._sessions() as session:
+                await session.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(_ping(), self._timeout)
+        except Exception:
+            return False
+        return True
 
     async def refresh(self) -> Facts | None:
         async def _read() -> Facts:

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.health import metrics
-from bot.health.facts import QUERY_TIMEOUT_SECONDS, DatabaseFacts, ping
+from bot.health.facts import QUERY_TIMEOUT_SECONDS, DatabaseFacts
 
 if TYPE_CHECKING:
     from bot.client import WardenBot
@@ -40,9 +40,7 @@ class HealthServer:
     ) -> None:
         self.bot = bot
         self.bind = bind
-        self._sessions = sessions
         self._sweep_stale = sweep_stale_seconds
-        self._db_timeout = db_timeout
         self._facts = DatabaseFacts(sessions, bot.clock, timeout=db_timeout)
         self._runner: web.AppRunner | None = None
         self._started = time.monotonic()
@@ -70,8 +68,8 @@ class HealthServer:
         failing = []
         if not self._gateway_ok():
             failing.append("gateway: not connected to Discord")
-        if not await ping(self._sessions, self._db_timeout):
-            failing.append(f"database: no answer within {self._db_timeout:g}s")
+        if not await self._facts.ping():
+            failing.append(f"database: no answer within {self._facts.timeout:g}s")
         if not self._sweeps_ok():
             failing.append(f"sweeps: none finished in the last {self._sweep_stale:g}s")
         return failing

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-import discord
+from bot.policy import permissions_from_names
 
 if TYPE_CHECKING:
     from bot.client import WardenBot
@@ -23,13 +23,8 @@ log = logging.getLogger("warden.startup")
 
 #: The least Warden needs (the README's table): Manage Roles, View Audit Log, View Channels,
 #: Send Messages, Embed Links, Read Message History.
-MIN_PERMISSIONS = discord.Permissions(
-    manage_roles=True,
-    view_audit_log=True,
-    view_channel=True,
-    send_messages=True,
-    embed_links=True,
-    read_message_history=True,
+MIN_PERMISSIONS = permissions_from_names(
+    ("manage_roles", "view_audit_log", "view_channel", "send_messages", "embed_links", "read_message_history")
 )
 
 
@@ -50,9 +45,9 @@ def missing_guilds(bot: WardenBot) -> list[GuildPolicy]:
     return [gp for gp in bot.policy.guilds if not any(bot.guild_policies.get(g.id) is gp for g in bot.guilds)]
 
 
-def log_startup_report(bot: WardenBot) -> None:
+async def log_startup_report(bot: WardenBot) -> None:
     """Invite lines for configured guilds the bot is not in, then a doctor summary per guild."""
-    from bot.doctor import diagnose
+    from bot.doctor import diagnose_now
 
     app_id = bot.application_id or (bot.user.id if bot.user else None)
     for gp in missing_guilds(bot):
@@ -70,7 +65,7 @@ def log_startup_report(bot: WardenBot) -> None:
         if bot.guild_policies.get(guild.id) is None:
             continue  # said already by on_ready ("no policy for guild")
         try:
-            report = diagnose(bot, guild)
+            report = await diagnose_now(bot, guild)
         except Exception:
             log.exception("doctor could not check guild %s", guild.name, extra={"guild_id": guild.id})
             continue

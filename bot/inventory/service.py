@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AccessToken, Identity, IdentityKind, OwnerSource, TokenStatus
+from bot.decisions import outcomes
+from bot.decisions.service import DecisionService
 from bot.inventory.permissions import SEND_MESSAGES, VIEW_CHANNEL, permission_names
 from bot.inventory.risk import DEFAULT_DORMANT_AFTER, RiskFacts, RiskScore, score
 from bot.inventory.snapshot import GuildSnapshot, Reach, bot_reach
@@ -136,18 +138,24 @@ class InventoryService:
         clock: Clock,
         *,
         dormant_after: dt.timedelta = DEFAULT_DORMANT_AFTER,
+        decisions: DecisionService | None = None,
     ) -> None:
         self._sessions = session_factory
         self._clock = clock
         self._dormant_after = dormant_after
+        # The running bot records owner changes in the ledger; the export CLI only reads.
+        self._decisions = decisions
 
     # ------------------------------------------------------------------ snapshot
 
-    async def refresh(self, snapshot: GuildSnapshot) -> RefreshReport:
+    async def refresh(
+        self, snapshot: GuildSnapshot, *, unread: frozenset[IdentityKind] = frozenset()
+    ) -> RefreshReport:
         """Record what the guild holds now: new identities get their baseline; missing ones are gone.
 
         A new identity's baseline is what it holds when first seen; later growth is drift until
-        :meth:`accept_baseline` (after an attestation) moves the baseline.
+        :meth:`accept_baseline` (after an attestation) moves the baseline. Kinds in ``unread`` could
+        not be listed (Discord refused): their recorded items are left as they were, not marked gone.
         """
         now = self._clock.now()
         channel_count = len(snapshot.countable_channels)
@@ -212,7 +220,7 @@ class InventoryService:
                     inferred.append(row.id)
                 (added if is_new else updated).append(row.id)
             for row in rows.values():
-                if row.gone_at is None:
+                if row.gone_at is None and row.kind not in unread:
                     row.gone_at = now
                     gone.append(row.id)
         log.info(
@@ -320,7 +328,9 @@ class InventoryService:
                 raise AlreadyDecided(
                     f"{row.kind} {row.name!r} is no longer in the server; nothing was changed."
                 )
+            previous = row.owner_id
             self._own(row, owner_id, OwnerSource.EXPLICIT, actor_id, self._clock.now())
+            await self._record_owner(s, row, previous, actor_id, confirmed=False)
             return self._item(row)
 
     async def infer_owner(
@@ -356,7 +366,26 @@ class InventoryService:
             row.owner_source = OwnerSource.CONFIRMED
             row.owner_set_at = self._clock.now()
             row.owner_set_by = member_id
+            await self._record_owner(s, row, member_id, member_id, confirmed=True)
             return self._item(row)
+
+    async def _record_owner(
+        self, s: AsyncSession, row: Identity, previous: int | None, actor_id: int, *, confirmed: bool
+    ) -> None:
+        """The owner change is a ledger decision (with its narrative), committed with the change."""
+        if self._decisions is None or row.owner_id is None:
+            return
+        decision = outcomes.owner_set(
+            guild_id=row.guild_id,
+            item=row.id,
+            kind=row.kind,
+            name=row.name,
+            owner_id=row.owner_id,
+            previous_owner_id=previous,
+            actor_id=actor_id,
+            confirmed=confirmed,
+        )
+        await self._decisions.record(s, decision)
 
     async def accept_baseline(self, guild_id: int, identity_id: int) -> InventoryItem:
         """What it holds now becomes its baseline (after its owner attested it is still needed)."""

@@ -9,9 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import AccessRequest, Grant, GrantStatus, RequestKind, RequestStatus
+from bot.db.models import (
+    AccessRequest,
+    AccessToken,
+    Grant,
+    GrantStatus,
+    RequestKind,
+    RequestStatus,
+    TokenStatus,
+)
 from bot.decisions import outcomes
 from bot.decisions.service import DecisionService, Outcome
 from bot.durations import format_duration
@@ -61,6 +70,12 @@ async def approve(
         grant.expires_at = grant.expires_at + dt.timedelta(seconds=req.duration_seconds)
         grant.duration_seconds += req.duration_seconds
         grant.reminded_at = None
+        if grant.kind == "token":  # its live token keeps ending with it (never past it: same row lock)
+            await session.execute(
+                update(AccessToken)
+                .where(AccessToken.grant_id == grant.id, AccessToken.status == TokenStatus.ACTIVE)
+                .values(expires_at=grant.expires_at)
+            )
         await decisions.record(
             session,
             outcomes.extended(

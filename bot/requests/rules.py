@@ -122,6 +122,15 @@ def check_not_standing(scope: Scope, subject: discord.Member, role_id: int) -> N
         )
 
 
+def check_recipient(scope: Scope, requester: discord.Member, subject: discord.Member, target_id: int) -> None:
+    """Everything about who would receive the access, for every way access is asked for (a request,
+    a request ``for:`` someone, break-glass): the right kind of subject, one who could hold the
+    scope, and no role they already hold outside Warden."""
+    check_subject(scope, subject)
+    check_subject_may_receive(scope, requester, subject)
+    check_not_standing(scope, subject, target_id)
+
+
 @contextlib.asynccontextmanager
 async def one_at_a_time() -> AsyncIterator[None]:
     """Turn a lost race into the refusal the check would have given (the database has the last word).

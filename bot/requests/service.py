@@ -79,10 +79,8 @@ class RequestService(Service):
         length = rules.length_of(scope, duration)
         why = rules.reason_for(scope, reason)
         subject = subject or member
-        rules.check_subject(scope, subject)
-        rules.check_subject_may_receive(scope, member, subject)
         plan = check_grantable(guild, scope)
-        rules.check_not_standing(scope, subject, plan.target_id)
+        rules.check_recipient(scope, member, subject, plan.target_id)
         # Auto-approval holds only when both the requester and the subject qualify for it.
         auto = next(
             (
@@ -122,10 +120,10 @@ class RequestService(Service):
                     f"{format_duration(auto[1].max_duration)}, so no votes are needed.",
                 )
                 grant = await approve(session, self._decisions, req, scope, plan, now, why_auto)
+        self._kill.reached("request.create.after_commit")
         if grant is None:
             await self._notifier.request_created(req, scope)
         else:
-            self._kill.reached("request.create.after_commit")
             # Auto-approved: no card was posted; the grant notice tells the requester.
             grant = await self._grants.apply(grant.id)
         return RequestOutcome(req, scope, grant, auto_rule)
@@ -229,6 +227,7 @@ class RequestService(Service):
         if not why:
             raise BadInput("Break-glass always needs a reason; approvers will review it.")
         plan = check_grantable(guild, scope)
+        rules.check_recipient(scope, member, member, plan.target_id)  # break-glass is for oneself
         now = self._clock.now()
         async with rules.one_at_a_time(), transaction(self._sessions) as session:
             await rules.no_duplicate(session, guild.id, scope, member)

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 # Every kill point, in the order a grant's life reaches them.
 KILL_POINTS: tuple[str, ...] = (
-    # /jit request with auto-approval: request, approval and grant row committed; apply not started.
+    # /jit request: the request committed (with auto-approval, its grant row too); no card posted, apply
+    # not started.
     "request.create.after_commit",
     # the vote that completes a quorum (or denies): vote, decision and grant row committed; card not yet told.
     "approval.vote.after_commit",

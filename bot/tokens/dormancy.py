@@ -13,11 +13,14 @@ the change, and the holder gets a DM.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Protocol
 
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.models import Grant, GrantStatus, MemberActivity
 from bot.decisions import outcomes
 from bot.durations import format_duration
 from bot.services.base import Core, Service
@@ -84,3 +87,65 @@ class Dormancy(Service):
         if revoked:
             log.info("revoked %d dormant token(s)", len(revoked))
         return revoked
+
+    async def end_idle_grants(self) -> int:
+        """Grants whose holder was not seen active for the guild's ``end_idle_grants_after``: ended.
+
+        Idle is counted from the later of the grant's start and the holder's last message or
+        interaction, so a grant is never ended for idleness before it began. Off ("0s") by default.
+        """
+        now = self._clock.now()
+        ended = 0
+        guild_ids = await self._all(
+            select(Grant.guild_id).where(Grant.status == GrantStatus.ACTIVE).distinct()
+        )
+        for guild_id in guild_ids:
+            gp = self._guilds.get(guild_id)
+            period = gp.end_idle_grants_after if gp else dt.timedelta(0)
+            if period <= dt.timedelta(0):
+                continue
+            cutoff = now - period
+            idle = await self._all(
+                select(Grant)
+                .outerjoin(
+                    MemberActivity,
+                    and_(
+                        MemberActivity.guild_id == Grant.guild_id, MemberActivity.user_id == Grant.subject_id
+                    ),
+                )
+                .where(
+                    Grant.guild_id == guild_id,
+                    Grant.status == GrantStatus.ACTIVE,
+                    Grant.subject_is_bot.is_(False),
+                    Grant.applied_at <= cutoff,
+                    Grant.expires_at > now,
+                    or_(MemberActivity.last_seen_at.is_(None), MemberActivity.last_seen_at <= cutoff),
+                )
+                .order_by(Grant.id)
+            )
+            for grant in idle:
+                seen = await self._last_seen(grant.guild_id, grant.subject_id)
+                since = max(grant.applied_at or cutoff, seen) if seen else grant.applied_at
+                reason = (
+                    f"<@{grant.subject_id}> has not been seen active in the server (no message and no "
+                    f"interaction with Warden) for {format_duration(period)}, since "
+                    f"{since.isoformat() if since else 'the grant began'}, so Warden ended grant #{grant.id} early."
+                )
+                done = await self._grants.end_early(
+                    grant.id,
+                    rule="guild.end_idle_grants_after",
+                    reason=reason,
+                    extra={"idle_for": format_duration(period), "last_seen_at": seen},
+                )
+                ended += done is not None
+        if ended:
+            log.info("ended %d grant(s) of idle holders", ended)
+        return ended
+
+    async def _last_seen(self, guild_id: int, user_id: int) -> dt.datetime | None:
+        rows = await self._all(
+            select(MemberActivity.last_seen_at).where(
+                MemberActivity.guild_id == guild_id, MemberActivity.user_id == user_id
+            )
+        )
+        return rows[0] if rows else None

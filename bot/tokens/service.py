@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AccessToken, TokenStatus
+from bot.durations import format_duration
 from bot.services.base import rowcount, transaction
 from bot.services.errors import AlreadyDecided, BadInput, NotFound
 from bot.values import from_attributes
@@ -265,9 +266,12 @@ class TokenService:
         ]
         if guild_id is not None:
             criteria.append(AccessToken.guild_id == guild_id)
-        days = max_idle.total_seconds() / 86400
         return await self._end_all(
-            criteria, TokenStatus.REVOKED, f"dormant: not used for {days:g} days", now=now, record=record
+            criteria,
+            TokenStatus.REVOKED,
+            f"dormant: not used for {format_duration(max_idle)}",
+            now=now,
+            record=record,
         )
 
     async def active_guilds(self) -> list[int]:

@@ -1,7 +1,7 @@
 """guild pins: a policy table named by guild name is pinned to one guild id at first sight
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0010
 Create Date: 2026-11-24 18:45:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0005"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

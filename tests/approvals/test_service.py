@@ -8,6 +8,8 @@ nothing (`RuleServices.refused`).
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
 
 from bot.db.models import AccessRequest, Grant, GrantStatus, LedgerEntry, RequestStatus, Vote
@@ -204,3 +206,21 @@ async def test_only_break_glass_grants_are_reviewed(rules: RuleServices) -> None
         NotFound,
         f"There is no break-glass grant #{grant.id} to review in this server.",
     )
+
+
+async def test_concurrent_approvals_decide_once_and_grant_once(rules: RuleServices) -> None:
+    rid = await asked(rules)
+    results = await asyncio.gather(
+        rules.approvals.vote(rules.member("bob"), rid, True),
+        rules.approvals.vote(rules.member("carol"), rid, True),
+        rules.approvals.vote(rules.member("olga"), rid, True),
+        return_exceptions=True,
+    )
+    done = [r for r in results if not isinstance(r, BaseException)]
+    late = [r for r in results if isinstance(r, BaseException)]
+    assert len(done) == 2 and len(late) == 1, results
+    assert isinstance(late[0], AlreadyDecided) and f"Request #{rid} is already approved" in late[0].message
+    assert sorted(v.decided for v in done) == [False, True]
+    assert (await rules.counts())["grants"] == 1
+    assert len(await votes(rules, rid)) == 2
+    assert (await outcomes(rules)).count("approved") == 1

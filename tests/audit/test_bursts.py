@@ -6,9 +6,7 @@ import pytest
 
 from bot.audit.bursts import BurstTracker
 from bot.audit.events import event_from_payload
-from tests.helpers import ALICE, BOB, PUBLIC_CHANNEL, webhook
-
-T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+from tests.helpers import ALICE, BOB, PUBLIC_CHANNEL, T0, webhook
 
 
 def test_twenty_webhooks_are_one_told_event_and_one_summary():

@@ -16,9 +16,7 @@ from bot.audit.cursor import (
     processed_ids,
     prune_processed,
 )
-from tests.helpers import GUILD
-
-T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+from tests.helpers import GUILD, T0
 
 
 def e(i: int) -> dict:

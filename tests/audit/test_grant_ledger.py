@@ -1,12 +1,8 @@
 from __future__ import annotations
 
-import datetime as dt
-
 from bot.audit.grant_ledger import SqlGrantLedger
 from bot.db.models import Grant, GrantStatus
-from tests.helpers import ALICE, BOB, GUILD, JIT_ROLE, PRIVATE_CHANNEL
-
-T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+from tests.helpers import ALICE, BOB, GUILD, JIT_ROLE, PRIVATE_CHANNEL, T0
 
 
 def grant(status: GrantStatus, subject: int = ALICE, kind: str = "role", target: int = JIT_ROLE) -> Grant:

@@ -33,6 +33,7 @@ from tests.helpers import (
     entry_id,
     payload,
     role_added,
+    role_removed,
     webhook,
 )
 
@@ -250,6 +251,8 @@ class Snapshot:
 async def test_startup_state_comparison_finds_drift_without_audit_entries(parts):
     listener, grants, recorder, reverter, _ = parts
     grants.active[(BOT, "role", JIT_ROLE)] = 3  # BOT holds the role through a grant: left alone
+    first_sight = await listener.reconcile(GUILD, Snapshot({JIT_ROLE: frozenset({BOT, WARDEN})}))
+    assert first_sight == []
     facts = listener.classifier.facts
     facts.role_perms[JIT_ROLE] = int(bits("send_messages", "administrator"))  # type: ignore[attr-defined]
     results = await listener.reconcile(GUILD, Snapshot({JIT_ROLE: frozenset({ALICE, BOT, WARDEN})}))
@@ -262,6 +265,21 @@ async def test_startup_state_comparison_finds_drift_without_audit_entries(parts)
     performed = [a for a, _ in reverter.performed]
     assert RemoveMemberRole(GUILD, ALICE, JIT_ROLE) in performed
     assert all(getattr(a, "member_id", None) != BOT for a in performed)
+
+
+async def test_standing_access_at_first_sight_is_recorded_and_never_reverted(parts):
+    listener, _, recorder, reverter, _ = parts
+    # Warden's first comparison: ALICE already holds the JIT-managed role, without a grant.
+    assert await listener.reconcile(GUILD, Snapshot({JIT_ROLE: frozenset({ALICE})})) == []
+    assert [d.rule for d in recorder.decisions] == ["standing-access"]
+    assert recorder.decisions[0].proof == {"standing": [{"role_id": JIT_ROLE, "member_id": ALICE}]}
+    # Every later start-up leaves her alone...
+    assert await listener.reconcile(GUILD, Snapshot({JIT_ROLE: frozenset({ALICE})})) == []
+    assert reverter.performed == []
+    # ...until she loses the role: given back by hand, it is drift like any other.
+    await listener.handle(role_removed(ALICE, JIT_ROLE, actor=ADMIN))
+    results = await listener.reconcile(GUILD, Snapshot({JIT_ROLE: frozenset({ALICE})}))
+    assert [(r.verdict.rule_id, r.event.target_id) for r in results] == [("jit-role-by-hand", ALICE)]
 
 
 async def test_a_failing_fact_source_gives_unclassified_not_a_crash(parts):

@@ -19,8 +19,8 @@ from bot.decisions.narrative import NO_PINGS, proof_lines, render_narrative
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import Decision, DecisionService, Outcome
 from bot.ledger import Signer
+from tests.helpers import T0
 
-T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 UNIX0 = int(T0.timestamp())
 
 

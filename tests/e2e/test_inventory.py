@@ -9,6 +9,7 @@ import re
 from sqlalchemy import select
 
 from bot.db.models import Identity, OwnerSource
+from sandbox.models import DEFAULT_BOT_PERMISSIONS
 
 SCORE = re.compile(r"— risk (\d+)")
 
@@ -102,3 +103,45 @@ async def test_owner_set_and_inferred_owner_confirms_by_dm(world):
     assert (row.owner_id, row.owner_source, row.owner_set_by) == (dave.id, OwnerSource.EXPLICIT, g.owner.id)
     missing = await world.sb.slash(g, g.owner, "warden owner set", item=99999, member=dave)
     assert "There is no inventory item 99999" in missing.text
+
+    # Both changes are ledger decisions with a narrative; the refused presses recorded nothing.
+    await world.settle()
+    owners = [m for m in world.sb.messages(g.channel("governance")) if "Owner recorded" in m.text]
+    assert len(owners) == 2
+    assert "inventory.owner.confirmed" in owners[0].text and f"<@{bob.id}>" in owners[0].text
+    assert "inventory.owner.set" in owners[1].text and f"<@{dave.id}>" in owners[1].text
+    ok, problems = await world.ledger_verifies()
+    assert ok, problems
+
+
+async def test_the_scheduled_refresh_infers_owners_without_a_command(world):
+    g = world.guild
+    hook = await world.sb.admin.create_webhook(g, "incident", "alerts", actor=g.member("carol"))
+    assert await world.bot.jobs.refresh_inventory() == 1  # the job the scheduler runs hourly
+    ask = await world.sb.wait_for_message(g.member("carol"), contains="owner of webhook **alerts**")
+    assert "created it" in ask.text
+    row = (await identities(world))["webhook:alerts"]
+    assert row.external_id == str(hook.id) and row.owner_source == OwnerSource.INFERRED
+    await world.sb.admin.delete_webhook(g, hook)
+    await world.bot.jobs.refresh_inventory()
+    assert (await identities(world))["webhook:alerts"].gone_at is not None  # gone, not listed
+    page = await world.sb.slash(g, g.owner, "warden inventory")
+    assert "alerts" not in page.text
+
+
+async def test_a_read_discord_refuses_leaves_that_kind_as_recorded(world):
+    g = world.guild
+    await world.sb.admin.create_webhook(g, "incident", "alerts", actor=g.member("carol"))
+    await world.sb.slash(g, g.owner, "warden inventory")
+    assert (await identities(world))["webhook:alerts"].gone_at is None
+
+    # Warden loses Manage Webhooks: webhooks cannot be listed, so none is marked gone; bots still refresh.
+    warden_role = next(r for r in world.sb.bot_member(g).roles if r.managed)
+    kept = [p for p in DEFAULT_BOT_PERMISSIONS if p != "manage_webhooks"]
+    await world.sb.admin.set_role_permissions(g, warden_role, kept)
+    await world.sb.admin.add_bot(g, "late-bot", actor=g.member("bob"))
+    page = await world.sb.slash(g, g.owner, "warden inventory")
+    assert "could not read everything" in page.text and "Manage Webhooks" in page.text
+    rows = await identities(world)
+    assert rows["webhook:alerts"].gone_at is None  # as last recorded, still listed
+    assert "bot:late-bot" in rows  # the rest was refreshed

@@ -13,9 +13,8 @@ from sqlalchemy import select
 
 from bot.db.models import AccessToken, Grant, GrantStatus, LedgerEntry, NarrativeOutbox, TokenStatus
 from bot.logs import FieldsFormatter, _Redact
-from bot.policy import load_policy
 from bot.tokens.service import VerifyOutcome
-from sandbox.harness import EXAMPLE_CONFIG
+from tests.helpers import example_policy_with
 
 TOKEN = re.compile(r"wdn1\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}")
 
@@ -92,6 +91,8 @@ async def test_revoking_the_grant_revokes_its_token(world):
     await world.sb.wait_for_message(world.guild.member("alice"), contains="only this once")
     [token] = tokens_in_dms(world, "alice")
     [grant] = await rows(world, Grant)
+    mine = await world.sb.slash(world.guild, world.guild.member("alice"), "jit mine")
+    assert "deploy-api" in mine.text and token not in mine.text  # listed, never shown again
     out = await world.sb.slash(world.guild, world.guild.member("alice"), "jit revoke", grant=grant.id)
     assert "revoked" in out.text.lower(), out.text
     assert (await world.bot.tokens.verify(token)).outcome is VerifyOutcome.REVOKED
@@ -111,18 +112,13 @@ async def test_closed_dms_fail_the_grant_visibly_and_leave_no_live_token(world):
     failed = next(m for m in world.sb.messages(g.channel("governance")) if "could not give grant" in m.text)
     assert "50007" in failed.text and "request again" in failed.text
     card = next(m for m in world.sb.messages(g.channel("approvals")) if "deploy-api" in m.text)
-    assert "Granted until" not in card.text
+    assert "Failed — nothing was granted" in card.text and "50007" in card.text
     assert not tokens_in_dms(world, "alice")
 
 
 @pytest.fixture
 def policy(tmp_path):
-    text = EXAMPLE_CONFIG.read_text(encoding="utf-8").replace(
-        'token_dormant_after = "30d"', 'token_dormant_after = "1h"', 1
-    )
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_policy(path)
+    return example_policy_with(tmp_path, 'token_dormant_after = "30d"', 'token_dormant_after = "1h"')
 
 
 async def test_dormant_token_is_revoked_recorded_and_its_holder_told(world):
@@ -155,3 +151,27 @@ async def test_dormant_token_is_revoked_recorded_and_its_holder_told(world):
     assert ok, problems
     report = await world.advance(dt.timedelta(hours=1))
     assert report.tokens_revoked == 0  # once
+
+
+async def test_an_extended_grant_keeps_its_token_to_the_new_end(world):
+    g = world.guild
+    await request_token(world, duration="2h")
+    await world.sb.wait_for_message(g.member("alice"), contains="only this once")
+    [token] = tokens_in_dms(world, "alice")
+    world.clock.advance(dt.timedelta(seconds=31))  # past the request cooldown
+    out = await world.sb.slash(
+        g, g.member("alice"), "jit extend", grant=1, duration="1h", reason="slow deploy"
+    )
+    assert "Extension request #2" in out.text, out.text
+    card = next(m for m in world.sb.messages(g.channel("approvals")) if "#2" in m.text)
+    await world.sb.click(g.member("bob"), card, "Approve")
+    await world.sb.wait_for_message(g.member("alice"), contains="was extended")
+    [grant] = await rows(world, Grant)
+    [row] = await rows(world, AccessToken)
+    assert row.expires_at == grant.expires_at  # never outlives it, and now lasts as long
+    for _ in range(3):  # used every 50 minutes, so never dormant (1h in this module's policy)
+        await world.advance(dt.timedelta(minutes=50))
+        assert (await world.bot.tokens.verify(token)).valid  # the last: past the first end
+    assert tokens_in_dms(world, "alice") == [token]  # the extension shows no token
+    await world.advance(dt.timedelta(minutes=31))
+    assert (await world.bot.tokens.verify(token)).outcome is VerifyOutcome.REVOKED  # with its grant

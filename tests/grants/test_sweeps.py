@@ -7,16 +7,12 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from bot.controls import ControlMap
 from bot.db.models import Grant, GrantStatus, LedgerEntry
 from bot.db.session import create_engine, create_session_factory
-from bot.decisions.service import DecisionService
 from bot.discord_io.ops import PriorState
 from bot.grants.service import GrantService
 from bot.ledger import Signer, verify_chain
-from bot.policy import GuildDirectory, load_policy
-from bot.services.base import Core
-from sandbox.harness import EXAMPLE_CONFIG
+from tests.helpers import Told, example_core
 
 
 class RecordingOps:
@@ -39,24 +35,8 @@ class RecordingOps:
         self.removed.append(target.subject_id)
 
 
-class QuietNotifier:
-    def reminder_lead(self, guild_id):
-        return dt.timedelta(minutes=15)
-
-    async def grant_applied(self, grant): ...
-    async def grant_failed(self, grant): ...
-    async def grant_ended(self, grant): ...
-    async def grant_expiring(self, grant): ...
-
-
 def service(factory, clock, signer, ops) -> GrantService:
-    core = Core(
-        guilds=GuildDirectory(load_policy(EXAMPLE_CONFIG)),
-        sessions=factory,
-        clock=clock,
-        decisions=DecisionService(signer, ControlMap.load_default(), clock),
-    )
-    return GrantService(core, ops=ops, notifier=QuietNotifier())
+    return GrantService(example_core(factory, clock, signer), ops=ops, notifier=Told())
 
 
 async def seed_active(factory, clock, n: int, *, expires_in: dt.timedelta) -> None:
@@ -110,7 +90,7 @@ async def test_reminders_are_sent_once_at_the_lead_time(session_factory, clock):
     await seed_active(session_factory, clock, 3, expires_in=dt.timedelta(minutes=20))
     sent: list[int] = []
 
-    class Counting(QuietNotifier):
+    class Counting(Told):
         async def grant_expiring(self, grant):
             sent.append(grant.id)
 

@@ -26,8 +26,8 @@ from bot.health.startup import MIN_PERMISSIONS, invite_url, log_startup_report
 from bot.policy import load_policy
 from sandbox import SandboxDiscord
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, build_guild
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "sandbox-health-secret-token-5e1d"
 
 
@@ -303,7 +303,7 @@ async def test_startup_report_invites_to_missing_guilds_and_summarises_doctor(
         caplog.clear()
         with caplog.at_level("INFO", logger="warden.startup"):
             await w.start_bot()
-            log_startup_report(w.bot)
+            await log_startup_report(w.bot)
     lines = [r.getMessage() for r in caplog.records if r.name == "warden.startup"]
     invite = [line for line in lines if "not in the configured guild 323456789012345678" in line]
     assert invite and f"client_id={w.sb.application_id}" in invite[0]

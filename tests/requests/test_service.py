@@ -8,6 +8,7 @@ pending deadline. Every refusal says what is wrong and writes nothing (`RuleServ
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from sqlalchemy import update
@@ -446,3 +447,33 @@ async def test_approvers_are_reminded_once_half_way_to_the_deadline(rules: RuleS
         await rules.one(AccessRequest, out.request.id)
     ).approvers_reminded_at == rules.clock.now() - MINUTE
     assert rules.told.events.count(("remind_approvers", out.request.id)) == 1
+
+
+# ---------------------------------------------------------------- races: the database has the last word
+
+
+async def test_two_requests_for_one_subject_at_the_same_moment_make_one_request(rules: RuleServices) -> None:
+    dave = rules.member("dave")
+    results = await asyncio.gather(
+        rules.requests.create(rules.member("alice"), "deploy", "2h", "for dave", subject=dave),
+        rules.requests.create(rules.member("sam"), "deploy", "2h", "for dave too", subject=dave),
+        return_exceptions=True,
+    )
+    made = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(made) == 1 and len(refused) == 1, results
+    assert isinstance(refused[0], AlreadyDecided) and "already waiting for approval" in refused[0].message
+    counts = await rules.counts()
+    assert counts["requests"] == 1
+    assert rules.told.what() == ["request_created"]
+
+
+async def test_my_requests_lists_what_is_pending_and_what_is_held(rules: RuleServices) -> None:
+    grant = await granted(rules)
+    rules.clock.advance(COOLDOWN)
+    pending = await rules.requests.create(rules.member("alice"), "incident-room", "1h", "incident")
+    mine = await rules.requests.mine(rules.member("alice"))
+    assert [r.id for r in mine.pending] == [pending.request.id]
+    assert [g.id for g in mine.active] == [grant.id]
+    theirs = await rules.requests.mine(rules.member("bob"))
+    assert (theirs.pending, theirs.active) == ([], [])

@@ -85,3 +85,22 @@ async def test_enforced_rate_limit(sandbox, world, tinybot):
     statuses = [r.status for r in _attempts(sandbox, "/channels/{channel_id}/messages")]
     assert statuses.count(200) == 4  # discord.py honoured the headers / 429s and got everything through
     assert [m.content for m in sandbox.messages(world["approvals"])] == ["m0", "m1", "m2", "m3"]
+
+
+def test_chaos_fails_a_share_of_mutations_only() -> None:
+    from sandbox.faults import Faults
+
+    faults = Faults()
+    rule = faults.chaos(0.2, seed=3)
+    role = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
+    statuses = set()
+    for _ in range(2000):
+        hit = faults.take("fail", "PUT", role, "/guilds/1/members/2/roles/3")
+        if hit is not None:
+            statuses.add(hit.status)  # the status of this failure (the rule draws one each time)
+    assert 300 < rule.hits < 500 and rule.seen == 2000  # a fifth, give or take
+    assert statuses == {500, 502, 503, 429}
+    assert faults.take("fail", "GET", "/guilds/{guild_id}", "/guilds/1") is None
+    callback = "/interactions/{interaction_id}/{interaction_token}/callback"
+    assert all(faults.take("fail", "POST", callback, "/interactions/1/t/callback") is None for _ in range(50))
+    assert rule.seen == 2000  # reads and interaction answers are not counted as mutations

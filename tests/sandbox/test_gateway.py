@@ -101,3 +101,38 @@ async def test_several_guilds_and_intents(sandbox, world):
         assert bot.client.get_guild(third.id) is not None
     finally:
         await bot.stop()
+
+
+async def test_member_and_webhook_messages_reach_guild_messages_sessions(sandbox, world, tinybot):
+    """Admin.post / post_as_webhook: MESSAGE_CREATE as Discord sends it (a webhook's author is the
+    webhook itself, with webhook_id set), only to sessions with the Guild Messages intent."""
+    g, alice, approvals = world["g"], world["alice"], world["approvals"]
+    hook = await sandbox.admin.create_webhook(g, approvals, "ci-hook")
+    waiting = asyncio.ensure_future(
+        tinybot.client.wait_for("message", timeout=3, check=lambda m: m.author.id == alice.id)
+    )
+    await sandbox.admin.post(g, approvals, alice, "hello")
+    said = await waiting
+    assert said.webhook_id is None and said.guild.id == g.id and said.channel.id == approvals.id
+    waiting = asyncio.ensure_future(
+        tinybot.client.wait_for("message", timeout=3, check=lambda m: m.webhook_id is not None)
+    )
+    await sandbox.admin.post_as_webhook(g, hook, "build green")
+    posted = await waiting
+    assert posted.webhook_id == hook.id and posted.author.id == hook.id and posted.author.bot
+    assert posted.content == "build green"
+
+    import discord
+
+    deaf = TinyBot(sandbox, intents=discord.Intents(guilds=True))  # no Guild Messages
+    await deaf.start(sync=False)
+    try:
+        heard = asyncio.ensure_future(deaf.client.wait_for("message", timeout=0.3))
+        await sandbox.admin.post(g, approvals, alice, "unheard")
+        try:
+            await heard
+            raise AssertionError("a session without Guild Messages received MESSAGE_CREATE")
+        except TimeoutError:
+            pass
+    finally:
+        await deaf.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.policy import load_policy
+from bot.policy import load_policy, review_policy
 from sandbox.harness import rehearsal_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +53,7 @@ def test_every_scope_is_rehearsed(policy: Path, transcripts: dict[str, tuple[int
     assert "✓ passed" in out and "✗" not in out, out
     assert "Traceback" not in err
     loaded = load_policy(policy)
+    assert review_policy(loaded) == []  # `warden check-config` has nothing to say about it
     rehearsal = rehearsal_server(loaded)
     for guild in rehearsal.guilds:
         # /warden doctor in every server, its report whole: one line per section.
@@ -84,6 +85,9 @@ def test_every_scope_is_rehearsed(policy: Path, transcripts: dict[str, tuple[int
         assert refusal in out, s.id
     assert "✓ the ledger verifies" in out
     assert "✓ every request Warden made matched Discord's API" in out
+    assert (
+        f"warden sandbox --config {policy} --scenario mine.toml" in out
+    )  # what to try next, for this policy
 
 
 def test_a_policy_by_ids_gets_a_server_with_those_ids(transcripts: dict[str, tuple[int, str, str]]) -> None:
@@ -164,3 +168,105 @@ def test_a_bad_policy_is_one_clear_message(tmp_path: Path) -> None:
         assert proc.returncode == 2
         assert err.startswith(f"warden sandbox: {bad} has 1 problem:\n  - guild.x.governance_channel"), err
         assert "Traceback" not in err and out == ""
+
+
+ODD = """
+[guild.odd]
+approvals_channel = 1146049400000000011
+governance_channel = "#audit-log"
+expiry_reminder = "0s"
+request_cooldown = "3h"
+max_pending_per_member = 1
+
+[guild.1146049323987443799]
+approvals_channel = "approvals"
+governance_channel = "approvals"
+expiry_reminder = "2h"
+
+[scope.users-only]
+guild = "odd"
+kind = "role"
+role = "vault"
+max_duration = "2h"
+approvers = ["user:1146049600000000011", "user:1146049600000000012"]
+approvals_required = 2
+requesters = ["user:1146049600000000013"]
+
+[scope.everyone-auto]
+guild = "odd"
+kind = "role"
+role = "@helpers"
+max_duration = "1h"
+approvers = ["mods"]
+requesters = ["@everyone"]
+auto_approve = [{ members_of = "@everyone", max_duration = "1h" }]
+
+[scope.mute]
+guild = "odd"
+kind = "channel"
+channel = "#general-chat"
+deny = ["send_messages"]
+max_duration = "30m"
+approvers = ["mods"]
+approvals_required = 3
+requesters = ["mods", "muted"]
+subjects = "both"
+reason_required = false
+
+[scope.short]
+guild = "1146049323987443799"
+kind = "role"
+role = 1146049500000000021
+max_duration = "1h"
+approvers = [1146049500000000022]
+requesters = [1146049500000000021, 1146049500000000023]
+"""
+
+
+def test_an_odd_policy_is_rehearsed_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In process, through the CLI entry: only named users approve and ask; everything auto-approved;
+    a deny-only channel scope whose requesters approve (the requester never counts); no reminders
+    (0s, and longer than the grant); a cooldown longer than a grant; a requester role that is also
+    the role granted (someone else must ask); a server by id whose two channels are one."""
+    from bot.cli import main
+
+    path = tmp_path / "odd.toml"
+    path.write_text(ODD, encoding="utf-8")
+    status = main(["sandbox", "--config", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "✗" not in out and "✓ passed" in out
+    assert "(only user-1146049600000000012) Your approval completed the quorum" in out
+    assert "newcomer: /jit request scope=everyone-auto" in out and "was approved automatically" in out
+    assert "newcomer waits out request_cooldown (3h)" in out
+    assert "(only mods-4) Your approval completed the quorum" in out  # mods-1 asked: three others
+    assert "no reminder for `short`: expiry_reminder is 2h and the grant lasts 1h" in out
+    assert "short-requesters-1: /jit request scope=short" in out  # not a holder of the role itself
+
+
+def test_a_quorum_that_can_never_be_reached_fails_the_rehearsal_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    path = tmp_path / "stuck.toml"
+    path.write_text(
+        """
+[guild.q]
+approvals_channel = "approvals"
+governance_channel = "governance"
+
+[scope.stuck]
+kind = "role"
+role = "vault"
+max_duration = "2h"
+approvers = ["user:1146049600000000011", "user:1146049600000000012"]
+approvals_required = 2
+requesters = ["user:1146049600000000011"]
+""",
+        encoding="utf-8",
+    )
+    assert main(["sandbox", "--config", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "⚠ only 1 approver(s) besides user-1146049600000000011 can vote on `stuck`" in out
+    assert "✗ expected user-1146049600000000011 to have role vault" in out

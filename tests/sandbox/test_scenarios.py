@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from sandbox.scenario import ScenarioError, load_scenario, parse_scenario, run_scenario_file
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples" / "scenarios").glob("*.toml"))
+EXAMPLES = sorted((REPO / "examples" / "scenarios").glob("*.toml"))
 
 FAILING = """
 name = "Deliberately failing"
@@ -141,7 +140,7 @@ def _cli(*args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
+        cwd=REPO,
         env=env,
     )
 
@@ -149,7 +148,7 @@ def _cli(*args: str) -> subprocess.Popen[str]:
 def test_cli_exit_codes_and_transcript(tmp_path):
     failing = tmp_path / "failing.toml"
     failing.write_text(FAILING)
-    good_proc = _cli("--scenario", str(ROOT / "examples/scenarios/two-approver-quorum.toml"))
+    good_proc = _cli("--scenario", str(REPO / "examples/scenarios/two-approver-quorum.toml"))
     bad_proc = _cli("--quiet", "--scenario", str(failing))
     ok_out, ok_err = good_proc.communicate(timeout=60)
     bad_out, _ = bad_proc.communicate(timeout=60)
@@ -200,7 +199,7 @@ async def test_runner_patches_nothing_process_wide():
     def out(line: str) -> None:
         seen.append(discord.http.asyncio is asyncio and ops.AsyncRetrying is tenacity.AsyncRetrying)
 
-    result = await run_scenario_file(ROOT / "examples" / "scenarios" / "discord-failure-retried.toml", out)
+    result = await run_scenario_file(REPO / "examples" / "scenarios" / "discord-failure-retried.toml", out)
     assert result.passed
     assert seen and all(seen)
 
@@ -300,3 +299,37 @@ fault = { route = "add_roles" }
         "step[6].fault.route: 'add_roles' is not known (did you mean 'add_role'?)",
     ):
         assert expected in text, f"{expected!r} missing from:\n{text}"
+
+
+async def test_wrong_command_and_option_names_are_all_reported_before_anything_runs(tmp_path):
+    # Commands exist once Warden registered them: they are checked then, every slash step at once.
+    path = tmp_path / "cmds.toml"
+    path.write_text(
+        """
+name = "wrong commands"
+[[step]]
+as = "alice"
+slash = "jit reqest"
+options = { scope = "deploy" }
+[[step]]
+as = "alice"
+slash = "jit request"
+options = { scop = "deploy", durration = "1h", reason = "x" }
+[[step]]
+as = "owner"
+slash = "warden docter"
+"""
+    )
+    lines: list[str] = []
+    result = await run_scenario_file(path, lines.append)
+    text = "\n".join(lines)
+    assert not result.passed and result.steps_run == 0, text
+    for expected in (
+        "step[1].slash: Warden has no command /jit reqest (did you mean 'jit request'?)",
+        "step[2].options.scop: /jit request has no option 'scop' (did you mean 'scope'?)",
+        "step[2].options.durration: /jit request has no option 'durration' (did you mean 'duration'?)",
+        "step[3].slash: Warden has no command /warden docter (did you mean 'warden doctor'?)",
+        "✗ failed: stopped before step 1, 3 steps not run",
+    ):
+        assert expected in text, f"{expected!r} missing from:\n{text}"
+    assert "alice: /jit" not in text  # nothing was played

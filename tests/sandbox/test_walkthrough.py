@@ -5,11 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from sandbox.walkthrough import WALKTHROUGH
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_walkthrough_runs_and_shows_the_whole_story(tmp_path):

@@ -103,7 +103,7 @@ async def test_revoke_dormant_measures_from_last_use(tokens, clock) -> None:
     clock.advance(3 * D)  # unused idle 8 days, used idle 3 days
     revoked = await tokens.revoke_dormant(clock.now(), 7 * D)
     assert [t.id for t in revoked] == [unused.info.id]
-    assert revoked[0].revoke_reason == "dormant: not used for 7 days"
+    assert revoked[0].revoke_reason == "dormant: not used for 7d"
     assert revoked[0].revoked_at == clock.now()
     assert (await tokens.verify(unused.value.reveal())).outcome is VerifyOutcome.REVOKED
     assert (await tokens.get(short.info.id)).status == TokenStatus.ACTIVE

@@ -11,7 +11,6 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,19 +21,16 @@ from bot.clock import SystemClock
 from bot.inventory.service import InventoryService
 from bot.inventory.snapshot import BotData, ChannelData, GuildSnapshot
 from bot.tokens.service import TokenService
+from tests.helpers import warden_env as _env
 
-REPO = Path(__file__).resolve().parents[1]
 GUILD = 81384788765712384
 
 
 def warden(cwd: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-    environ["PYTHONPATH"] = str(REPO) + os.pathsep + environ.get("PYTHONPATH", "")
-    environ.update(env)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=cwd,
-        env=environ,
+        env=_env(**env),
         input=stdin,
         capture_output=True,
         text=True,

@@ -1,0 +1,297 @@
+"""``python -m bench``: every figure of docs/performance.md, each beside its floor in the same run.
+
+    python -m bench                       # full sizes (a few minutes on two cores)
+    python -m bench --quick               # tiny sizes: checks the machinery, no meaningful numbers
+    python -m bench --only answer,expiry  # some figures
+    python -m bench --out result.json --database-url postgresql+asyncpg://…/warden_bench
+
+No Discord account or token: both bots run against the local sandbox Discord, through
+discord.py's own HTTP and gateway code. Prints a table and writes a JSON result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import itertools
+import json
+import logging
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import figures, startup
+from bench.common import POLICY, guild_spec
+from bot.db.migrate import upgrade_to_head
+from bot.db.session import create_engine
+from bot.policy import load_policy
+from sandbox.harness import SandboxWorld
+
+FIGURES = ("answer", "throughput", "expiry", "startup")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    one_at_a_time: int
+    burst: int
+    levels: tuple[int, ...]
+    per_level: int
+    expiry: int
+    expiry_unlimited: int
+    guilds: int
+    members: int
+    startup_grants: int
+
+
+FULL = Sizes(20, 200, (1, 2, 4, 8, 16, 32, 64), 80, 10_000, 2_000, 100, 1_000, 10_000)
+QUICK = Sizes(2, 5, (1, 2), 8, 30, 30, 3, 20, 30)
+
+
+def members_needed(s: Sizes) -> int:
+    flows = sum(max(s.per_level, level * 4) // 4 for level in s.levels)
+    return s.one_at_a_time + s.burst + flows + 10
+
+
+async def interactive_figures(policy: Any, url: str, sizes: Sizes, which: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with SandboxWorld(policy, database_url=url) as world:
+        n = members_needed(sizes)
+        warden_guild = world.add_guild(guild_spec(n))
+        floor_guild = world.add_guild(guild_spec(n, name="floor"))
+        for name, guild in (("floor", floor_guild), ("warden", warden_guild)):
+            fresh = itertools.count(1)
+            actor = figures.Actor(name, world, guild, fresh)
+            floor = None
+            if name == "floor":
+                floor = await figures.start_floor(world, guild)
+            else:
+                await world.start_bot(timeout=60)
+            try:
+                await actor.mine()  # warm up
+                if "answer" in which:
+                    out.setdefault("answer", {})[name] = await figures.answer_latency(
+                        actor, sizes.one_at_a_time, sizes.burst
+                    )
+                if "throughput" in which:
+                    out.setdefault("throughput", {})[name] = await figures.throughput(
+                        actor, list(sizes.levels), sizes.per_level
+                    )
+            finally:
+                if floor is not None:
+                    await floor.stop()
+        if world.bot is not None:
+            ok, problems = await world.ledger_verifies()
+            out["checks"] = {
+                "ledger_verifies": ok,
+                "ledger_problems": problems[:5],
+                "conformance_violations": list(world.sb.conformance.violations)[:5],
+            }
+    return out
+
+
+async def expiry_figure(policy: Any, url: str, count: int, rate_limits: bool, people: bool) -> dict[str, Any]:
+    async with SandboxWorld(policy, database_url=url) as world:
+        world.sb.rate_limits = rate_limits
+        guild = world.add_guild(guild_spec(count + 5, holding=count))
+        # The grants exist before Warden starts, as after a restart: its start-up audit comparison
+        # would otherwise take the role from members holding it without a grant.
+        world._engine = create_engine(url)
+        await upgrade_to_head(world._engine)
+        end = world.clock.now() + figures.dt.timedelta(minutes=1)
+        await figures.seed_grants(world, guild, count, end)
+        await world.start_bot(timeout=120)
+        actor = figures.Actor("warden", world, guild, itertools.count(count))
+        result = await figures.bulk_expiry(world, guild, count, actor if people else None)
+        if rate_limits:
+            g_limit, g_per = world.sb.global_rate_limit or (50, 1.0)
+            minimum = count / (g_limit / g_per)
+            result["minimum_seconds"] = round(minimum, 2)
+            result["ratio_to_minimum"] = round(result["seconds_to_last_removal"] / minimum, 3)
+        else:
+            result["removals_per_second"] = round(count / result["seconds_to_last_removal"], 1)
+        return result
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else float("nan")
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    answer = result.get("answer")
+    if answer:
+        lines.append(
+            "1. time to the visible answer (ms)        warden p50/p99        floor p50/p99    p99 ratio  goal ≤1.5"
+        )
+        for mode in answer["warden"]:
+            for kind, w in answer["warden"][mode].items():
+                f = answer["floor"][mode][kind]
+                lines.append(
+                    f"   {mode:<14} {kind:<13} {w['answer_p50_ms']:>9.1f} / {w['answer_p99_ms']:<9.1f}"
+                    f" {f['answer_p50_ms']:>9.1f} / {f['answer_p99_ms']:<9.1f}"
+                    f" {ratio(w['answer_p99_ms'], f['answer_p99_ms']):>8}   ack max {w['ack_max_ms']:.0f} ms"
+                    f", answer max {w['answer_max_ms']:.0f} ms"
+                    + (
+                        f"; UNANSWERED warden {w['errors']}, floor {f['errors']}"
+                        if w["errors"] or f["errors"]
+                        else ""
+                    )
+                )
+    tp = result.get("throughput")
+    if tp:
+        w, f = tp["warden"]["best_rate"], tp["floor"]["best_rate"]
+        lines.append(
+            f"2. throughput with answer p99 ≤ 1 s: warden {w}/s, floor {f}/s, ratio {ratio(w, f)} (goal ≥ 0.5)"
+        )
+        for side in ("warden", "floor"):
+            steps = ", ".join(
+                f"{r['concurrency']}→{r['rate']}/s p99 {r['answer_p99_ms']:.0f}ms" for r in tp[side]["levels"]
+            )
+            lines.append(f"   {side}: {steps}")
+    ex = result.get("expiry")
+    if ex:
+        lim = ex.get("rate_limited")
+        if lim:
+            lines.append(
+                f"4. bulk expiry, {lim['grants']} grants, rate limits on: last removal after "
+                f"{lim['seconds_to_last_removal']} s; minimum {lim['minimum_seconds']} s; ratio "
+                f"{lim['ratio_to_minimum']} (goal ≤ 1.1); 429s {lim['share_429'] * 100:.2f}% (goal < 1%); "
+                f"left holding {lim['left_holding']}"
+            )
+            load = lim.get("answers_under_load")
+            idle = (result.get("answer") or {}).get("floor", {}).get("one_at_a_time", {}).get("/jit mine")
+            if load:
+                goal = (
+                    f"; idle floor p99 {idle['answer_p99_ms']} ms, ratio {ratio(load['answer_p99_ms'], idle['answer_p99_ms'])} (goal ≤ 2)"
+                    if idle
+                    else ""
+                )
+                lines.append(
+                    f"3. /jit mine while it drains: p50 {load['answer_p50_ms']} ms, p99 {load['answer_p99_ms']} ms,"
+                    f" n={load['n']}{goal}"
+                )
+        for db, row in (ex.get("unlimited") or {}).items():
+            lines.append(
+                f"4. bulk expiry, {row['grants']} grants, no rate limits, {db}: {row['removals_per_second']} removals/s"
+            )
+    st = result.get("startup")
+    if st:
+        w, f = st["warden"], st["floor"]
+        lines.append(
+            f"6. {st['guilds']} guilds × {st['members']} members, {st['grants']} grants: start-to-ready warden "
+            f"{w['ready_seconds']} s vs floor {f['ready_seconds']} s (goal ≤ floor + 2 s); memory warden "
+            f"{w['rss_mb']} MB vs floor {f['rss_mb']} MB, ratio {ratio(w['rss_mb'], f['rss_mb'])} (goal ≤ 1.3)"
+        )
+    return lines
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    sizes = QUICK if args.quick else FULL
+    if args.burst:
+        sizes = dataclasses.replace(sizes, burst=args.burst)
+    which = set(args.only.split(",")) if args.only else set(FIGURES)
+    unknown = which - set(FIGURES)
+    if unknown:
+        print(f"unknown figure(s) {sorted(unknown)}; choose from {', '.join(FIGURES)}", file=sys.stderr)
+        return 2
+    result: dict[str, Any] = {
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": _cpus()},
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "sizes": sizes.__dict__,
+    }
+    with tempfile.TemporaryDirectory(prefix="warden-bench-") as tmp:
+        policy_path = Path(tmp) / "bench.toml"
+        policy_path.write_text(POLICY, encoding="utf-8")
+        policy = load_policy(policy_path)
+        counter = itertools.count()
+
+        def sqlite() -> str:
+            return f"sqlite+aiosqlite:///{Path(tmp) / f'bench{next(counter)}.db'}"
+
+        print(
+            f"Warden benchmark ({'quick' if args.quick else 'full'}), {result['date']}, "
+            f"Python {result['machine']['python']}, {result['machine']['cpus']} CPUs",
+            flush=True,
+        )
+        started = time.perf_counter()
+        shown = 0
+
+        async def progress() -> None:
+            """Print each figure as it completes and keep the JSON current: a long run that is
+            stopped still leaves what it measured."""
+            nonlocal shown
+            lines = table(result)
+            for line in lines[shown:]:
+                print(line, flush=True)
+            shown = len(lines)
+            result["seconds"] = round(time.perf_counter() - started, 1)
+            await asyncio.to_thread(
+                Path(args.out).write_text, json.dumps(result, indent=2, default=str), "utf-8"
+            )
+
+        if which & {"answer", "throughput"}:
+            result.update(await interactive_figures(policy, sqlite(), sizes, which))
+            await progress()
+        if "expiry" in which:
+            ex = result["expiry"] = {}
+            ex["rate_limited"] = await expiry_figure(policy, sqlite(), sizes.expiry, True, True)
+            await progress()
+            ex["unlimited"] = {
+                "sqlite": await expiry_figure(policy, sqlite(), sizes.expiry_unlimited, False, False)
+            }
+            if args.database_url:
+                ex["unlimited"]["postgresql"] = await expiry_figure(
+                    policy, args.database_url, sizes.expiry_unlimited, False, False
+                )
+            await progress()
+        if "startup" in which:
+            result["startup"] = await startup.measure(
+                Path(tmp), sizes.guilds, sizes.members, sizes.startup_grants
+            )
+        await progress()
+    checks = result.get("checks", {})
+    unanswered = sum(
+        kind["errors"]
+        for side in (result.get("answer") or {}).values()
+        for mode in side.values()
+        for kind in mode.values()
+    )
+    checks["unanswered"] = unanswered
+    print(
+        f"checks: ledger {'verifies' if checks.get('ledger_verifies', True) else 'DOES NOT verify'}, "
+        f"{len(checks.get('conformance_violations', []))} API conformance violations, "
+        f"{unanswered} unanswered interactions; {result['seconds']} s"
+    )
+    print(f"wrote {args.out}")
+    ok = checks.get("ledger_verifies", True) and not checks.get("conformance_violations") and not unanswered
+    return 0 if ok else 1
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (the test suite's smoke run)")
+    parser.add_argument("--only", help=f"comma-separated figures: {', '.join(FIGURES)}")
+    parser.add_argument("--out", default="bench-result.json", help="where the JSON result goes")
+    parser.add_argument("--database-url", help="also measure bulk expiry on this (empty) PostgreSQL database")
+    parser.add_argument(
+        "--burst", type=int, help="interactions at once in figure 1 (default 200; 5 with --quick)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.CRITICAL)
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Many grants ending at once: one sweep removes them all, and every role goes before any DM."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, insert, select
+
+from bot.db.models import Grant, GrantStatus
+from bot.db.session import create_session_factory
+from bot.policy import load_policy
+from sandbox.harness import SandboxWorld
+
+POLICY = """
+[guild.bulk]
+approvals_channel = "approvals"
+governance_channel = "governance"
+
+[scope.deploy]
+kind = "role"
+role = "deployers"
+max_duration = "2h"
+approvers = ["leads"]
+requesters = ["engineers"]
+"""
+
+HOLDERS = 12
+
+
+async def test_one_sweep_removes_more_than_a_batch_and_tells_holders_after(tmp_path, db_url, clock) -> None:
+    path = tmp_path / "bulk.toml"
+    path.write_text(POLICY, encoding="utf-8")
+    async with SandboxWorld(load_policy(path), database_url=db_url, clock=clock) as world:
+        g = world.add_guild(
+            {
+                "name": "bulk",
+                "roles": [{"name": "engineers"}, {"name": "leads"}, {"name": "deployers"}],
+                "members": [{"name": f"m{i}", "roles": ["engineers", "deployers"]} for i in range(HOLDERS)],
+                "channels": [{"name": "approvals"}, {"name": "governance"}],
+            }
+        )
+        await world.start_bot()
+        now = clock.now()
+        role = g.role("deployers")
+        async with create_session_factory(world._engine)() as s, s.begin():
+            await s.execute(
+                insert(Grant),
+                [
+                    {
+                        "guild_id": g.id, "scope_id": "deploy", "subject_id": g.member(f"m{i}").id,
+                        "kind": "role", "target_id": role.id, "status": GrantStatus.ACTIVE,
+                        "duration_seconds": 60, "created_at": now, "applied_at": now,
+                        "expires_at": now + dt.timedelta(minutes=1), "reminded_at": now,
+                        "prior_recorded": True, "prior_held": False,
+                    }
+                    for i in range(HOLDERS)
+                ],
+            )  # fmt: skip
+        clock.advance(dt.timedelta(minutes=2))
+        before = len(world.sb.request_log)
+
+        report = await world.bot.grants.expire_due(limit=5)  # a batch is smaller than what is due
+
+        assert report.expired == HOLDERS and report.removed == HOLDERS
+        assert not any(g.member(f"m{i}").has_role("deployers") for i in range(HOLDERS))
+        calls = list(world.sb.request_log)[before:]
+        removals = [i for i, r in enumerate(calls) if r.method == "DELETE" and "/roles/" in r.path]
+        dms = [i for i, r in enumerate(calls) if r.method == "POST" and r.path == "/users/@me/channels"]
+        assert len(removals) == HOLDERS and len(dms) == HOLDERS
+        assert max(removals) < min(dms), "a holder was told before every role was removed"
+        async with create_session_factory(world._engine)() as s:
+            left = await s.scalar(
+                select(func.count()).select_from(Grant).where(Grant.status != GrantStatus.EXPIRED)
+            )
+        assert left == 0
+        world.sb.conformance.assert_ok()
