@@ -29,6 +29,7 @@ from bot.audit.runner import AuditRunner
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
+from bot.db.pins import load_pins
 from bot.decisions.checkpoints import LedgerCheckpointer
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
@@ -143,7 +144,7 @@ def build_services(
     controls: ControlMap,
     tuning: Tuning,
 ) -> Services:
-    guilds = GuildDirectory(policy)
+    guilds = GuildDirectory(policy, functools.partial(load_pins, session_factory))
     decisions = DecisionService(signer, controls, clock)
     core = Core(
         guilds=guilds,
@@ -221,7 +222,9 @@ def build_audit(
 ) -> AuditRunner:
     """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
     facts = CacheGuildFacts(client)
-    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions))
+    classifier = Classifier(
+        policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions), guilds=core.guilds
+    )
     listener = AuditListener(
         classifier=classifier,
         facts=facts,

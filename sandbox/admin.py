@@ -66,6 +66,15 @@ class Admin:
         changes = [{"key": "name", side: role.name}, {"key": "permissions", side: str(role.permissions)}]
         self.sb._audit(g, action, actor_id, role.id, changes, reason=reason)
 
+    async def rename_guild(
+        self, g: SGuild, name: str, actor: Actor = None, reason: str | None = None
+    ) -> None:
+        """PATCH /guilds/{id} with a new name: the audit-log entry (GUILD_UPDATE, 1) and GUILD_UPDATE event."""
+        changes = [{"key": "name", "old_value": g.name, "new_value": name}]
+        g.name = name
+        self.sb._audit(g, 1, self._actor(g, actor), g.id, changes, reason=reason)
+        self.sb.gateway.dispatch("GUILD_UPDATE", self.sb._guild_payload(g), gw.GUILDS)
+
     async def add_role(
         self, g: SGuild, member: MemberRef, role: RoleRef, actor: Actor = None, reason: str | None = None
     ) -> None:

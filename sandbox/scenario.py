@@ -332,7 +332,7 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
         _duration_ok(f"{where}.advance", s["advance"], problems)
     elif action == "admin":
         what = s["admin"]
-        if what not in ADMIN_ACTIONS:
+        if not isinstance(what, str) or what not in ADMIN_ACTIONS:
             problems.append(
                 f"{where}.admin: {what!r} is not an admin action{_did_you_mean(what, ADMIN_ACTIONS)}; "
                 f"use one of {', '.join(ADMIN_ACTIONS)}"
@@ -352,7 +352,7 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
         f = s["fault"]
         if _need(f"{where}.fault", f, dict, "a table", problems):
             _allowed(f"{where}.fault", f, FAULT_KEYS, problems)
-            if "route" in f and f["route"] not in ROUTES:
+            if "route" in f and (not isinstance(f["route"], str) or f["route"] not in ROUTES):
                 problems.append(
                     f"{where}.fault.route: {f['route']!r} is not known{_did_you_mean(f['route'], ROUTES)}; "
                     f"use one of {', '.join(ROUTES)}"
@@ -551,6 +551,8 @@ def load_scenario(path: str | Path, given: GivenPolicy | None = None) -> Scenari
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScenarioError(["file not found"], str(p)) from None
+    except UnicodeDecodeError as e:
+        raise ScenarioError([f"not UTF-8 text (byte {e.start}); save the file as UTF-8"], str(p)) from None
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError([f"not valid TOML: {e}"], str(p)) from None
     return parse_scenario(data, str(p), p.resolve().parent, given)

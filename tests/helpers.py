@@ -1,6 +1,6 @@
 """What tests share: paths, databases, the `warden` subprocess, ledger rows, sandbox flows, report
-builders, a tiny real discord.py bot, the audit room's fakes, offline discord.py guilds, and the
-fakes the request and approval service tests use.
+builders, a tiny real discord.py bot, the audit room's fakes, offline discord.py guilds, the
+fakes the request and approval service tests use, and the hostile input of the property tests.
 
 Test modules import shared code from here (or get it from a conftest fixture), never from another
 test module: tests/test_architecture.py checks it.
@@ -31,6 +31,8 @@ import discord
 import pytest
 from discord import app_commands
 from discord.state import ConnectionState
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -40,13 +42,13 @@ from bot.audit.decision import AuditDecision, BurstSummary
 from bot.clock import ManualClock
 from bot.controls import ControlMap
 from bot.db.migrate import upgrade_to_head
-from bot.db.models import AccessRequest, Grant, GrantStatus, LedgerEntry, NarrativeOutbox, Vote
+from bot.db.models import AccessRequest, Grant, GrantStatus, GuildPin, LedgerEntry, NarrativeOutbox, Vote
 from bot.db.session import create_engine
 from bot.decisions.service import DecisionService
 from bot.discord_io.ops import GrantTarget, PriorState
 from bot.grants.service import GrantService
 from bot.ledger import Signer, append_entry
-from bot.policy import GuildDirectory, Policy, load_policy, parse_policy, permissions_from_names
+from bot.policy import GuildDirectory, Policy, load_policy, parse_policy, permissions_from_names, pin_key
 from bot.requests.service import RequestService
 from bot.requests.sweeps import PendingSweeps
 from bot.services.base import Core
@@ -1144,6 +1146,16 @@ class RuleServices:
         return message
 
 
+def pin_guild(guilds: GuildDirectory, guild_id: int, guild_name: str) -> None:
+    """As the bot does at first sight of this guild: a table with its name is pinned to its id."""
+    now = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    guilds.load_pins(
+        GuildPin(key=pin_key(gp), guild_id=gid, guild_name=name, pinned_at=now)
+        for gp, gid, name in guilds.first_sight([(guild_id, guild_name)])
+    )
+    guilds.bind(guild_id, guild_name)
+
+
 def example_core(
     sessions: async_sessionmaker[AsyncSession], clock: ManualClock, signer: Signer | None = None
 ) -> Core:
@@ -1159,7 +1171,7 @@ def example_core(
 def rule_services(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) -> RuleServices:
     guild = OfflineAcme.guild()
     core = example_core(sessions, clock)
-    core.guilds.bind(guild.id, guild.name)
+    pin_guild(core.guilds, guild.id, guild.name)
     told, held = Told(), RolesHeld()
     grants = GrantService(core, ops=held, notifier=told)
     return RuleServices(
@@ -1254,3 +1266,104 @@ class Holder:
 
     def __str__(self) -> str:
         return f"member {self.id}"
+
+
+# ---- property tests (tests/property/): hostile input ------------------------------------------
+
+# Small by default so the suite stays fast; WARDEN_PROPERTY_EXAMPLES=2000 for a longer hunt
+# (README.md). Sandbox-driven properties use a quarter of it.
+PROPERTY_EXAMPLES = int(os.environ.get("WARDEN_PROPERTY_EXAMPLES", "50"))
+
+
+def property_settings(max_examples: int = PROPERTY_EXAMPLES) -> settings:
+    return settings(
+        max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+
+
+# Text that has broken chat bots before: mentions, markdown, masked links, bidi and zero-width
+# characters, combining marks, surrogate-free astral characters, NULs, very long runs.
+HOSTILE_PIECES = [
+    "@everyone",
+    "@here",
+    "<@&123456789012345678>",
+    "<@!123456789012345678>",
+    "<#123456789012345678>",
+    "[click](https://evil.example)",
+    "**bold** __u__ ~~s~~ `code` ```block```",
+    "\u202e\u2066\u200b\u200d\ufeff",
+    "Z\u0351\u0308\u0337\u0321",
+    "\x00\x1b[31m",
+    "😀👩‍👩‍👧",
+    "\\",
+    "'; DROP TABLE requests; --",
+    "%s %(x)s {0} {x}",
+    "9" * 50 + "m",
+    "-1h",
+    "1e9d",
+    "nan",
+    "   ",
+]
+
+hostile_text = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(HOSTILE_PIECES),
+    st.lists(st.one_of(st.sampled_from(HOSTILE_PIECES), st.text(max_size=8)), max_size=6).map("".join),
+    st.text(min_size=1, max_size=3).map(lambda s: s * 2000),  # huge (Discord allows 6000 per option)
+)
+
+
+def discord_option(text: str) -> str:
+    """What Discord delivers for a string option: at most 6000 characters, never empty."""
+    return (text or "x")[:6000]
+
+
+toml_scalars = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(HOSTILE_PIECES),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.datetimes(timezones=st.one_of(st.none(), st.just(dt.UTC))),
+    st.dates(),
+    st.times(),
+)
+
+toml_values: st.SearchStrategy[Any] = st.recursive(
+    toml_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(min_size=1, max_size=12), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (parsed TOML) with 1 to 4 values set to anything TOML can hold, removed, or added."""
+    data = copy.deepcopy(base)
+    for _ in range(draw(st.integers(1, 4))):
+        node: dict[str, Any] = data
+        while True:  # walk down to some table (or a table in an array of tables)
+            children = [k for k, v in node.items() if isinstance(v, dict)]
+            children += [
+                k for k, v in node.items() if isinstance(v, list) and any(isinstance(x, dict) for x in v)
+            ]
+            if not children or draw(st.booleans()):
+                break
+            child = node[draw(st.sampled_from(sorted(children)))]
+            node = (
+                child
+                if isinstance(child, dict)
+                else draw(st.sampled_from([x for x in child if isinstance(x, dict)]))
+            )
+        op = draw(st.sampled_from(["set", "delete", "add"]))
+        keys = sorted(node)
+        if op == "set" and keys:
+            node[draw(st.sampled_from(keys))] = draw(toml_values)
+        elif op == "delete" and keys:
+            del node[draw(st.sampled_from(keys))]
+        else:
+            key = draw(st.one_of(st.text(min_size=1, max_size=12), st.sampled_from(HOSTILE_PIECES)))
+            node[key] = draw(toml_values)
+    return data

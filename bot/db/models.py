@@ -37,6 +37,11 @@ NAMING = {
 }
 
 
+#: The largest row id (requests, grants ... use 32-bit integer keys on PostgreSQL). A larger number
+#: typed in a command or forged into a button names no row; it must never reach a query.
+MAX_ROW_ID = 2**31 - 1
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC in and out, also on SQLite (which stores no offset)."""
 
@@ -571,3 +576,25 @@ class AttestItem(Base):
         Index("ix_attest_items_campaign", "campaign_id", "status"),
         Index("ix_attest_items_status_next", "status", "next_attempt_at"),
     )
+
+
+# ---- guild pins
+
+
+class GuildPin(Base):
+    """A ``[guild.<name>]`` table matched to one guild id at first sight (docs/operations.md).
+
+    After this row exists the table is matched by ``guild_id`` only: a rename keeps the policy,
+    and another guild with the same name never gets it. ``confirmed_by`` is the server admin who
+    confirmed the pin with ``/warden pin``.
+    """
+
+    __tablename__ = "guild_pins"
+
+    # The table's name as written in config.toml, casefolded (tables match names without case).
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    guild_name: Mapped[str] = mapped_column(String(100))  # the guild's name when it was pinned
+    pinned_at: Mapped[dt.datetime]
+    confirmed_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
