@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -115,6 +116,12 @@ async def _run(settings: Settings, policy: Policy, url: str, tuning: Tuning) -> 
         shard_ids = settings.shard_ids()
         if shard_ids is not None:
             log.info("running shard(s) %s of %d", ",".join(map(str, shard_ids)), settings.shard_count)
+        if settings.checkpoint_path is not None:
+            log.info(
+                "ledger checkpoints every %ss to %s (ship them off this machine)",
+                settings.checkpoint_seconds,
+                settings.checkpoint_path,
+            )
         bot = build_bot(
             policy=policy,
             clock=SystemClock(),
@@ -141,14 +148,18 @@ def _tuning(settings: Settings) -> Tuning:
     """Production's Tuning, or WARDEN_TUNING / WARDEN_KILL_AT's (reliability testing only)."""
     from bot.wiring import Tuning
 
+    checkpoints = {
+        "checkpoint_path": settings.checkpoint_path,
+        "checkpoint_seconds": settings.checkpoint_seconds,
+    }
     if not settings.tuning and settings.kill_at is None:
-        return Tuning()
+        return Tuning(**checkpoints)  # type: ignore[arg-type]
     try:
         tuning = Tuning.overridden(settings.tuning, settings.kill_at)
     except ValueError as exc:
         raise StartupError(f"WARDEN_TUNING / WARDEN_KILL_AT: {exc}") from None
     log.warning("reliability testing: tuning %s, kill point %s", settings.tuning, settings.kill_at)
-    return tuning
+    return dataclasses.replace(tuning, **checkpoints)  # type: ignore[arg-type]
 
 
 def _warn_policy(policy: Policy) -> None:

@@ -77,6 +77,7 @@ class WardenBot(commands.Bot):
         self.requests = services.requests
         self.approvals = services.approvals
         self.jobs = services.jobs
+        self.poster = services.poster  # /warden doctor: narratives waiting for the governance channel
         self.tokens = services.tokens
         self.inventory = services.inventory
         self.live_inventory = services.live_inventory
@@ -156,7 +157,7 @@ class WardenBot(commands.Bot):
             log.warning("start-up state comparison found %d change(s) nobody sanctioned", len(audit.drift))
         await self.jobs.deliver_narratives()
         self.caught_up.set()
-        log_startup_report(self)
+        await log_startup_report(self)
         if self.tuning.run_scheduler:
             self.jobs.start()
 

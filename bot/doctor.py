@@ -118,3 +118,32 @@ def diagnose(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
                 problems.append(p)
         report.sections.append((f"scope `{scope.id}` ({scope.kind})", problems))
     return report
+
+
+async def waiting_problems(bot: WardenBot, guild: discord.Guild) -> list[str]:
+    """What the database knows is stuck: narratives the governance channel refused, reverts
+    Discord refused. Both are in the ledger already; these say what is still to happen."""
+    problems: list[str] = []
+    backlog = await bot.poster.backlog(guild.id)
+    if backlog.waiting:
+        why = f" (last error: {backlog.last_error})" if backlog.last_error else ""
+        problems.append(
+            f"{backlog.waiting} narrative(s) could not be posted to the governance channel{why} — the "
+            "decisions are in the ledger; fix the channel and Warden posts them, summarised"
+        )
+    pending = await bot.audit.listener.pending_reverts(guild.id)
+    if pending:
+        entries = ", ".join(str(p.entry_id) for p in pending[:5])
+        problems.append(
+            f"{len(pending)} revert(s) Discord refused are still pending (audit-log entries {entries}) — "
+            "check Warden's role position and permissions; it retries them"
+        )
+    return problems
+
+
+async def diagnose_now(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
+    """``diagnose`` plus what is waiting in the database (the slash command and the start-up log)."""
+    report = diagnose(bot, guild)
+    if bot.guild_policies.get(guild.id) is not None:
+        report.sections.append(("Governance channel and audit listener", await waiting_problems(bot, guild)))
+    return report

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -56,10 +56,14 @@ class Jobs:
         narrative_seconds: float,
         dormancy: Dormancy | None = None,
         audit: AuditSweeper | None = None,
+        checkpoint: Callable[[], Awaitable[Any]] | None = None,
+        checkpoint_seconds: float = 3600.0,
         inventory: InventoryRefresher | None = None,
         inventory_seconds: float = 3600.0,
     ) -> None:
         self._audit = audit
+        self._checkpoint = checkpoint
+        self._checkpoint_seconds = checkpoint_seconds
         self._inventory = inventory
         self._inventory_seconds = inventory_seconds
         self._grants = grants
@@ -79,11 +83,13 @@ class Jobs:
         if self._scheduler is not None:
             return
         self._scheduler = AsyncIOScheduler()
-        jobs = (
+        jobs: list[tuple[str, Callable[[], Awaitable[Any]], float]] = [
             ("warden-sweep", self.run_due, self._sweep_seconds),
             ("warden-narratives", self.deliver_narratives, self._narrative_seconds),
             ("warden-inventory", self.refresh_inventory, self._inventory_seconds),
-        )
+        ]
+        if self._checkpoint is not None:
+            jobs.append(("warden-checkpoint", self.checkpoint, self._checkpoint_seconds))
         for job_id, run, seconds in jobs:
             self._scheduler.add_job(
                 run, "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True
@@ -154,6 +160,16 @@ class Jobs:
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report
+
+    async def checkpoint(self) -> Any:
+        """Write and post a ledger checkpoint (on its own schedule); a failure is logged, never raised."""
+        if self._checkpoint is None or self._stopped:
+            return None
+        try:
+            return await self._checkpoint()
+        except Exception:
+            log.exception("ledger checkpoint failed; the next one runs on schedule")
+            return None
 
     async def refresh_inventory(self) -> int:
         """The inventory of every governed guild, from Discord (owners inferred get their DM).

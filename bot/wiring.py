@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,6 +27,7 @@ from bot.audit.runner import AuditRunner
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
+from bot.decisions.checkpoints import LedgerCheckpointer
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
 from bot.discord_io.audit import CacheGuildFacts, DiscordReverter, audit_log_pages
@@ -62,6 +64,10 @@ class Tuning:
     # How long the Deny button may check eligibility before it opens the modal anyway
     # (the modal must open within Discord's 3 seconds; the submit checks again).
     deny_precheck_seconds: float = 1.5
+    # Scheduled ledger checkpoints (WARDEN_CHECKPOINT_PATH / WARDEN_CHECKPOINT_SECONDS): a directory
+    # (a new file each time) or a file; None: only `warden audit checkpoint` writes them.
+    checkpoint_path: Path | None = None
+    checkpoint_seconds: float = 3600.0
     # How often every governed guild's inventory is refreshed from Discord (REST reads).
     inventory_seconds: float = 3600.0
     # How long an apply and a removal hold their grant, and how old a decided but never claimed grant
@@ -158,6 +164,18 @@ def build_services(
     audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
     inventory = InventoryService(session_factory, clock, decisions=decisions)
     live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
+    checkpoints = (
+        None
+        if tuning.checkpoint_path is None
+        else LedgerCheckpointer(
+            session_factory,
+            signer,
+            clock,
+            tuning.checkpoint_path,
+            governance_resolver(client, guilds),
+            guild_ids=lambda: [g.id for g in client.guilds if guilds.get(g.id) is not None],
+        )
+    )
     jobs = Jobs(
         grants=grants,
         pending=pending,
@@ -165,6 +183,8 @@ def build_services(
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
+        checkpoint=checkpoints.run if checkpoints is not None else None,
+        checkpoint_seconds=tuning.checkpoint_seconds,
         dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
         inventory=live_inventory,
         inventory_seconds=tuning.inventory_seconds,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import discord
-from bot.doctor import diagnose
+from bot.doctor import diagnose_now
 from bot.services.errors import NotAllowed
 from discord import app_commands
 from discord.ext import commands
@@ -35,7 +35,7 @@ class Admin(commands.GroupCog, group_name="warden", group_description="Warden ad
     async def doctor(self, interaction: discord.Interaction[WardenBot]) -> None:
         member = _require_admin(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        report = diagnose(self.bot, member.guild)
+        report = await diagnose_now(self.bot, member.guild)
         await interaction.followup.send(
             report.render(), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )

@@ -60,6 +60,11 @@ from bot.db.models import AuditProcessed, StandingAccess, StandingBaseline
 
 log = logging.getLogger(__name__)
 
+#: ``session.info`` key: per guild, the newest entry this transaction decided (the cursor's target).
+_CURSOR_TO = "warden_audit_cursor_to"
+#: ``session.info`` key: claim rows to complete (ledger entry, pending revert) before commit.
+_CLAIMS_DONE = "warden_audit_claims_done"
+
 #: Catch-up stops after this many pages in one run (100 entries each) and resumes next time.
 MAX_PAGES = 1000
 
@@ -196,8 +201,7 @@ class AuditListener:
                 raise
             if self._approvals is not None:
                 await self._approvals.notify(committed=True)
-        for index, event, verdict, plan, claim_id, narrate in reverts:
-            failures = await self._revert(event, verdict, plan, claim_id, narrate=narrate)
+        for index, failures in (await self._revert_all(reverts)).items():
             done = results[index]
             assert done is not None
             results[index] = dataclasses.replace(done, failures=failures)
@@ -231,6 +235,12 @@ class AuditListener:
                 if result.status == "decided" and plan is not None and plan.actions:
                     claim_id = claim.id if claim else None
                     reverts.append((index, event, verdict, plan, claim_id, result.narrated))
+            for claim_row, ledger_id, pending, rule in session.info.pop(_CLAIMS_DONE, []):
+                claim_row.ledger_entry_id = ledger_id
+                if pending is not None:
+                    claim_row.pending_actions, claim_row.rule = pending, rule
+            for gid, newest in session.info.pop(_CURSOR_TO, {}).items():
+                await advance_cursor(session, gid, newest, now)
 
     async def _record_one(
         self,
@@ -255,10 +265,9 @@ class AuditListener:
         decision = self._decision(event, verdict, plan, narrate)
         ledger_id = await self._recorder.record(session, decision)
         if claim is not None:
-            claim.ledger_entry_id = ledger_id
-            if plan is not None and plan.actions:
-                claim.pending_actions = [action_to_json(a) for a in plan.actions]
-                claim.rule = verdict.rule_id
+            # Written with the rest of the batch before commit (not one UPDATE per entry).
+            pending = [action_to_json(a) for a in plan.actions] if plan is not None and plan.actions else None
+            session.info.setdefault(_CLAIMS_DONE, []).append((claim, ledger_id, pending, verdict.rule_id))
         if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self._approvals is not None:
             await self._approvals.request_approval(session, decision, ledger_id, plan.reapply)
         for summary in closed:
@@ -267,8 +276,10 @@ class AuditListener:
         return HandleResult("decided", event, verdict, plan, ledger_id, narrated=narrate)
 
     async def _advance(self, session: AsyncSession, gid: int, event: AuditEvent, now: dt.datetime) -> None:
+        """Note the entry for the cursor; :meth:`_record_all` moves it once, before commit."""
         if gid in self._synced and event.entry_id:
-            await advance_cursor(session, gid, event.entry_id, now)
+            newest = session.info.setdefault(_CURSOR_TO, {})
+            newest[gid] = max(newest.get(gid, 0), event.entry_id)
 
     def _decision(
         self, event: AuditEvent, verdict: Verdict, plan: RevertPlan | None, narrate: bool
@@ -294,10 +305,37 @@ class AuditListener:
             narrate=narrate,
         )
 
-    async def _revert(
-        self, event: AuditEvent, verdict: Verdict, plan: RevertPlan, claim_id: int | None, *, narrate: bool
-    ) -> tuple[str, ...]:
-        """Perform the revert, then record it as its own decision (a failure is a failed control)."""
+    async def _revert_all(
+        self, reverts: Sequence[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]]
+    ) -> dict[int, tuple[str, ...]]:
+        """Perform every revert first (the first as soon as possible), then record each as its own
+        decision — one transaction for all of them (a failure is a failed control)."""
+        performed = [(r, *await self._perform(r[1], r[2], r[3])) for r in reverts]
+        failures: dict[int, tuple[str, ...]] = {}
+        if not performed:
+            return failures
+        async with self._sessions() as session, session.begin():
+            # The claim rows were written with the revert pending; what Discord accepted is no longer.
+            left = {
+                r[4]: [action_to_json(a) for a, _ in f] or None for r, _, f in performed if r[4] is not None
+            }
+            rows = (
+                list(await session.scalars(select(AuditProcessed).where(AuditProcessed.id.in_(list(left)))))
+                if left
+                else []
+            )
+            for (index, event, verdict, _plan, _claim_id, narrate), done, failed in performed:
+                await self._recorder.record(
+                    session, self._revert_decision(event, verdict, done, failed, narrate)
+                )
+                failures[index] = tuple(why for _, why in failed)
+            for row in rows:  # after the entries: one batch of UPDATEs at commit
+                row.pending_actions = left[row.id]
+        return failures
+
+    async def _perform(
+        self, event: AuditEvent, verdict: Verdict, plan: RevertPlan
+    ) -> tuple[list[RevertAction], list[tuple[RevertAction, str]]]:
         reason = revert_reason(event, verdict.rule_id)
         done: list[RevertAction] = []
         failed: list[tuple[RevertAction, str]] = []
@@ -313,13 +351,22 @@ class AuditListener:
                 failed.append((action, _describe_failure(exc)))
             else:
                 done.append(action)
+        return done, failed
+
+    def _revert_decision(
+        self,
+        event: AuditEvent,
+        verdict: Verdict,
+        done: list[RevertAction],
+        failed: list[tuple[RevertAction, str]],
+        narrate: bool,
+    ) -> AuditDecision:
         assert event.guild_id is not None
         proof: dict[str, Any] = {"audit_log_entry": str(event.entry_id), "event": event.action}
         if done:
             proof["done"] = [a.describe() for a in done]
         if failed:
             proof["failed"] = [f"{a.describe()}: {why}" for a, why in failed]
-        if failed:
             outcome, text = (
                 AuditOutcome.REVERT_FAILED,
                 f"Warden could not fully undo the change rule {verdict.rule_id} blocked; "
@@ -327,26 +374,17 @@ class AuditListener:
             )
         else:
             outcome, text = AuditOutcome.REVERTED, f"Warden undid the change rule {verdict.rule_id} blocked."
-        async with self._sessions() as session, session.begin():
-            await self._recorder.record(
-                session,
-                AuditDecision(
-                    guild_id=event.guild_id,
-                    outcome=outcome,
-                    rule=verdict.rule_id,
-                    reason=text,
-                    proof=proof,
-                    controls=verdict.controls,
-                    actor_id=self.classifier.warden_user_id,
-                    audit_entry_id=event.entry_id or None,
-                    narrate=bool(failed) or narrate,
-                ),
-            )
-            if claim_id is not None:
-                row = await session.get(AuditProcessed, claim_id)
-                if row is not None:
-                    row.pending_actions = [action_to_json(a) for a, _ in failed] or None
-        return tuple(why for _, why in failed)
+        return AuditDecision(
+            guild_id=event.guild_id,
+            outcome=outcome,
+            rule=verdict.rule_id,
+            reason=text,
+            proof=proof,
+            controls=verdict.controls,
+            actor_id=self.classifier.warden_user_id,
+            audit_entry_id=event.entry_id or None,
+            narrate=bool(failed) or narrate,
+        )
 
     async def retry_pending(self, guild_id: int, *, max_attempts: int = 5) -> int:
         """Try reverts Discord refused again (call on a schedule); returns how many now succeeded.

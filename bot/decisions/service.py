@@ -116,8 +116,9 @@ class DecisionService:
         metrics.decision_recorded(entry.outcome)
         # Guild-less decisions (CLI, process-wide) have no governance channel: ledger only.
         if decision.guild_id is not None and narrate:
+            # Flushed with the next statement or the commit (many decisions in one transaction
+            # then insert their outbox rows together).
             session.add(NarrativeOutbox(entry_id=entry.id, guild_id=decision.guild_id, created_at=now))
-            await session.flush()
         log.info(
             "decision %s (rule %s) recorded as ledger #%s",
             entry.outcome,

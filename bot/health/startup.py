@@ -45,9 +45,9 @@ def missing_guilds(bot: WardenBot) -> list[GuildPolicy]:
     return [gp for gp in bot.policy.guilds if not any(gp.matches(g.id, g.name) for g in bot.guilds)]
 
 
-def log_startup_report(bot: WardenBot) -> None:
+async def log_startup_report(bot: WardenBot) -> None:
     """Invite lines for configured guilds the bot is not in, then a doctor summary per guild."""
-    from bot.doctor import diagnose
+    from bot.doctor import diagnose_now
 
     app_id = bot.application_id or (bot.user.id if bot.user else None)
     for gp in missing_guilds(bot):
@@ -65,7 +65,7 @@ def log_startup_report(bot: WardenBot) -> None:
         if bot.policy.guild_policy(guild.id, guild.name) is None:
             continue  # said already by on_ready ("no policy for guild")
         try:
-            report = diagnose(bot, guild)
+            report = await diagnose_now(bot, guild)
         except Exception:
             log.exception("doctor could not check guild %s", guild.name, extra={"guild_id": guild.id})
             continue
