@@ -18,6 +18,7 @@ from sandbox.models import (
     channel_payload,
     integration_payload,
     member_payload,
+    overwrite_payload,
     permission_value,
     role_payload,
 )
@@ -290,10 +291,7 @@ class Admin:
             {"key": "type", "new_value": c.type},
             {
                 "key": "permission_overwrites",
-                "new_value": [
-                    {"id": str(o.id), "type": o.type, "allow": str(o.allow), "deny": str(o.deny)}
-                    for o in c.overwrites
-                ],
+                "new_value": [overwrite_payload(o) for o in c.overwrites],
             },
         ]
         self.sb._audit(g, 10, self._actor(g, actor), c.id, changes, reason=reason)

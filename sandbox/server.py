@@ -517,14 +517,7 @@ class SandboxDiscord(ActingMixin):
                 raise SandboxTimeout(
                     f"no message containing {contains!r} in {name!r} within {timeout}s; last messages:\n{seen}"
                 )
-            ev = asyncio.Event()
-            self._message_waiters.append(ev)
-            try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ev.wait(), remaining)
-            finally:
-                with contextlib.suppress(ValueError):
-                    self._message_waiters.remove(ev)
+            await self.message_activity(remaining)
 
     async def message_activity(self, timeout: float) -> None:
         """Return when any message is posted or edited (or after ``timeout``): for callers that keep

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
@@ -69,7 +69,18 @@ def vote_receipt(out: VoteOutcome) -> str:
 
 # The base is never registered, so its template (which matches nothing) is never used.
 class WardenButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
-    """A persistent button: subclasses say what a click does; errors take the one path."""
+    """A persistent button: subclasses say what a click does; errors take the one path.
+
+    A subclass's ``__init__`` takes the named groups of its custom id template, by name."""
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> Self:
+        """The button a custom id names: each group of the template is the ``__init__`` argument
+        of that name (a number when the group is all digits, as every id is)."""
+        make: Callable[..., Self] = cls
+        return make(**{k: int(v) if v.isdigit() else v for k, v in match.groupdict().items()})
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:  # Any: the supertype's
         await answering_errors(interaction, lambda: self.clicked(interaction))
@@ -89,12 +100,6 @@ class VoteButton(WardenButton, template=VOTE_TEMPLATE):
                 custom_id=vote_id(request_id, choice),
             )
         )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> VoteButton:
-        return cls(int(match["request_id"]), match["choice"])
 
     async def clicked(self, interaction: Interaction) -> None:
         bot = interaction.client
@@ -160,12 +165,6 @@ class ReviewButton(WardenButton, template=REVIEW_TEMPLATE):
     def __init__(self, grant_id: int) -> None:
         self.grant_id = grant_id
         super().__init__(discord.ui.Button(label="Acknowledge review", custom_id=review_id(grant_id)))
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> ReviewButton:
-        return cls(int(match["grant_id"]))
 
     async def clicked(self, interaction: Interaction) -> None:
         member = approver(interaction)

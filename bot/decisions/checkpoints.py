@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import discord
@@ -18,32 +19,27 @@ from bot.ledger import Checkpoint, Signer, checkpoint_to
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
 class LedgerCheckpointer:
-    def __init__(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        signer: Signer,
-        clock: Clock,
-        path: Path,
-        resolve_channel: Callable[[int], Awaitable[discord.abc.Messageable | None]],
-        guild_ids: Callable[[], Iterable[int]],
-    ) -> None:
-        self._sessions = session_factory
-        self._signer = signer
-        self._clock = clock
-        self.path = path
-        self._resolve = resolve_channel
-        self._guild_ids = guild_ids
+    """Where the checkpoint is written (``path``: a file, or a directory of them) and posted
+    (each governed guild's governance channel)."""
+
+    session_factory: async_sessionmaker[AsyncSession]
+    signer: Signer
+    clock: Clock
+    path: Path
+    resolve_channel: Callable[[int], Awaitable[discord.abc.Messageable | None]]
+    guild_ids: Callable[[], Iterable[int]]
 
     async def run(self) -> Checkpoint:
         """Write one checkpoint (a new file in a directory, or the file replaced), then post it."""
         if not self.path.suffix:
             self.path.mkdir(mode=0o750, parents=True, exist_ok=True)
-        checkpoint = await checkpoint_to(self._sessions, self._signer, self.path, now=self._clock.now())
+        checkpoint = await checkpoint_to(self.session_factory, self.signer, self.path, now=self.clock.now())
         log.info("wrote ledger checkpoint %s: %s", checkpoint.source, checkpoint.narrative())
-        for guild_id in self._guild_ids():
+        for guild_id in self.guild_ids():
             try:
-                channel = await self._resolve(guild_id)
+                channel = await self.resolve_channel(guild_id)
                 if channel is None:
                     log.warning("checkpoint not posted: no governance channel", extra={"guild_id": guild_id})
                     continue
