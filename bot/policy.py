@@ -354,6 +354,16 @@ class Scope(_Model):
             raise ValueError("must not be empty; give the guild's name or id as in [guild.<name or id>]")
         return v
 
+    @field_validator("breakglass")
+    @classmethod
+    def _check_breakglass(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("subjects") == "bots":
+            raise ValueError(
+                "break-glass is access for the member who uses it, but this scope's subjects are bots only; "
+                'set subjects = "members" (or "both"), or remove breakglass'
+            )
+        return v
+
     @field_validator("role", "channel")
     @classmethod
     def _check_target(cls, v: Target | None, info: ValidationInfo) -> Target | None:

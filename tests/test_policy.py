@@ -628,3 +628,11 @@ def test_attestation_problems_are_all_reported():
     assert "attestation.include_standing_roles:" in text
     assert "attestation: unknown key 'evrey'" in text
     assert problems(data(attestation="30d")) == ["attestation: expected an [attestation] table, got '30d'"]
+
+
+def test_break_glass_on_a_bots_only_scope_is_refused() -> None:
+    # Break-glass gives the scope to whoever uses it: a bots-only scope would hand a bot's role to a person.
+    problem = one_problem(data(scope__deploy__subjects="bots", scope__deploy__breakglass=True))
+    assert problem.startswith("scope.deploy.breakglass:"), problem
+    assert "subjects are bots only" in problem and 'set subjects = "members"' in problem
+    parse_policy(data(scope__deploy__subjects="both", scope__deploy__breakglass=True))

@@ -41,7 +41,10 @@ def scopes(draw: Any, n: int) -> dict[str, Any]:
     }
     if kind == "role":
         scope["role"] = draw(st.sampled_from([f"granted-{n}", 1146049700000000000 + n]))
-        scope["subjects"] = draw(st.sampled_from(["members", "bots", "both"]))
+        # Break-glass is for the member using it: bots-only break-glass scopes are refused by the policy.
+        scope["subjects"] = draw(
+            st.sampled_from(["members", "both"] if scope["breakglass"] else ["members", "bots", "both"])
+        )
     elif kind == "channel":
         scope["channel"] = draw(st.sampled_from([f"room-{n}", 1146049800000000000 + n]))
         scope["allow"] = ["view_channel", "send_messages"]
