@@ -108,10 +108,14 @@ async def expiry_figure(policy: Any, url: str, count: int, rate_limits: bool, pe
         actor = figures.Actor("warden", world, guild, itertools.count(count))
         result = await figures.bulk_expiry(world, guild, count, actor if people else None)
         if rate_limits:
+            # Each window of ``g_per`` seconds admits ``g_limit`` requests: the last of ``count``
+            # removals can go out no sooner than the start of window (count - 1) // g_limit.
             g_limit, g_per = world.sb.global_rate_limit or (50, 1.0)
-            minimum = count / (g_limit / g_per)
+            minimum = (count - 1) // g_limit * g_per
             result["minimum_seconds"] = round(minimum, 2)
-            result["ratio_to_minimum"] = round(result["seconds_to_last_removal"] / minimum, 3)
+            result["ratio_to_minimum"] = (
+                round(result["seconds_to_last_removal"] / minimum, 3) if minimum else None
+            )
         else:
             result["removals_per_second"] = round(count / result["seconds_to_last_removal"], 1)
         return result

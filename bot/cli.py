@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -115,6 +116,12 @@ async def _run(settings: Settings, policy: Policy, url: str, tuning: Tuning) -> 
         shard_ids = settings.shard_ids()
         if shard_ids is not None:
             log.info("running shard(s) %s of %d", ",".join(map(str, shard_ids)), settings.shard_count)
+        if settings.checkpoint_path is not None:
+            log.info(
+                "ledger checkpoints every %ss to %s (ship them off this machine)",
+                settings.checkpoint_seconds,
+                settings.checkpoint_path,
+            )
         bot = build_bot(
             policy=policy,
             clock=SystemClock(),
@@ -141,14 +148,18 @@ def _tuning(settings: Settings) -> Tuning:
     """Production's Tuning, or WARDEN_TUNING / WARDEN_KILL_AT's (reliability testing only)."""
     from bot.wiring import Tuning
 
+    checkpoints = {
+        "checkpoint_path": settings.checkpoint_path,
+        "checkpoint_seconds": settings.checkpoint_seconds,
+    }
     if not settings.tuning and settings.kill_at is None:
-        return Tuning()
+        return Tuning(**checkpoints)  # type: ignore[arg-type]
     try:
         tuning = Tuning.overridden(settings.tuning, settings.kill_at)
     except ValueError as exc:
         raise StartupError(f"WARDEN_TUNING / WARDEN_KILL_AT: {exc}") from None
     log.warning("reliability testing: tuning %s, kill point %s", settings.tuning, settings.kill_at)
-    return tuning
+    return dataclasses.replace(tuning, **checkpoints)  # type: ignore[arg-type]
 
 
 def _warn_policy(policy: Policy) -> None:
@@ -277,6 +288,12 @@ def cmd_token(args: argparse.Namespace) -> int:
     return run_token_cli(args, _settings())
 
 
+def cmd_attest(args: argparse.Namespace) -> int:
+    from bot.attest.cli import run_attest_cli
+
+    return run_attest_cli(args, _settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="warden", description="Just-in-time access and attestations for Discord"
@@ -336,11 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lost-key", action="store_true", help="the current key is lost: start a new one")
     r.add_argument("--config", help="policy file, for [warden] settings")
     p.set_defaults(func=cmd_audit, audit_parser=p)
+    from bot.attest.cli import add_attest_parser
     from bot.inventory.cli import add_inventory_parser
     from bot.tokens.cli import add_token_parser
 
     add_inventory_parser(sub).set_defaults(func=cmd_inventory)
     add_token_parser(sub).set_defaults(func=cmd_token)
+    add_attest_parser(sub).set_defaults(func=cmd_attest)
     return parser
 
 

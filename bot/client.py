@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -12,18 +13,27 @@ from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.db.pins import claim_pin
 from bot.discord_io.ops import DISCORD_ERRORS, describe_error, uncertain
 from bot.discord_io.replies import answer_error
 from bot.health.metrics import discord_http_trace
 from bot.health.startup import log_startup_report
-from bot.policy import Policy
+from bot.policy import Policy, pin_key
+from bot.services.base import DB_DOWN
 
 if TYPE_CHECKING:
     from bot.wiring import Services, Tuning
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.jit", "cogs.approvals", "cogs.admin", "cogs.inventory", "cogs.audit")
+EXTENSIONS = (
+    "cogs.jit",
+    "cogs.approvals",
+    "cogs.admin",
+    "cogs.inventory",
+    "cogs.audit",
+    "cogs.attest",
+)  # attest extends /warden
 #: The raw gateway event carrying one audit-log entry (dispatched as ``raw_audit_log_entry``).
 AUDIT_ENTRY_EVENT = "GUILD_AUDIT_LOG_ENTRY_CREATE"
 
@@ -77,14 +87,20 @@ class WardenBot(commands.Bot):
         self.requests = services.requests
         self.approvals = services.approvals
         self.jobs = services.jobs
+        self.poster = services.poster  # /warden doctor: narratives waiting for the governance channel
         self.tokens = services.tokens
         self.inventory = services.inventory
         self.live_inventory = services.live_inventory
         self.activity_seen = services.activity
+        self.attest = services.attest
         self.audit = services.audit
         self._hear_raw_audit_entries()
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
+        self._binding = asyncio.Lock()
+        # Set once the guilds in sight at start-up are matched to their policy (pins need the database).
+        self.bound = asyncio.Event()
+        self.tree.interaction_check = self._after_binding  # type: ignore[method-assign]
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
     def _hear_raw_audit_entries(self) -> None:
@@ -136,15 +152,58 @@ class WardenBot(commands.Bot):
                 describe_error(exc),
             )
 
-    def _bind(self, guild: discord.Guild, *, warn: bool = True) -> None:
-        """Match the guild to its policy table once; services then look it up by id."""
-        if self.guild_policies.bind(guild.id, guild.name) is None and warn:
-            log.warning("no policy for guild %s; Warden ignores it", guild.name, extra={"guild_id": guild.id})
+    async def _after_binding(self, interaction: discord.Interaction[WardenBot]) -> bool:
+        """A command that arrives while Warden is still matching servers to policy waits for it (2 s at most)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.bound.wait(), 2.0)
+        return True
+
+    async def bind_guilds(self, *, warn: bool | int = True) -> None:
+        """Match every guild in sight to its policy table: ids first, then pinned names.
+
+        A table keyed by a name is pinned (in the database) to the one guild with that name the
+        first time Warden sees it; afterwards only that guild id gets it (docs/operations.md).
+        ``warn``: log guilds without a table (all of them, or only the guild with this id).
+        """
+        directory = self.guild_policies
+        async with self._binding:
+            try:
+                await directory.refresh()
+                sighted = directory.first_sight((g.id, g.name) for g in self.guilds)
+                for gp, guild_id, name in sighted:
+                    pin = await claim_pin(self.session_factory, pin_key(gp), guild_id, name, self.clock.now())
+                    if pin.guild_id == guild_id:
+                        log.warning(
+                            "pinned [guild.%s] to guild %s (id %d), the only guild with that name; only this "
+                            "guild id gets that policy from now on, even if renamed — a server admin "
+                            "confirms with /warden pin",
+                            gp.key,
+                            name,
+                            guild_id,
+                            extra={"guild_id": guild_id},
+                        )
+                if sighted:
+                    await directory.refresh()
+            except DB_DOWN as exc:
+                log.error(
+                    "could not read the guild pins (%s); tables keyed by a name match no new guild until "
+                    "the database answers",
+                    type(exc).__name__,
+                )
+            for guild in self.guilds:
+                bound = directory.bind(guild.id, guild.name)
+                why = directory.explain(guild.id, guild.name)
+                if why:
+                    log.warning("no policy for guild %s: %s", guild.name, why, extra={"guild_id": guild.id})
+                elif bound is None and warn in (True, guild.id):
+                    log.warning(
+                        "no policy for guild %s; Warden ignores it", guild.name, extra={"guild_id": guild.id}
+                    )
+            self.bound.set()
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
-        for guild in self.guilds:
-            self._bind(guild)
+        await self.bind_guilds()
         # Catch up on everything that fell due while the bot was down, then keep sweeping.
         report = await self.jobs.run_due()
         if report.expired or report.requests_expired:
@@ -156,19 +215,22 @@ class WardenBot(commands.Bot):
             log.warning("start-up state comparison found %d change(s) nobody sanctioned", len(audit.drift))
         await self.jobs.deliver_narratives()
         self.caught_up.set()
-        log_startup_report(self)
+        await log_startup_report(self)
         if self.tuning.run_scheduler:
             self.jobs.start()
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        self._bind(guild)
+        await self.bind_guilds(warn=guild.id)
 
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        self._bind(guild, warn=False)
+        await self.bind_guilds(warn=False)
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self.bind_guilds(warn=False)  # a name no longer ambiguous may pin the guild that stays
 
     async def on_guild_update(self, before: discord.Guild, after: discord.Guild) -> None:
         if before.name != after.name:
-            self._bind(after, warn=False)
+            await self.bind_guilds(warn=False)
 
     async def close(self) -> None:
         await self.audit.stop()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.escape import user_text
 from bot.grantability import EVERYONE, ambiguous_names, check_grantable, resolve_channel, resolve_role
 from bot.policy import Approver
 from bot.services.errors import WardenError
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 class DoctorReport:
     guild: str
     sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a problem
 
     @property
     def problems(self) -> int:
@@ -29,6 +31,7 @@ class DoctorReport:
             "everything checks out." if not self.problems else f"{self.problems} problem(s) found."
         )
         lines = [head]
+        lines.extend(f"ℹ️ {note}" for note in self.notes)
         for title, problems in self.sections:
             if problems:
                 lines.append(f"❌ **{title}**")
@@ -69,10 +72,28 @@ def diagnose(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
     report = DoctorReport(guild.name)
     gp = bot.guild_policies.get(guild.id)
     if gp is None:
+        why = bot.guild_policies.explain(guild.id, guild.name, show=user_text)
         report.sections.append(
-            ("Policy", [f"config.toml has no [guild] section for '{guild.name}' ({guild.id}) — add one"])
+            (
+                "Policy",
+                [
+                    why
+                    or f"config.toml has no [guild] section for '{user_text(guild.name)}' ({guild.id}) — add one"
+                ],
+            )
         )
         return report
+    pinned = bot.guild_policies.pin(guild.id)
+    if pinned is not None:
+        table, pin = pinned
+        report.notes.append(
+            f"[guild.{table.key}] is pinned to this server (id {guild.id}): only it gets that policy, "
+            + (
+                f"confirmed by <@{pin.confirmed_by}>."
+                if pin.confirmed_by
+                else "not confirmed yet — check the id and confirm with `/warden pin`."
+            )
+        )
     me = guild.me
     server: list[str] = []
     if not me.guild_permissions.manage_roles:
@@ -117,4 +138,33 @@ def diagnose(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
             if p:
                 problems.append(p)
         report.sections.append((f"scope `{scope.id}` ({scope.kind})", problems))
+    return report
+
+
+async def waiting_problems(bot: WardenBot, guild: discord.Guild) -> list[str]:
+    """What the database knows is stuck: narratives the governance channel refused, reverts
+    Discord refused. Both are in the ledger already; these say what is still to happen."""
+    problems: list[str] = []
+    backlog = await bot.poster.backlog(guild.id)
+    if backlog.waiting:
+        why = f" (last error: {backlog.last_error})" if backlog.last_error else ""
+        problems.append(
+            f"{backlog.waiting} narrative(s) could not be posted to the governance channel{why} — the "
+            "decisions are in the ledger; fix the channel and Warden posts them, summarised"
+        )
+    pending = await bot.audit.listener.pending_reverts(guild.id)
+    if pending:
+        entries = ", ".join(str(p.entry_id) for p in pending[:5])
+        problems.append(
+            f"{len(pending)} revert(s) Discord refused are still pending (audit-log entries {entries}) — "
+            "check Warden's role position and permissions; it retries them"
+        )
+    return problems
+
+
+async def diagnose_now(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
+    """``diagnose`` plus what is waiting in the database (the slash command and the start-up log)."""
+    report = diagnose(bot, guild)
+    if bot.guild_policies.get(guild.id) is not None:
+        report.sections.append(("Governance channel and audit listener", await waiting_problems(bot, guild)))
     return report

@@ -60,18 +60,18 @@ def parse_duration(text: str, *, allow_zero: bool = False) -> dt.timedelta:
                 f'{text!r} is not a duration: write it as text with a unit, for example "{text}m"'
             )
         raise DurationError(f"{text!r} is not a duration: {_HINT}")
-    original = text
+    original = text if len(text) <= 40 else text[:20] + "…"  # what messages quote back
     s = text.strip().lower()
     if not s:
         raise DurationError(f"a duration is needed: {_HINT}")
+    if len(s) > MAX_TEXT:
+        raise DurationError(f"'{text[:20]}…' is too long to be a duration: {_HINT}")
     if s.startswith("-"):
         raise DurationError(f"'{original}' must be longer than zero: {_HINT}")
     if s.isdigit():
         raise DurationError(
             f"'{original}' has no unit: write {s}m for minutes, {s}h for hours or {s}d for days"
         )
-    if len(s) > MAX_TEXT:
-        raise DurationError(f"'{original[:20]}…' is too long to be a duration: {_HINT}")
     seconds = 0
     pos = 0
     seen: set[int] = set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,6 +31,10 @@ T = TypeVar("T")
 
 class NarrativePosterLike(Protocol):
     async def deliver_due(self) -> int: ...
+
+
+class AttestSweepLike(Protocol):
+    async def run_due(self) -> int: ...
 
 
 class AuditSweeper(Protocol):
@@ -54,15 +58,21 @@ class Jobs:
         poster: NarrativePosterLike,
         sweep_seconds: float,
         narrative_seconds: float,
+        attest: AttestSweepLike | None = None,
         dormancy: Dormancy | None = None,
         audit: AuditSweeper | None = None,
+        checkpoint: Callable[[], Awaitable[Any]] | None = None,
+        checkpoint_seconds: float = 3600.0,
         inventory: InventoryRefresher | None = None,
         inventory_seconds: float = 3600.0,
     ) -> None:
         self._audit = audit
+        self._checkpoint = checkpoint
+        self._checkpoint_seconds = checkpoint_seconds
         self._inventory = inventory
         self._inventory_seconds = inventory_seconds
         self._grants = grants
+        self._attest = attest
         self._pending = pending
         self._dormancy = dormancy
         self._poster = poster
@@ -79,11 +89,13 @@ class Jobs:
         if self._scheduler is not None:
             return
         self._scheduler = AsyncIOScheduler()
-        jobs = (
+        jobs: list[tuple[str, Callable[[], Awaitable[Any]], float]] = [
             ("warden-sweep", self.run_due, self._sweep_seconds),
             ("warden-narratives", self.deliver_narratives, self._narrative_seconds),
             ("warden-inventory", self.refresh_inventory, self._inventory_seconds),
-        )
+        ]
+        if self._checkpoint is not None:
+            jobs.append(("warden-checkpoint", self.checkpoint, self._checkpoint_seconds))
         for job_id, run, seconds in jobs:
             self._scheduler.add_job(
                 run, "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True
@@ -144,6 +156,9 @@ class Jobs:
             reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
             report.cards_posted = await self._step(report, "lost-cards", self._pending.post_lost_cards()) or 0
+            if self._attest is not None:
+                # Attestation campaigns: the schedule, DMs, reminders, deadlines, removal retries.
+                await self._step(report, "attestations", self._attest.run_due())
             if self._dormancy is not None:
                 dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
                 report.tokens_revoked = len(dormant or [])
@@ -154,6 +169,16 @@ class Jobs:
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report
+
+    async def checkpoint(self) -> Any:
+        """Write and post a ledger checkpoint (on its own schedule); a failure is logged, never raised."""
+        if self._checkpoint is None or self._stopped:
+            return None
+        try:
+            return await self._checkpoint()
+        except Exception:
+            log.exception("ledger checkpoint failed; the next one runs on schedule")
+            return None
 
     async def refresh_inventory(self) -> int:
         """The inventory of every governed guild, from Discord (owners inferred get their DM).

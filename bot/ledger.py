@@ -45,12 +45,13 @@ import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, select, update
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LedgerEntry, LedgerHead, LedgerKey
@@ -300,6 +301,43 @@ def _entry_record(entry: LedgerEntry) -> dict[str, Any]:
 # ---------------------------------------------------------------------- append
 
 
+#: ``session.info`` key: the head this transaction has locked, and the newest entry appended.
+_HEAD_HELD = "warden_ledger_head_held"
+
+
+@dataclasses.dataclass
+class _HeldHead:
+    """Many entries in one transaction (an audit-log page, a raid) lock and read the head once and
+    write it once, at commit: the lock is held until then anyway, and a key rotation waits for it."""
+
+    txn: Any
+    key_id: str
+    head: LedgerHead
+    last_entry_id: int | None
+    last_hash: str
+    assigned: bool = False  # an entry got its id here, not from the database
+
+    def write(self) -> None:
+        self.head.last_entry_id = self.last_entry_id
+        self.head.last_hash = self.last_hash
+
+
+def _write_held_head(session: Any) -> None:
+    held = session.info.pop(_HEAD_HELD, None)
+    if not isinstance(held, _HeldHead):
+        return
+    held.write()
+    if held.assigned and session.get_bind().dialect.name == "postgresql":
+        # Ids given under the head lock did not come from the sequence: move it past them.
+        session.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('ledger_entries', 'id'), "
+                "GREATEST(:last, nextval(pg_get_serial_sequence('ledger_entries', 'id'))))"
+            ),
+            {"last": held.last_entry_id},
+        )
+
+
 async def append_entry(
     session: AsyncSession,
     signer: Signer,
@@ -323,7 +361,17 @@ async def append_entry(
     """
     if created_at.tzinfo is None:
         raise ValueError("naive created_at; use the injected clock")
-    head = await _locked_head(session, signer)
+    txn = session.get_transaction()
+    held = session.info.get(_HEAD_HELD)
+    if not (isinstance(held, _HeldHead) and held.txn is txn and held.key_id == signer.key_id):
+        if isinstance(held, _HeldHead) and held.txn is txn:
+            held.write()  # another key in the same transaction: the head must be current first
+        head = await _lock_head(session)
+        await _ensure_active_key(session, signer)
+        held = _HeldHead(txn, signer.key_id, head, head.last_entry_id, head.last_hash)
+        session.info[_HEAD_HELD] = held
+        if not sa_event.contains(session.sync_session, "before_commit", _write_held_head):
+            sa_event.listen(session.sync_session, "before_commit", _write_held_head)
 
     entry = LedgerEntry(
         guild_id=guild_id,
@@ -336,30 +384,23 @@ async def append_entry(
         actor_id=actor_id,
         request_id=request_id,
         grant_id=grant_id,
-        prev_hash=head.last_hash,
+        prev_hash=held.last_hash,
     )
     entry.hash = entry_hash(_content_of(entry))
     entry.signature = signer.sign(entry.hash.encode("ascii"))
     entry.key_id = signer.key_id
-    session.add(entry)
-    await session.flush()
-    head.last_entry_id = entry.id
-    head.last_hash = entry.hash
-    await session.flush()
+    if held.last_entry_id is not None and held.last_entry_id >= 1:
+        # Under the head lock every entry's id is at most the head's: the next one is free. Given
+        # here, the entry needs no round trip of its own; the transaction's next flush inserts them
+        # all together.
+        entry.id = held.last_entry_id + 1
+        held.assigned = True
+        session.add(entry)
+    else:
+        session.add(entry)
+        await session.flush()
+    held.last_entry_id, held.last_hash = entry.id, entry.hash
     return entry
-
-
-async def _locked_head(session: AsyncSession, signer: Signer) -> LedgerHead:
-    """The head row, locked, with the signing key checked — once per transaction: a second append
-    in the same transaction already holds the lock, so it reuses the head instead of reading it."""
-    transaction = session.get_transaction()
-    held = session.info.get("ledger_head")
-    if held is not None and held[0] is transaction and held[2] == signer.key_id:
-        return cast(LedgerHead, held[1])
-    head = await _lock_head(session)
-    await _ensure_active_key(session, signer)
-    session.info["ledger_head"] = (transaction, head, signer.key_id)
-    return head
 
 
 def _content_of(entry: LedgerEntry) -> dict[str, Any]:

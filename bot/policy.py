@@ -21,9 +21,9 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import discord
 from pydantic import (
@@ -41,6 +41,7 @@ from bot.durations import DurationError, format_duration, parse_duration
 
 __all__ = [
     "Approver",
+    "AttestationPolicy",
     "AutoApprove",
     "GuildPolicy",
     "Policy",
@@ -706,10 +707,52 @@ class RuntimeSection(_Model):
         raise ValueError(f"{_show(v)} is not allowed; use one of: {', '.join(levels)}")
 
 
+class AttestationPolicy(_Model):
+    """Optional ``[attestation]`` table: owners vouch for what they own, on a schedule and on demand.
+
+    Without the table there are no campaigns (``/warden attest start`` says how to turn them on).
+    """
+
+    # Declared before `every` and `reminder`, which are checked against it.
+    deadline: Duration = dt.timedelta(days=7)
+    every: Annotated[dt.timedelta, BeforeValidator(lambda v: _duration(v, allow_zero=True))] = dt.timedelta(
+        days=30
+    )
+    reminder: Annotated[dt.timedelta, BeforeValidator(lambda v: _duration(v, allow_zero=True))] = (
+        dt.timedelta(days=2)
+    )
+    on_missed: Literal["alert", "remediate"] = "alert"
+    grace: Duration = dt.timedelta(days=7)
+    include_standing_roles: StrictBool = False
+
+    @field_validator("reminder")
+    @classmethod
+    def _reminder_before_deadline(cls, v: dt.timedelta, info: ValidationInfo) -> dt.timedelta:
+        deadline = info.data.get("deadline")
+        if deadline is not None and v >= deadline:
+            raise ValueError(
+                f"{format_duration(v)} is not before the deadline ({format_duration(deadline)}); "
+                'the reminder is sent this long before the deadline, e.g. "2d" ("0s" = no reminder)'
+            )
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every_after_deadline(cls, v: dt.timedelta, info: ValidationInfo) -> dt.timedelta:
+        deadline = info.data.get("deadline")
+        if v and deadline is not None and v <= deadline:
+            raise ValueError(
+                f"{format_duration(v)} is not longer than the deadline ({format_duration(deadline)}); "
+                'a campaign must end before the next starts, e.g. every = "30d" ("0s" = on demand only)'
+            )
+        return v
+
+
 class Policy(_Model):
     guilds: tuple[GuildPolicy, ...]
     scopes: tuple[Scope, ...] = ()
     rules: tuple[Rule, ...] = ()
+    attestation: AttestationPolicy | None = None
     runtime: RuntimeSection = RuntimeSection()
     source: str = "<config>"
 
@@ -865,7 +908,7 @@ def _validate(model: type[BaseModel], data: Any, prefix: str, problems: list[str
 
 # --------------------------------------------------------------------------- loading
 
-_TOP_KEYS = ("guild", "scope", "rule", "warden")
+_TOP_KEYS = ("guild", "scope", "rule", "warden", "attestation")
 
 
 def _without_secrets(table: dict[str, Any], path: str, problems: list[str]) -> dict[str, Any]:
@@ -910,7 +953,7 @@ def parse_policy(data: dict[str, Any], source: str = "<config>") -> Policy:
         else:
             problems.append(
                 f"unknown top-level key '{key}'{_suggest(key, _TOP_KEYS)} "
-                f"(allowed: [guild.<name>], [scope.<id>], [[rule]], [warden])"
+                f"(allowed: [guild.<name>], [scope.<id>], [[rule]], [warden], [attestation])"
             )
 
     # [warden]
@@ -1008,10 +1051,29 @@ def parse_policy(data: dict[str, Any], source: str = "<config>") -> Policy:
         if rule is not None:
             rules.append(rule)
 
+    # [attestation]
+    attestation: AttestationPolicy | None = None
+    raw_attestation = data.get("attestation")
+    if raw_attestation is not None:
+        if not isinstance(raw_attestation, dict):
+            problems.append(f"attestation: expected an [attestation] table, got {_show(raw_attestation)}")
+        else:
+            attestation = _validate(
+                AttestationPolicy,
+                _without_secrets(raw_attestation, "attestation", problems),
+                "attestation",
+                problems,
+            )
+
     if problems:
         raise PolicyError(problems, source)
     return Policy(
-        guilds=tuple(guilds), scopes=tuple(scopes), rules=tuple(rules), runtime=runtime, source=source
+        guilds=tuple(guilds),
+        scopes=tuple(scopes),
+        rules=tuple(rules),
+        attestation=attestation,
+        runtime=runtime,
+        source=source,
     )
 
 
@@ -1027,6 +1089,10 @@ def load_policy(path: str | Path) -> Policy:
         ) from None
     except OSError as e:
         raise PolicyError([f"{source}: cannot be read: {e.strerror or e}"], source) from None
+    except ValueError:  # a path no file system accepts, e.g. with a NUL character
+        raise PolicyError(
+            [f"{source!r}: not a usable file name; give the path of a config.toml"], source
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -1038,28 +1104,134 @@ def load_policy(path: str | Path) -> Policy:
     return parse_policy(data, source)
 
 
+class PinRow(Protocol):
+    """A stored pin (``bot.db.models.GuildPin``): the guild id a ``[guild.<name>]`` table belongs to."""
+
+    key: str
+    guild_id: int
+    guild_name: str
+    confirmed_by: int | None
+
+
+def pin_key(gp: GuildPolicy) -> str:
+    """How a name-keyed table is stored in the pins (table names match without case)."""
+    return gp.key.casefold()
+
+
 class GuildDirectory:
     """Which policy table each guild uses, by guild id.
 
-    A ``[guild.<name>]`` table is matched to its guild once, when the bot sees the guild
-    (on ready, on join, on rename), so services look policy up by id alone.
+    A table keyed by a guild id (``[guild."123..."]``) is that guild's, always. A table keyed by a
+    name is pinned to one guild id the first time exactly one guild with that name is seen
+    (``first_sight``; the client stores the pin in the database), and from then on it is matched by
+    that id alone: a rename keeps the policy, and another guild with the same name never gets it.
+    When two guilds with the name are seen at once, neither is pinned and both get no policy.
     """
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(
+        self, policy: Policy, stored_pins: Callable[[], Awaitable[Iterable[PinRow]]] | None = None
+    ) -> None:
         self.policy = policy
-        self._bound: dict[int, GuildPolicy | None] = {}
+        self._stored_pins = stored_pins  # reads the pins from the database (none: no pins)
         self._names: dict[int, str] = {}
+        self._pins: dict[str, PinRow] = {}
+        self._ambiguous: dict[str, tuple[int, ...]] = {}
+
+    def _by_id(self, guild_id: int) -> GuildPolicy | None:
+        return next((gp for gp in self.policy.guilds if gp.key == str(guild_id)), None)
+
+    def _by_name(self) -> list[GuildPolicy]:
+        return [gp for gp in self.policy.guilds if not gp.key.isdigit()]
+
+    def load_pins(self, pins: Iterable[PinRow]) -> None:
+        """Replace the pins known here with the stored ones."""
+        self._pins = {pin.key: pin for pin in pins}
+
+    async def refresh(self) -> None:
+        """Re-read the stored pins (another process, or ``/warden pin``, may have written one)."""
+        if self._stored_pins is not None:
+            self.load_pins(await self._stored_pins())
+
+    def first_sight(self, guilds: Iterable[tuple[int, str]]) -> list[tuple[GuildPolicy, int, str]]:
+        """The name-keyed tables that the guilds seen now (id, name) pin: one guild each.
+
+        A guild keyed by id, or pinned already, pins nothing more; two or more guilds with the
+        table's name pin none of them (``explain`` says so) until only one remains.
+        """
+        seen = list(guilds)
+        pinned = {pin.guild_id for pin in self._pins.values()}
+        out: list[tuple[GuildPolicy, int, str]] = []
+        for gp in self._by_name():
+            key = pin_key(gp)
+            if key in self._pins:
+                continue
+            candidates = [
+                (gid, name)
+                for gid, name in seen
+                if (name or "").casefold() == key and gid not in pinned and self._by_id(gid) is None
+            ]
+            if len(candidates) > 1:
+                self._ambiguous[key] = tuple(sorted(gid for gid, _ in candidates))
+                continue
+            self._ambiguous.pop(key, None)
+            if candidates:
+                out.append((gp, *candidates[0]))
+        return out
 
     def bind(self, guild_id: int, name: str) -> GuildPolicy | None:
-        gp = self.policy.guild_policy(guild_id, name)
-        self._bound[guild_id] = gp
+        """Remember the guild's current name (for logs and texts); its policy, if any."""
         self._names[guild_id] = name
-        return gp
+        return self.get(guild_id)
 
     def get(self, guild_id: int) -> GuildPolicy | None:
-        if guild_id in self._bound:
-            return self._bound[guild_id]
-        return self.policy.guild_policy(guild_id, "")  # a table keyed by id needs no name
+        gp = self._by_id(guild_id)
+        if gp is not None:
+            return gp
+        return next(
+            (
+                gp
+                for gp in self._by_name()
+                if (pin := self._pins.get(pin_key(gp))) is not None and pin.guild_id == guild_id
+            ),
+            None,
+        )
+
+    def pin(self, guild_id: int) -> tuple[GuildPolicy, PinRow] | None:
+        """The name-keyed table pinned to this guild, with its pin (None: keyed by id, or none)."""
+        if self._by_id(guild_id) is not None:
+            return None
+        gp = self.get(guild_id)
+        return (gp, self._pins[pin_key(gp)]) if gp is not None else None
+
+    def explain(self, guild_id: int, name: str, *, show: Callable[[str], str] = str) -> str | None:
+        """Why a guild whose name a table uses gets no policy, and how to fix it (None otherwise).
+
+        ``show`` renders guild names (the doctor escapes them for Discord; logs print them as they are).
+        """
+        if self.get(guild_id) is not None:
+            return None
+        for gp in self._by_name():
+            key = pin_key(gp)
+            if key != (name or "").casefold():
+                continue
+            fix = (
+                f'if this server is the right one, key the table by its id in config.toml — [guild."{guild_id}"] '
+                f"instead of [guild.{gp.key}] (ids always win) — and restart Warden"
+            )
+            pin = self._pins.get(key)
+            if pin is not None:
+                return (
+                    f"[guild.{gp.key}] is pinned to another server, '{show(pin.guild_name)}' (id {pin.guild_id}), "
+                    f"which Warden saw first; this server '{show(name)}' (id {guild_id}) gets no policy; {fix}"
+                )
+            ambiguous = self._ambiguous.get(key)
+            if ambiguous:
+                ids = ", ".join(str(i) for i in ambiguous)
+                return (
+                    f"{len(ambiguous)} servers are named '{gp.key}' (ids {ids}), so [guild.{gp.key}] is "
+                    f"pinned to none of them and none gets a policy; {fix}"
+                )
+        return None
 
     def name(self, guild_id: int) -> str:
         return self._names.get(guild_id, str(guild_id))

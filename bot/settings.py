@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     # Gateway sharding: this process runs these shard ids out of shard_count (see docs/operations.md).
     shards: Annotated[tuple[int, ...] | None, NoDecode] = None
     shard_count: int | None = None
+    # Scheduled ledger checkpoints: where to write them (a directory, or a file) and how often.
+    checkpoint_path: Path | None = None
+    checkpoint_seconds: float = 3600.0
     # Reliability testing only (docs/reliability.md): override Tuning's timings ("sweep_seconds=1,
     # claim_seconds=3") and name a kill point at which the process SIGKILLs itself.
     tuning: Annotated[dict[str, str], NoDecode] = {}

@@ -11,11 +11,14 @@ import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals.service import ApprovalService
+from bot.attest.adapter import DiscordAttestPort
+from bot.attest.service import AttestService
 from bot.audit.adopt import RequestAdopter
 from bot.audit.classify import Classifier
 from bot.audit.defaults import effective_rules
@@ -26,6 +29,8 @@ from bot.audit.runner import AuditRunner
 from bot.client import WardenBot
 from bot.clock import Clock
 from bot.controls import ControlMap
+from bot.db.pins import load_pins
+from bot.decisions.checkpoints import LedgerCheckpointer
 from bot.decisions.outbox import NarrativePoster
 from bot.decisions.service import DecisionService
 from bot.discord_io.audit import CacheGuildFacts, DiscordReverter, audit_log_pages
@@ -62,6 +67,10 @@ class Tuning:
     # How long the Deny button may check eligibility before it opens the modal anyway
     # (the modal must open within Discord's 3 seconds; the submit checks again).
     deny_precheck_seconds: float = 1.5
+    # Scheduled ledger checkpoints (WARDEN_CHECKPOINT_PATH / WARDEN_CHECKPOINT_SECONDS): a directory
+    # (a new file each time) or a file; None: only `warden audit checkpoint` writes them.
+    checkpoint_path: Path | None = None
+    checkpoint_seconds: float = 3600.0
     # How often every governed guild's inventory is refreshed from Discord (REST reads).
     inventory_seconds: float = 3600.0
     # How long an apply and a removal hold their grant, and how old a decided but never claimed grant
@@ -122,6 +131,7 @@ class Services:
     live_inventory: LiveInventory
     activity: ActivityTracker
     audit: AuditRunner
+    attest: AttestService
 
 
 def build_services(
@@ -134,7 +144,7 @@ def build_services(
     controls: ControlMap,
     tuning: Tuning,
 ) -> Services:
-    guilds = GuildDirectory(policy)
+    guilds = GuildDirectory(policy, functools.partial(load_pins, session_factory))
     decisions = DecisionService(signer, controls, clock)
     core = Core(
         guilds=guilds,
@@ -158,13 +168,31 @@ def build_services(
     audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
     inventory = InventoryService(session_factory, clock, decisions=decisions)
     live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
+    attest = AttestService(
+        core, port=DiscordAttestPort(client, guilds, ops, live_inventory), inventory=inventory
+    )
+    checkpoints = (
+        None
+        if tuning.checkpoint_path is None
+        else LedgerCheckpointer(
+            session_factory,
+            signer,
+            clock,
+            tuning.checkpoint_path,
+            governance_resolver(client, guilds),
+            guild_ids=lambda: [g.id for g in client.guilds if guilds.get(g.id) is not None],
+        )
+    )
     jobs = Jobs(
         grants=grants,
         pending=pending,
         poster=poster,
+        attest=attest,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
+        checkpoint=checkpoints.run if checkpoints is not None else None,
+        checkpoint_seconds=tuning.checkpoint_seconds,
         dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
         inventory=live_inventory,
         inventory_seconds=tuning.inventory_seconds,
@@ -185,6 +213,7 @@ def build_services(
         live_inventory,
         ActivityTracker(session_factory, clock, inventory),
         audit,
+        attest,
     )
 
 
@@ -193,7 +222,9 @@ def build_audit(
 ) -> AuditRunner:
     """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
     facts = CacheGuildFacts(client)
-    classifier = Classifier(policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions))
+    classifier = Classifier(
+        policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions), guilds=core.guilds
+    )
     listener = AuditListener(
         classifier=classifier,
         facts=facts,

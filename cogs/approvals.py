@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import discord
-from bot.approvals.buttons import DenyReasonModal, ReviewButton, VoteButton
+from bot.approvals.buttons import (
+    DenyReasonModal,
+    ReviewButton,
+    VoteButton,
+    answer_unknown_item,
+    is_unknown_item,
+)
 from discord.ext import commands
 
 if TYPE_CHECKING:
@@ -20,6 +26,8 @@ class Approvals(commands.Cog):
     async def on_interaction(self, interaction: discord.Interaction[WardenBot]) -> None:
         if DenyReasonModal.matches(interaction):
             await DenyReasonModal.submitted(interaction)
+        elif is_unknown_item(interaction):
+            await answer_unknown_item(interaction)
 
 
 async def setup(bot: WardenBot) -> None:

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import discord
-from bot.db.models import AccessRequest, Grant
+from bot.db.models import MAX_ROW_ID, AccessRequest, Grant
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
 from bot.requests.cards import mine_embed
 from bot.requests.service import Mine
-from bot.services.errors import BadInput
+from bot.services.errors import BadInput, row_id
 from discord import app_commands
 from discord.ext import commands
 
@@ -27,6 +27,8 @@ def _member(interaction: discord.Interaction[WardenBot]) -> discord.Member:
 
 
 Row = TypeVar("Row", AccessRequest, Grant)
+# A request or grant id option: Discord refuses anything outside this range before it reaches Warden.
+RowId = app_commands.Range[int, 1, MAX_ROW_ID]
 
 
 def _choices(rows: list[Row], current: str, label: Callable[[Row], str]) -> list[app_commands.Choice[int]]:
@@ -169,11 +171,11 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     @app_commands.describe(grant="The grant id (see /jit mine)", reason="Why it ends early")
     @app_commands.autocomplete(grant=_own_grants)
     async def revoke(
-        self, interaction: discord.Interaction[WardenBot], grant: int, reason: str | None = None
+        self, interaction: discord.Interaction[WardenBot], grant: RowId, reason: str | None = None
     ) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        out = await self.bot.grants.revoke(member, grant, reason)
+        out = await self.bot.grants.revoke(member, row_id(grant, "grant"), reason)
         text = f"Grant #{out.id} (`{out.scope_id}`) is revoked" + (
             " and removed." if out.status == "revoked" else "; removal from Discord is being retried."
         )
@@ -187,13 +189,13 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     async def extend(
         self,
         interaction: discord.Interaction[WardenBot],
-        grant: int,
+        grant: RowId,
         duration: str,
         reason: str | None = None,
     ) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        out = await self.bot.requests.extend(member, grant, duration, reason)
+        out = await self.bot.requests.extend(member, row_id(grant, "grant"), duration, reason)
         await interaction.followup.send(
             f"Extension request #{out.request.id} for grant #{grant} is waiting for approval.", ephemeral=True
         )
@@ -201,10 +203,10 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     @app_commands.command(name="cancel", description="Withdraw one of your pending requests")
     @app_commands.describe(request="The request id (see /jit mine)")
     @app_commands.autocomplete(request=_own_requests)
-    async def cancel(self, interaction: discord.Interaction[WardenBot], request: int) -> None:
+    async def cancel(self, interaction: discord.Interaction[WardenBot], request: RowId) -> None:
         member = _member(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        req = await self.bot.requests.cancel(member, request)
+        req = await self.bot.requests.cancel(member, row_id(request, "request"))
         await interaction.followup.send(f"Request #{req.id} is withdrawn.", ephemeral=True)
 
     @app_commands.command(

@@ -249,9 +249,13 @@ class ActingMixin:
         *,
         timeout: float = 5.0,
         wait: bool = True,
+        forged_custom_id: str | None = None,
         **kw: Any,
     ) -> InteractionOutcome:
-        """Fill and submit the modal the bot opened; fields by text-input custom_id or label (case-insensitive)."""
+        """Fill and submit the modal the bot opened; fields by text-input custom_id or label (case-insensitive).
+
+        ``forged_custom_id``: a modified client sends the form back under another custom id.
+        """
         modal = outcome.modal
         if modal is None:
             raise SandboxError(f"the bot did not answer with a modal (response type {outcome.response_type})")
@@ -318,7 +322,8 @@ class ActingMixin:
                 components.append({"type": 10, "id": top["id"]})
         prev = outcome.record
         user, mem = self._who(prev.guild, member)
-        data = {"custom_id": modal["custom_id"], "components": components}
+        custom_id = modal["custom_id"] if forged_custom_id is None else forged_custom_id
+        data = {"custom_id": custom_id, "components": components}
         rec = self._new_interaction(
             MODAL_SUBMIT,
             user,

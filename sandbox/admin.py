@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from sandbox.models import (
     channel_payload,
     integration_payload,
     member_payload,
+    overwrite_payload,
     permission_value,
     role_payload,
 )
@@ -66,6 +66,15 @@ class Admin:
         """A role created (30, its new values) or deleted (32, its old values), in the audit log."""
         changes = [{"key": "name", side: role.name}, {"key": "permissions", side: str(role.permissions)}]
         self.sb._audit(g, action, actor_id, role.id, changes, reason=reason)
+
+    async def rename_guild(
+        self, g: SGuild, name: str, actor: Actor = None, reason: str | None = None
+    ) -> None:
+        """PATCH /guilds/{id} with a new name: the audit-log entry (GUILD_UPDATE, 1) and GUILD_UPDATE event."""
+        changes = [{"key": "name", "old_value": g.name, "new_value": name}]
+        g.name = name
+        self.sb._audit(g, 1, self._actor(g, actor), g.id, changes, reason=reason)
+        self.sb.gateway.dispatch("GUILD_UPDATE", self.sb._guild_payload(g), gw.GUILDS)
 
     async def add_role(
         self, g: SGuild, member: MemberRef, role: RoleRef, actor: Actor = None, reason: str | None = None
@@ -193,27 +202,9 @@ class Admin:
     async def create_webhook(
         self, g: SGuild, channel: ChannelRef, name: str, actor: Actor = None, reason: str | None = None
     ) -> SWebhook:
-        sb = self.sb
-        c = self._channel(g, channel)
-        actor_id = self._actor(g, actor)
-        w = SWebhook(
-            sb.snowflake(), g.id, c.id, name, secrets.token_urlsafe(48), creator=sb.users.get(actor_id)
+        return self.sb._create_webhook(
+            g, self._channel(g, channel), name, actor_id=self._actor(g, actor), reason=reason
         )
-        g.webhooks.append(w)
-        sb._webhooks_update_event(g, c.id)
-        sb._audit(
-            g,
-            50,
-            actor_id,
-            w.id,
-            [
-                {"key": "type", "new_value": w.type},
-                {"key": "channel_id", "new_value": str(c.id)},
-                {"key": "name", "new_value": name},
-            ],
-            reason=reason,
-        )
-        return w
 
     async def post(
         self, g: SGuild, channel: ChannelRef, author: MemberRef, content: str = "hello"
@@ -300,10 +291,7 @@ class Admin:
             {"key": "type", "new_value": c.type},
             {
                 "key": "permission_overwrites",
-                "new_value": [
-                    {"id": str(o.id), "type": o.type, "allow": str(o.allow), "deny": str(o.deny)}
-                    for o in c.overwrites
-                ],
+                "new_value": [overwrite_payload(o) for o in c.overwrites],
             },
         ]
         self.sb._audit(g, 10, self._actor(g, actor), c.id, changes, reason=reason)

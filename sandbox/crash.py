@@ -39,7 +39,7 @@ from bot.db.session import create_engine, create_session_factory
 from bot.ledger import Signer
 from bot.services.killpoints import KILL_POINTS
 from sandbox.errors import SandboxError
-from sandbox.harness import build_guild
+from sandbox.harness import build_guild, campaign_policy
 from sandbox.invariants import Findings, check, standing_roles
 from sandbox.models import SGuild
 from sandbox.server import SandboxDiscord
@@ -90,40 +90,21 @@ GUILD: dict[str, Any] = {
     "channels": [{"name": "approvals"}, {"name": "governance"}],
 }
 
-POLICY = """
-[guild.{gid}]
-approvals_channel = "approvals"
-governance_channel = "governance"
-request_cooldown = "0s"
-expiry_reminder = "0s"
 
-[scope.deploy]
-guild = "{gid}"
-kind = "role"
-role = "deployers"
-max_duration = "1h"
-approvers = ["leads"]
-requesters = ["engineers"]
-reason_required = false
+def policy(gid: int) -> str:
+    return campaign_policy(
+        gid,
+        {"expiry_reminder": '"0s"'},
+        {
+            "deploy": {"role": '"deployers"', "max_duration": '"1h"'},
+            "hotfix": {
+                "role": '"deployers"',
+                "max_duration": '"1h"',
+                "auto_approve": '[{ members_of = "engineers", max_duration = "1h" }]',
+            },
+        },
+    )
 
-[scope.hotfix]
-guild = "{gid}"
-kind = "role"
-role = "deployers"
-max_duration = "1h"
-approvers = ["leads"]
-requesters = ["engineers"]
-reason_required = false
-auto_approve = [{{ members_of = "engineers", max_duration = "1h" }}]
-
-# A member holds the JIT role standing here: report a hand-given JIT role, never revert it, so
-# the run checks that Warden's own grants never take standing access away.
-[[rule]]
-id = "jit-role-by-hand"
-description = "A JIT role given by hand is reported, not reverted: standing holders exist here."
-when = {{ event = "member_role_update", role_is_jit = true }}
-outcome = "alert"
-"""
 
 SHORT = 12  # seconds a grant that expires lasts (extended grants: SHORT + EXTRA)
 EXTRA = 6
@@ -372,7 +353,7 @@ async def run_point(point: str, database_url: str, workdir: Path, *, quick: bool
         guild = build_guild(sb, GUILD)
         standing = {guild.id: standing_roles(guild)}
         config = workdir / "config.toml"
-        config.write_text(POLICY.format(gid=guild.id), encoding="utf-8")
+        config.write_text(policy(guild.id), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
         env.update(
             PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),

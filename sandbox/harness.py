@@ -445,6 +445,35 @@ def sandbox_tuning(scheduler_seconds: float | None = None, **knobs: Any) -> Tuni
     return dataclasses.replace(scheduled, **knobs)
 
 
+def campaign_policy(gid: int | str, guild: Mapping[str, str], scopes: Mapping[str, Mapping[str, str]]) -> str:
+    """The policy a sandbox campaign (crash, soak) runs under: one guild with the approvals and
+    governance channels, role scopes that engineers ask for and leads approve, and the standing
+    holders' rule (a JIT role given by hand is reported, never reverted, so the run checks that
+    Warden's own grants never take standing access away). ``guild`` and each scope's mapping add
+    or override keys, written as TOML values."""
+    lines = [f"[guild.{gid}]", 'approvals_channel = "approvals"', 'governance_channel = "governance"']
+    lines += [f"{key} = {value}" for key, value in {"request_cooldown": '"0s"', **guild}.items()]
+    for name, keys in scopes.items():
+        scope = {
+            "guild": f'"{gid}"',
+            "kind": '"role"',
+            "approvers": '["leads"]',
+            "requesters": '["engineers"]',
+        }
+        scope |= {"reason_required": "false", **keys}
+        lines += ["", f"[scope.{name}]", *(f"{key} = {value}" for key, value in scope.items())]
+    return "\n".join(lines) + "\n" + _STANDING_HOLDERS_RULE
+
+
+_STANDING_HOLDERS_RULE = """
+[[rule]]
+id = "jit-role-by-hand"
+description = "A JIT role given by hand is reported, not reverted: standing holders exist here."
+when = { event = "member_role_update", role_is_jit = true }
+outcome = "alert"
+"""
+
+
 class SandboxWorld:
     """A sandbox, its guilds, and the real bot connected to it, with virtual time."""
 

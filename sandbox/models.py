@@ -11,7 +11,7 @@ import datetime as dt
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
 
@@ -112,21 +112,36 @@ def iso(when: dt.datetime | None) -> str | None:
 # ---------------------------------------------------------------- dataclasses
 
 
+class Mentionable:
+    """What has an id and a mention in Discord's syntax (``<@id>``, ``<@&id>``, ``<#id>``)."""
+
+    MENTION: ClassVar[str]
+
+    if TYPE_CHECKING:  # a dataclass field, or SMember's property (no class attribute: no default)
+
+        @property
+        def id(self) -> int: ...
+
+    @property
+    def mention(self) -> str:
+        return self.MENTION.format(self.id)
+
+
 @dataclass(eq=False)
-class SUser:
+class SUser(Mentionable):
+    MENTION: ClassVar[str] = "<@{}>"
+
     id: int
     name: str
     bot: bool = False
     dms_open: bool = True
     global_name: str | None = None
 
-    @property
-    def mention(self) -> str:
-        return f"<@{self.id}>"
-
 
 @dataclass(eq=False)
-class SRole:
+class SRole(Mentionable):
+    MENTION: ClassVar[str] = "<@&{}>"
+
     id: int
     guild_id: int
     name: str
@@ -143,13 +158,11 @@ class SRole:
     def is_everyone(self) -> bool:
         return self.id == self.guild_id
 
-    @property
-    def mention(self) -> str:
-        return f"<@&{self.id}>"
-
 
 @dataclass(eq=False)
-class SMember:
+class SMember(Mentionable):
+    MENTION: ClassVar[str] = "<@{}>"
+
     user: SUser
     guild_id: int
     roles: list[SRole] = field(default_factory=list)
@@ -176,10 +189,6 @@ class SMember:
     def dms_open(self, value: bool) -> None:
         self.user.dms_open = value
 
-    @property
-    def mention(self) -> str:
-        return f"<@{self.id}>"
-
     def role_names(self) -> list[str]:
         return [r.name for r in self.roles]
 
@@ -199,7 +208,9 @@ CHANNEL_KINDS = {"text": 0, "dm": 1, "voice": 2, "category": 4, "announcement": 
 
 
 @dataclass(eq=False)
-class SChannel:
+class SChannel(Mentionable):
+    MENTION: ClassVar[str] = "<#{}>"
+
     id: int
     name: str
     type: int = 0
@@ -210,10 +221,6 @@ class SChannel:
     topic: str | None = None
     recipient: SUser | None = None  # DM channels
     last_message_id: int | None = None
-
-    @property
-    def mention(self) -> str:
-        return f"<#{self.id}>"
 
     def overwrite_for(self, target_id: int) -> SOverwrite | None:
         for ow in self.overwrites:

@@ -29,7 +29,7 @@ from bot.durations import DurationError, format_duration, parse_duration
 from bot.policy import Policy, PolicyError, load_policy, parse_policy
 from sandbox.errors import SandboxError
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, rehearsal_server, sandbox_tuning
-from sandbox.models import SChannel, SGuild, SMember, SMessage
+from sandbox.models import SChannel, SGuild, SMember, SMessage, walk_components
 
 DEFAULT_START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 EVENTUALLY_SECONDS = 1.0  # how long a positive expectation may take to come true (DMs are sent after replies)
@@ -46,6 +46,7 @@ CHANNEL_KEYS = ("name", "id", "private")
 ACTIONS = (
     "slash",
     "click",
+    "select",
     "advance",
     "admin",
     "fault",
@@ -60,6 +61,7 @@ COMMON_STEP_KEYS = ("note", "guild", "expect")
 ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "slash": ("as", "options", "in", "expect_reply"),
     "click": ("as", "on", "custom_id", "forged", "modal", "expect_reply"),
+    "select": ("as", "on", "expect_reply"),
     "advance": (),
     "admin": (
         "member",
@@ -290,7 +292,7 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
                 _check_expect(f"{where}.expect[{i}]", e, problems)
     if "expect_reply" in s:
         _need(f"{where}.expect_reply", s["expect_reply"], str, "text", problems)
-    if action in ("slash", "click") and not isinstance(s.get("as"), str):
+    if action in ("slash", "click", "select") and not isinstance(s.get("as"), str):
         problems.append(f"{where}.as: required for {action}: the member (name) who acts")
     if action == "slash":
         _need(f"{where}.slash", s["slash"], str, 'a command such as "jit request"', problems)
@@ -298,12 +300,22 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
             _need(f"{where}.options", s["options"], dict, "a table of option = value", problems)
         if "in" in s:
             _need(f"{where}.in", s["in"], str, "a channel name", problems)
-    elif action == "click":
-        _need(f"{where}.click", s["click"], str, 'a button label such as "Approve"', problems)
+    elif action in ("click", "select"):
+        if action == "click":
+            _need(f"{where}.click", s["click"], str, 'a button label such as "Approve"', problems)
+        elif (
+            not isinstance(s["select"], list)
+            or not s["select"]
+            or not all(isinstance(v, str) for v in s["select"])
+        ):
+            problems.append(
+                f'{where}.select: the choices, as a list of names or option values, e.g. ["dave"]'
+            )
         on = s.get("on")
         if on is None:
             problems.append(
-                f'{where}.on: required for click: which message, e.g. {{ channel = "approvals", contains = "#1" }}'
+                f"{where}.on: required for {action}: which message, "
+                'e.g. { channel = "approvals", contains = "#1" } or { reply = true }'
             )
         elif _need(f"{where}.on", on, dict, "a table", problems):
             _allowed(f"{where}.on", on, ON_KEYS, problems)
@@ -320,7 +332,7 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
         _duration_ok(f"{where}.advance", s["advance"], problems)
     elif action == "admin":
         what = s["admin"]
-        if what not in ADMIN_ACTIONS:
+        if not isinstance(what, str) or what not in ADMIN_ACTIONS:
             problems.append(
                 f"{where}.admin: {what!r} is not an admin action{_did_you_mean(what, ADMIN_ACTIONS)}; "
                 f"use one of {', '.join(ADMIN_ACTIONS)}"
@@ -340,7 +352,7 @@ def _check_step(where: str, s: Any, problems: list[str]) -> None:
         f = s["fault"]
         if _need(f"{where}.fault", f, dict, "a table", problems):
             _allowed(f"{where}.fault", f, FAULT_KEYS, problems)
-            if "route" in f and f["route"] not in ROUTES:
+            if "route" in f and (not isinstance(f["route"], str) or f["route"] not in ROUTES):
                 problems.append(
                     f"{where}.fault.route: {f['route']!r} is not known{_did_you_mean(f['route'], ROUTES)}; "
                     f"use one of {', '.join(ROUTES)}"
@@ -429,6 +441,9 @@ def _check_names(guilds: list[dict[str, Any]], steps: list[dict[str, Any]], prob
                 )
         check(f"{w}.in", "channel", s.get("in"), guild)
         on = s["on"] if isinstance(s.get("on"), dict) else {}
+        if isinstance(s.get("select"), list) and not on.get("channel"):
+            for value in s["select"]:  # choices in a DM or a reply: members picked in a user select
+                check(f"{w}.select", "member", value, guild)
         check(f"{w}.on.channel", "channel", on.get("channel"), guild)
         check(f"{w}.on.dm", "member", on.get("dm"), guild)
         exp = s.get("expect", [])
@@ -536,6 +551,8 @@ def load_scenario(path: str | Path, given: GivenPolicy | None = None) -> Scenari
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScenarioError(["file not found"], str(p)) from None
+    except UnicodeDecodeError as e:
+        raise ScenarioError([f"not UTF-8 text (byte {e.start}); save the file as UTF-8"], str(p)) from None
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError([f"not valid TOML: {e}"], str(p)) from None
     return parse_scenario(data, str(p), p.resolve().parent, given)
@@ -763,6 +780,8 @@ class ScenarioRunner:
             return f"{step['as']}: /{step['slash']}"
         if action == "click":
             return f"{step['as']} clicks {step['click']}"
+        if action == "select":
+            return f"{step['as']} picks {', '.join(step['select'])}"
         if action is None:
             return "check"
         return f"{action} {step[action]}" if not isinstance(step[action], bool) else action
@@ -840,6 +859,24 @@ class ScenarioRunner:
             )
             out = await sb.submit_modal(who, out, dict(step["modal"]))
             self.last_reply = out
+        self._show_reply(who, out)
+
+    async def _do_select(self, number: int, step: dict[str, Any], guild: SGuild) -> None:
+        """Pick in a select menu: members by name for a user select, option values for a string select."""
+        self._require_bot()
+        who = self._member(guild, step["as"])
+        msg = self._find_message(guild, step["on"])
+        self.out(f"  {number}. {who.name} picks {', '.join(step['select'])}")
+        comps = [c for c in walk_components(msg.components) if c.get("type") in (3, 5, 6, 7, 8)]
+        if not comps:
+            raise StepFailed("that message has no select menu")
+        values: list[Any] = (
+            list(step["select"])
+            if comps[0]["type"] == 3
+            else [self._target(guild, v) for v in step["select"]]
+        )
+        out = await self.world.sb.select(who, msg, values, custom_id=comps[0]["custom_id"])
+        self.last_reply = out
         self._show_reply(who, out)
 
     async def _do_advance(self, number: int, step: dict[str, Any], guild: SGuild) -> None:

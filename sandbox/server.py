@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import secrets
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -516,14 +517,7 @@ class SandboxDiscord(ActingMixin):
                 raise SandboxTimeout(
                     f"no message containing {contains!r} in {name!r} within {timeout}s; last messages:\n{seen}"
                 )
-            ev = asyncio.Event()
-            self._message_waiters.append(ev)
-            try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ev.wait(), remaining)
-            finally:
-                with contextlib.suppress(ValueError):
-                    self._message_waiters.remove(ev)
+            await self.message_activity(remaining)
 
     async def message_activity(self, timeout: float) -> None:
         """Return when any message is posted or edited (or after ``timeout``): for callers that keep
@@ -697,6 +691,28 @@ class SandboxDiscord(ActingMixin):
             [{"key": "permissions", "old_value": str(old), "new_value": str(permissions)}],
             reason=reason,
         )
+
+    def _create_webhook(
+        self, g: SGuild, c: SChannel, name: str, *, actor_id: int, reason: str | None
+    ) -> SWebhook:
+        w = SWebhook(
+            self.snowflake(), g.id, c.id, name, secrets.token_urlsafe(48), creator=self.users.get(actor_id)
+        )
+        g.webhooks.append(w)
+        self._webhooks_update_event(g, c.id)
+        self._audit(
+            g,
+            WEBHOOK_CREATE,
+            actor_id,
+            w.id,
+            [
+                {"key": "type", "new_value": w.type},
+                {"key": "channel_id", "new_value": str(c.id)},
+                {"key": "name", "new_value": name},
+            ],
+            reason=reason,
+        )
+        return w
 
     def _delete_webhook(self, g: SGuild, w: SWebhook, *, actor_id: int, reason: str | None) -> None:
         g.webhooks.remove(w)
@@ -1394,6 +1410,20 @@ class SandboxDiscord(ActingMixin):
     def op_get_webhook(self, req: Req) -> tuple[int, Any]:
         g, w = self._find_webhook(int(req.params["webhook_id"]))
         self._require(g, MANAGE_WEBHOOKS)
+        return 200, webhook_payload(w)
+
+    def op_create_webhook(self, req: Req) -> tuple[int, Any]:
+        c = self._channel(req.params["channel_id"])
+        if c.guild_id is None:
+            raise DiscordAPIError(400, 50024, "Cannot execute action on this channel type")
+        g = self.guilds[c.guild_id]
+        self._require(g, MANAGE_WEBHOOKS, c)
+        name = str((req.body or {}).get("name") or "")
+        if not 1 <= len(name) <= 80 or "clyde" in name.lower():
+            raise DiscordAPIError(
+                400, 50035, "Invalid Form Body", {"name": {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH"}]}}
+            )
+        w = self._create_webhook(g, c, name, actor_id=self.bot_user.id, reason=req.reason)
         return 200, webhook_payload(w)
 
     def op_delete_webhook(self, req: Req) -> None:

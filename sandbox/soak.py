@@ -31,7 +31,7 @@ from bot.db.models import AccessRequest, Grant, GrantStatus, NarrativeOutbox, Re
 from bot.policy import load_policy
 from bot.wiring import Tuning
 from sandbox.errors import SandboxError
-from sandbox.harness import SandboxWorld, sandbox_tuning
+from sandbox.harness import SandboxWorld, campaign_policy, sandbox_tuning
 from sandbox.invariants import Findings, check, standing_roles
 
 STEP = dt.timedelta(seconds=Tuning.sweep_seconds)  # the production sweep interval
@@ -61,43 +61,27 @@ GUILD: dict[str, Any] = {
 REQUESTERS = ("alice", "dave", "erin", "frank", "heidi")
 APPROVERS = ("bob", "carol", "heidi")
 
-POLICY = """
-[guild.{gid}]
-approvals_channel = "approvals"
-governance_channel = "governance"
-request_cooldown = "0s"
-expiry_reminder = "10m"
-pending_ttl = "2h"
 
-[scope.deploy]
-guild = "{gid}"
-kind = "role"
-role = "deployers"
-max_duration = "4h"
-approvers = ["leads"]
-requesters = ["engineers"]
-reason_required = false
-auto_approve = [{{ members_of = "on-call", max_duration = "1h" }}]
+def policy(gid: str) -> str:
+    return campaign_policy(
+        gid,
+        {"expiry_reminder": '"10m"', "pending_ttl": '"2h"'},
+        {
+            "deploy": {
+                "role": '"deployers"',
+                "max_duration": '"4h"',
+                "auto_approve": '[{ members_of = "on-call", max_duration = "1h" }]',
+            },
+            "db": {
+                "role": '"db-admins"',
+                "max_duration": '"2h"',
+                "approvals_required": "2",
+                "deny_ends_request": "true",
+            },
+        },
+    )
 
-[scope.db]
-guild = "{gid}"
-kind = "role"
-role = "db-admins"
-max_duration = "2h"
-approvers = ["leads"]
-requesters = ["engineers"]
-approvals_required = 2
-deny_ends_request = true
-reason_required = false
 
-# A member holds the JIT role standing here: report a hand-given JIT role, never revert it, so
-# the run checks that Warden's own grants never take standing access away.
-[[rule]]
-id = "jit-role-by-hand"
-description = "A JIT role given by hand is reported, not reverted: standing holders exist here."
-when = {{ event = "member_role_update", role_is_jit = true }}
-outcome = "alert"
-"""
 DURATIONS = {"deploy": ("15m", "30m", "1h", "2h"), "db": ("15m", "30m", "1h")}
 
 
@@ -361,7 +345,7 @@ async def run_soak(
 
 def _write(workdir: Path, gid: str) -> Path:
     path = workdir / "soak.toml"
-    path.write_text(POLICY.format(gid=gid), encoding="utf-8")
+    path.write_text(policy(gid), encoding="utf-8")
     return path
 
 

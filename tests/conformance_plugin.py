@@ -6,8 +6,9 @@ At the end of the session the terminal summary says::
 
     sandbox conformance: N distinct Discord REST operations exercised, M requests, V violations
 
-(with ``-v``, the sorted operation list with call counts follows), and the session
-fails if any violation was recorded during a test that did not expect it.
+(with ``-v``, the sorted operation list with call counts follows). A violation recorded
+during a test that did not expect it fails that test (an error at its teardown, naming the
+violation), and the session fails too.
 
 A test that sends bad requests on purpose marks itself::
 
@@ -15,7 +16,11 @@ A test that sends bad requests on purpose marks itself::
     async def test_invalid_body_is_a_violation(): ...
 
 or clears its sandbox's record (``sb.conformance.clear()``) once it has checked it.
-Violations noticed outside any test (e.g. after the last one) are unexpected.
+Violations noticed outside any test (e.g. after the last one) are unexpected and fail the session.
+
+Under pytest-xdist (``-n 2``) the tests run in worker processes: the failing test is reported
+as usual, and each worker sends its record (operations, call counts, violations) back to the
+controller at its end (``workeroutput``), which prints the one summary for the whole run.
 
 Registered from ``tests/conftest.py`` with ``pytest_plugins = ["tests.conformance_plugin"]``.
 """
@@ -59,6 +64,9 @@ class ConformanceReport:
         self._seen: dict[int, int] = {}  # id(record) -> violations already accounted for
         self.expected: list[tuple[str, str]] = []
         self.unexpected: list[tuple[str, str]] = []
+        # What xdist workers reported back (on the controller only).
+        self.worker_calls: dict[str, int] = {}
+        self.worker_sandboxes = 0
 
     def track(self, conformance: Conformance) -> None:
         self.tracked.append(conformance)
@@ -74,33 +82,76 @@ class ConformanceReport:
             self._seen[id(record)] = len(record.violations)
         return new
 
-    def _account(self, where: str, expected: bool) -> None:
-        for message in self._new_violations():
-            (self.expected if expected else self.unexpected).append((where, message))
+    def _account(self, where: str, expected: bool) -> list[str]:
+        new = self._new_violations()
+        (self.expected if expected else self.unexpected).extend((where, message) for message in new)
+        return new
 
     # ------------------------------------------------------------------ hooks
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         self._account("(between tests)", expected=False)
         yield
-        self._account(item.nodeid, expected=item.get_closest_marker(MARKER) is not None)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
+        """After the test's last fixture is torn down: its unexpected violations fail the test."""
+        outcome = yield
+        if call.when != "teardown":
+            return
+        expected = item.get_closest_marker(MARKER) is not None
+        new = self._account(item.nodeid, expected=expected)
+        if expected or not new:
+            return
+        report: pytest.TestReport = outcome.get_result()
+        message = (
+            f"{len(new)} unexpected Discord API conformance violation(s) "
+            f"(mark a test that sends bad requests on purpose with @pytest.mark.{MARKER}):\n"
+            + "\n".join(f"  {m}" for m in new)
+        )
+        if report.passed:
+            report.outcome = "failed"
+            report.longrepr = message
+        else:
+            report.sections.append(("sandbox conformance", message))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self._account("(after the last test)", expected=False)
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: the controller reports
+            workeroutput["sandbox_conformance"] = {
+                "calls": self.operations,
+                "sandboxes": len(self.tracked),
+                "expected": self.expected,
+                "unexpected": self.unexpected,
+            }
         if self.unexpected and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist (controller): a worker finished; add its record to this run's."""
+        record = getattr(node, "workeroutput", {}).get("sandbox_conformance")
+        if record is None:
+            return
+        for op, n in record["calls"].items():
+            self.worker_calls[op] = self.worker_calls.get(op, 0) + n
+        self.worker_sandboxes += record["sandboxes"]
+        self.expected.extend(tuple(v) for v in record["expected"])
+        self.unexpected.extend(tuple(v) for v in record["unexpected"])
+
     @property
     def operations(self) -> dict[str, int]:
-        calls: dict[str, int] = {}
+        calls = dict(self.worker_calls)
         for record in self.tracked:
             for op, n in record.calls.items():
                 calls[op] = calls.get(op, 0) + n
         return calls
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.tracked:
+        sandboxes = len(self.tracked) + self.worker_sandboxes
+        if not sandboxes or hasattr(self.config, "workerinput"):
             return
         calls = self.operations
         violations = len(self.expected) + len(self.unexpected)
@@ -110,7 +161,7 @@ class ConformanceReport:
             f"sandbox conformance: {len(calls)} distinct Discord REST operations exercised, "
             f"{sum(calls.values())} requests, {violations} violations "
             f"({len(self.expected)} expected, {len(self.unexpected)} unexpected) "
-            f"from {len(self.tracked)} sandboxes"
+            f"from {sandboxes} sandboxes"
         )
         if self.config.get_verbosity() > 0:
             for op in sorted(calls):

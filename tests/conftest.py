@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import ManualClock
-from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_engine, create_session_factory
 from tests.helpers import (
     PG_SKIP_REASON,
     PG_URL,
     T0,
+    MigratedDatabases,
     RuleServices,
-    create_pg_database,
-    drop_pg_database,
     rule_services,
 )
 
@@ -28,26 +26,38 @@ BACKENDS = [
 ]
 
 
+@pytest.fixture(scope="session")
+def migrated_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedDatabases]:
+    databases = MigratedDatabases(tmp_path_factory.mktemp("databases"))
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
 @pytest.fixture(params=BACKENDS)
-async def db_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
-    """A fresh, empty database URL for this test; dropped afterwards."""
+async def db_url(request: pytest.FixtureRequest, migrated_databases: MigratedDatabases) -> AsyncIterator[str]:
+    """A fresh database for this test, already migrated to head; dropped afterwards.
+
+    It is a copy of a template migrated from empty once per backend and session (tests.helpers
+    MigratedDatabases), so every run still exercises the migrations on both backends.
+    """
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'warden.db'}"
+        yield await migrated_databases.sqlite()
         return
     if not PG_URL:
         pytest.skip(PG_SKIP_REASON)
-    url, name = await create_pg_database()
+    url, name = await migrated_databases.postgres()
     try:
         yield url
     finally:
-        await drop_pg_database(name)
+        migrated_databases.release(name)
 
 
 @pytest.fixture
 async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a database migrated to head (every test run exercises the migrations)."""
+    """An engine on this test's (migrated) database."""
     eng = create_engine(db_url)
-    await upgrade_to_head(eng)
     try:
         yield eng
     finally:

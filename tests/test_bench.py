@@ -57,3 +57,25 @@ def test_bench_refuses_an_unknown_figure(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "unknown figure(s) ['speed']; choose from answer, throughput, expiry, startup" in proc.stderr
+
+
+def test_bench_audit_smoke(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "audit.py"), "--n", "200", "--reverts", "5"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(
+        line.startswith("throughput batch=200")
+        and "200 decided once each" in line
+        and "chain verifies" in line
+        for line in lines
+    ), proc.stdout
+    assert any(line.startswith("first revert: 5 reverts") for line in lines), proc.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -222,6 +223,40 @@ async def test_export_of_db_with_deleted_tail_is_flagged(session_factory, signer
     report = verify_export(tmp_path)
     assert not report.ok
     assert any("deleted at the end before export" in p for p in report.problems)
+
+
+async def test_many_entries_in_one_transaction_then_one_alone(session_factory, signer):
+    """A batch (an audit-log page) takes its ids under the head lock and writes the head once at
+    commit; the next transaction's entry still gets a fresh id (PostgreSQL's sequence moved on)
+    and the chain has no gap or fork."""
+
+    async def append(session, i):
+        return await append_entry(
+            session, signer, created_at=T0, outcome="alert", rule="r", reason=f"#{i}", proof={}, controls=[]
+        )
+
+    async with session_factory() as session, session.begin():
+        first = [await append(session, i) for i in range(5)]
+    async with session_factory() as session, session.begin():
+        batch = [await append(session, i) for i in range(5, 30)]
+    async with session_factory() as session, session.begin():
+        alone = await append(session, 30)
+        # A rolled-back batch leaves no trace: its ids are free again.
+        await session.flush()
+    with contextlib.suppress(RuntimeError):
+        async with session_factory() as session, session.begin():
+            for i in range(3):
+                await append(session, 100 + i)
+            raise RuntimeError("rolled back")
+    async with session_factory() as session, session.begin():
+        last = await append(session, 31)
+    ids = [e.id for e in (*first, *batch, alone, last)]
+    assert ids == list(range(ids[0], ids[0] + 32))
+    report = await verify(session_factory, signer.public_key)
+    assert report.ok and report.entries == 32, report.problems
+    async with session_factory() as session:
+        head = await session.get(LedgerHead, 1)
+        assert (head.last_entry_id, head.last_hash) == (last.id, last.hash)
 
 
 async def test_concurrent_appends_do_not_fork(engine, signer, db_url):

@@ -6,6 +6,7 @@ import pytest
 
 from bot.policy import (
     Approver,
+    AttestationPolicy,
     AutoApprove,
     PolicyError,
     Scope,
@@ -576,3 +577,54 @@ outcome = "deny"
         assert expected in text, expected
     assert len(e.value.problems) == len(text.splitlines()) == 9
     assert e.value.source == str(f)
+
+
+# ------------------------------------------------------------------ [attestation]
+
+
+def test_attestation_is_optional_and_documented():
+    assert parse_policy(BASE).attestation is None
+    example = load_policy(EXAMPLE).attestation
+    assert example is not None and example.on_missed == "remediate" and not example.include_standing_roles
+    text = EXAMPLE.read_text()
+    docs = (EXAMPLE.parent / "docs" / "configuration.md").read_text()
+    for field in AttestationPolicy.model_fields:
+        assert f"\n{field} =" in text, field
+        assert f"`{field}`" in docs, field
+
+
+def test_attestation_defaults_and_zero_values():
+    p = parse_policy(data(attestation={})).attestation
+    assert p == AttestationPolicy()
+    assert (p.every, p.deadline, p.reminder, p.on_missed, p.include_standing_roles) == (
+        dt.timedelta(days=30),
+        dt.timedelta(days=7),
+        dt.timedelta(days=2),
+        "alert",
+        False,
+    )
+    on_demand = parse_policy(data(attestation={"every": "0s", "reminder": "0s"})).attestation
+    assert on_demand is not None and not on_demand.every and not on_demand.reminder
+
+
+def test_attestation_problems_are_all_reported():
+    found = problems(
+        data(
+            attestation={
+                "every": "5d",
+                "reminder": "9d",
+                "on_missed": "delete",
+                "grace": "0s",
+                "include_standing_roles": "yes",
+                "evrey": "30d",
+            }
+        )
+    )
+    text = "\n".join(found)
+    assert "attestation.every: 5d is not longer than the deadline (7d)" in text
+    assert "attestation.reminder: 9d is not before the deadline (7d)" in text
+    assert "attestation.on_missed: 'delete' is not allowed; use one of: alert, remediate" in text
+    assert "attestation.grace:" in text
+    assert "attestation.include_standing_roles:" in text
+    assert "attestation: unknown key 'evrey'" in text
+    assert problems(data(attestation="30d")) == ["attestation: expected an [attestation] table, got '30d'"]

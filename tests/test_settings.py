@@ -191,3 +191,12 @@ def test_signing_key_and_log_level_precedence(monkeypatch):
 )
 def test_redact_url(url, expected):
     assert redact_url(url) == expected
+
+
+def test_scheduled_checkpoints_are_read_from_the_environment(monkeypatch, tmp_path) -> None:
+    from bot.settings import load_settings
+
+    monkeypatch.setenv("WARDEN_CHECKPOINT_PATH", str(tmp_path / "cps"))
+    monkeypatch.setenv("WARDEN_CHECKPOINT_SECONDS", "600")
+    settings = load_settings()
+    assert settings.checkpoint_path == tmp_path / "cps" and settings.checkpoint_seconds == 600

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
@@ -26,9 +26,9 @@ from bot.approvals.cards import (
 )
 from bot.approvals.service import VoteOutcome
 from bot.db.models import GrantStatus, RequestStatus
-from bot.discord_io.replies import answer_error
+from bot.discord_io.replies import answer_error, reply
 from bot.durations import discord_ts as ts
-from bot.services.errors import BadInput
+from bot.services.errors import BadInput, row_id
 
 if TYPE_CHECKING:
     from bot.client import WardenBot
@@ -69,7 +69,18 @@ def vote_receipt(out: VoteOutcome) -> str:
 
 # The base is never registered, so its template (which matches nothing) is never used.
 class WardenButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
-    """A persistent button: subclasses say what a click does; errors take the one path."""
+    """A persistent button: subclasses say what a click does; errors take the one path.
+
+    A subclass's ``__init__`` takes the named groups of its custom id template, by name."""
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> Self:
+        """The button a custom id names: each group of the template is the ``__init__`` argument
+        of that name (a number when the group is all digits, as every id is)."""
+        make: Callable[..., Self] = cls
+        return make(**{k: int(v) if v.isdigit() else v for k, v in match.groupdict().items()})
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:  # Any: the supertype's
         await answering_errors(interaction, lambda: self.clicked(interaction))
@@ -90,15 +101,10 @@ class VoteButton(WardenButton, template=VOTE_TEMPLATE):
             )
         )
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> VoteButton:
-        return cls(int(match["request_id"]), match["choice"])
-
     async def clicked(self, interaction: Interaction) -> None:
         bot = interaction.client
         member = approver(interaction)
+        row_id(self.request_id, "request")
         if self.choice == "deny":
             # Refuse before asking for a reason that would not count — unless the check is
             # slow: the modal must open within Discord's 3 seconds, and the submit re-checks.
@@ -143,9 +149,10 @@ class DenyReasonModal(discord.ui.Modal):
         async def deny() -> None:
             data: Mapping[str, Any] = interaction.data or {}
             rid = str(data.get("custom_id", "")).removeprefix(DENY_MODAL_PREFIX)
-            if not rid.isdigit():
+            if not (rid.isascii() and rid.isdigit()):
                 raise BadInput("That form names no request.")
             member = approver(interaction)
+            row_id(int(rid[:20]), "request")
             reason = modal_values(data).get("reason", "")
             await interaction.response.defer()
             out = await interaction.client.approvals.vote(member, int(rid), approve=False, reason=reason)
@@ -159,14 +166,9 @@ class ReviewButton(WardenButton, template=REVIEW_TEMPLATE):
         self.grant_id = grant_id
         super().__init__(discord.ui.Button(label="Acknowledge review", custom_id=review_id(grant_id)))
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> ReviewButton:
-        return cls(int(match["grant_id"]))
-
     async def clicked(self, interaction: Interaction) -> None:
         member = approver(interaction)
+        row_id(self.grant_id, "break-glass grant")
         await interaction.response.defer()
         grant = await interaction.client.approvals.acknowledge_review(member, self.grant_id)
         await interaction.followup.send(
@@ -174,18 +176,54 @@ class ReviewButton(WardenButton, template=REVIEW_TEMPLATE):
         )
 
 
+UNKNOWN_ITEM = (
+    "This button or form is not one Warden knows (an altered or outdated card); nothing was changed. "
+    "Use the buttons on a current approval card, or `/jit mine`."
+)
+
+
+def _button_templates(base: type[WardenButton]) -> list[re.Pattern[str]]:
+    """The templates of every Warden button (approvals, inventory ...): all subclass WardenButton."""
+    out: list[re.Pattern[str]] = []
+    for cls in base.__subclasses__():
+        out.append(cls.__discord_ui_compiled_template__)
+        out.extend(_button_templates(cls))
+    return out
+
+
+def is_unknown_item(interaction: discord.Interaction[Any]) -> bool:
+    """A click or submit whose custom id says Warden's (``warden:``) but that no handler matches.
+
+    discord.py ignores such an interaction, which the person would see as "interaction failed".
+    """
+    data: Mapping[str, Any] = interaction.data or {}
+    custom_id = data.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id.startswith("warden:"):
+        return False
+    if interaction.type is discord.InteractionType.component:
+        return not any(template.fullmatch(custom_id) for template in _button_templates(WardenButton))
+    if interaction.type is discord.InteractionType.modal_submit:
+        return not custom_id.startswith(DENY_MODAL_PREFIX)
+    return False
+
+
+async def answer_unknown_item(interaction: discord.Interaction[Any]) -> None:
+    await reply(interaction, UNKNOWN_ITEM)
+
+
 def modal_values(data: Mapping[str, Any]) -> dict[str, str]:
     """Text input values by custom id, from action rows or the newer label components."""
     values: dict[str, str] = {}
 
-    def walk(components: list[dict[str, Any]]) -> None:
-        for c in components:
-            if "value" in c and "custom_id" in c:
+    def walk(components: object) -> None:
+        # Whatever the client sent: only well-formed text inputs count, anything else is skipped.
+        for c in components if isinstance(components, list) else ():
+            if not isinstance(c, dict):
+                continue
+            if isinstance(c.get("value"), str) and isinstance(c.get("custom_id"), str):
                 values[c["custom_id"]] = c["value"]
-            if "components" in c:
-                walk(c["components"])
-            if "component" in c:
-                walk([c["component"]])
+            walk(c.get("components"))
+            walk([c.get("component")])
 
     walk(data.get("components", []))
     return values

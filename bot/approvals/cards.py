@@ -68,6 +68,16 @@ def _status_line(req: AccessRequest, grant: Grant | None) -> tuple[str, discord.
     }.get(GrantStatus(grant.status), ("Approved", GREEN))
 
 
+def persistent_view(*buttons: discord.ui.Button[discord.ui.View]) -> discord.ui.View:
+    """A message's buttons. Clicks are dispatched through the DynamicItem templates (by custom id,
+    so they work after a restart), never through this instance."""
+    view = discord.ui.View(timeout=None)
+    for button in buttons:
+        view.add_item(button)
+    view.stop()
+    return view
+
+
 def request_card(
     req: AccessRequest,
     scope: Scope,
@@ -103,18 +113,17 @@ def request_card(
     embed.add_field(name="Status", value=status, inline=False)
     embed.set_footer(text=f"request #{req.id}" + (f" · grant #{grant.id}" if grant else ""))
     pending = req.status == RequestStatus.PENDING
-    view = discord.ui.View(timeout=None)
-    for label, style, choice in (
-        ("Approve", discord.ButtonStyle.success, "approve"),
-        ("Deny", discord.ButtonStyle.danger, "deny"),
-    ):
-        view.add_item(
+    return embed, persistent_view(
+        *(
             discord.ui.Button(
                 label=label, style=style, disabled=not pending, custom_id=vote_id(req.id, choice)
             )
+            for label, style, choice in (
+                ("Approve", discord.ButtonStyle.success, "approve"),
+                ("Deny", discord.ButtonStyle.danger, "deny"),
+            )
         )
-    view.stop()  # dispatch goes through the DynamicItem templates, not this instance
-    return embed, view
+    )
 
 
 def review_card(grant: Grant, reason: str, approvers_text: str) -> tuple[discord.Embed, discord.ui.View]:
@@ -137,8 +146,7 @@ def review_card(grant: Grant, reason: str, approvers_text: str) -> tuple[discord
         else "Not yet reviewed",
         inline=False,
     )
-    view = discord.ui.View(timeout=None)
-    view.add_item(
+    return embed, persistent_view(
         discord.ui.Button(
             label="Acknowledge review",
             style=discord.ButtonStyle.primary,
@@ -146,8 +154,6 @@ def review_card(grant: Grant, reason: str, approvers_text: str) -> tuple[discord
             custom_id=review_id(grant.id),
         )
     )
-    view.stop()
-    return embed, view
 
 
 def approver_reminder(req: AccessRequest) -> str:

@@ -18,6 +18,7 @@ from bot.db.models import AccessRequest, Grant, RequestKind, RequestStatus, Vote
 from bot.decisions import outcomes
 from bot.decisions.service import Outcome
 from bot.durations import discord_ts as ts
+from bot.escape import typed
 from bot.grantability import check_grantable, describe_refs, may_approve
 from bot.policy import Scope
 from bot.requests import scopes
@@ -235,7 +236,7 @@ class ApprovalService(Service):
 
 
 def _vote_note(approve: bool, reason: str | None) -> str:
-    note = (reason or "").strip()
+    note = typed(reason)
     if not approve and not note:
         raise BadInput("A denial needs a reason, so the requester knows what to do next.")
     if len(note) > MAX_REASON_LENGTH:

@@ -25,7 +25,7 @@ from bot.audit.decision import RULE_NO_MATCH, RULE_SANCTIONED, RULE_UNCLASSIFIED
 from bot.audit.events import AuditEvent
 from bot.audit.names import DANGEROUS_PERMISSIONS
 from bot.audit.ports import GrantLedger, GuildFacts
-from bot.policy import GuildPolicy, Policy, Rule, RuleCondition, Scope, permissions_from_names
+from bot.policy import GuildDirectory, GuildPolicy, Policy, Rule, RuleCondition, Scope, permissions_from_names
 
 #: How Warden's audit-log reasons begin (see the grant service): "Warden grant #12 (...)".
 WARDEN_REASON = re.compile(r"^Warden (grant|revert|quarantine|restore)\b")
@@ -114,16 +114,22 @@ class Classifier:
         grants: GrantLedger,
         *,
         warden_user_id: int | None = None,
+        guilds: GuildDirectory | None = None,
     ) -> None:
         self.policy = policy
         self.rules = tuple(rules)
         self.facts = facts
         self.grants = grants
         self.warden_user_id = warden_user_id
+        self.guilds = guilds
 
     # ---- guild context ----------------------------------------------------------------------
 
     def guild_policy(self, guild_id: int) -> GuildPolicy | None:
+        """The guild's table: by id or pin through the bot's directory (a look-alike server with a
+        configured name gets none); without one (unit tests), the policy's first-sight match."""
+        if self.guilds is not None:
+            return self.guilds.get(guild_id)
         return self.policy.guild_policy(guild_id, self.facts.name_of(guild_id, guild_id) or "")
 
     def role_scopes(self, gid: int, gp: GuildPolicy | None) -> dict[int, list[Scope]]:

@@ -60,6 +60,11 @@ from bot.db.models import AuditProcessed, StandingAccess, StandingBaseline
 
 log = logging.getLogger(__name__)
 
+#: ``session.info`` key: per guild, the newest entry this transaction decided (the cursor's target).
+_CURSOR_TO = "warden_audit_cursor_to"
+#: ``session.info`` key: claim rows to complete (ledger entry, pending revert) before commit.
+_CLAIMS_DONE = "warden_audit_claims_done"
+
 #: Catch-up stops after this many pages in one run (100 entries each) and resumes next time.
 MAX_PAGES = 1000
 
@@ -95,38 +100,31 @@ def revert_reason(event: AuditEvent, rule_id: str) -> str:
     return f"Warden revert of audit-log entry {event.entry_id} (rule {rule_id})"
 
 
+@dataclass(eq=False, kw_only=True)
 class AuditListener:
-    def __init__(
-        self,
-        *,
-        classifier: Classifier,
-        facts: GuildFacts,
-        recorder: DecisionRecorder,
-        reverter: Reverter,
-        clock: Clock,
-        session_factory: async_sessionmaker[AsyncSession],
-        approvals: ApprovalQueue | None = None,
-        bursts: BurstTracker | None = None,
-    ) -> None:
-        self.classifier = classifier
-        self._facts = facts
-        self._recorder = recorder
-        self._reverter = reverter
-        self._clock = clock
-        self._sessions = session_factory
-        self._approvals = approvals
-        self.bursts = bursts or BurstTracker()
-        # Guilds whose audit log has been read up to now since the last (re)connect: only
-        # then may a live entry move the cursor (otherwise it would jump over missed entries).
-        self._synced: set[int] = set()
+    """Decides audit events with ``classifier`` over ``facts``, records each decision through
+    ``recorder`` and has ``reverter`` undo what is reverted; ``approvals`` (if any) turns an
+    ``approve`` into a pending request."""
+
+    classifier: Classifier
+    facts: GuildFacts
+    recorder: DecisionRecorder
+    reverter: Reverter
+    clock: Clock
+    session_factory: async_sessionmaker[AsyncSession]
+    approvals: ApprovalQueue | None = None
+    bursts: BurstTracker = field(default_factory=BurstTracker)
+    # Guilds whose audit log has been read up to now since the last (re)connect: only
+    # then may a live entry move the cursor (otherwise it would jump over missed entries).
+    _synced: set[int] = field(default_factory=set, init=False, repr=False)
 
     async def heartbeat(self) -> None:
         """Note that in-sync guilds are still being watched (call on a schedule, e.g. hourly), so
         a quiet guild is not mistaken for a 45-day gap at the next start-up."""
         if not self._synced:
             return
-        now = self._clock.now()
-        async with self._sessions() as session, session.begin():
+        now = self.clock.now()
+        async with self.session_factory() as session, session.begin():
             for gid in sorted(self._synced):
                 await advance_cursor(session, gid, None, now)
 
@@ -142,7 +140,7 @@ class AuditListener:
             gid = snowflake(payload.get("guild_id"))
 
         def is_bot(user_id: int) -> bool | None:
-            return self._facts.is_bot(gid, user_id) if gid is not None else None
+            return self.facts.is_bot(gid, user_id) if gid is not None else None
 
         return event_from_payload(payload, guild_id=guild_id, is_bot=is_bot)
 
@@ -191,13 +189,12 @@ class AuditListener:
             try:
                 await self._record_all(todo, results, reverts)
             except BaseException:
-                if self._approvals is not None:
-                    await self._approvals.notify(committed=False)
+                if self.approvals is not None:
+                    await self.approvals.notify(committed=False)
                 raise
-            if self._approvals is not None:
-                await self._approvals.notify(committed=True)
-        for index, event, verdict, plan, claim_id, narrate in reverts:
-            failures = await self._revert(event, verdict, plan, claim_id, narrate=narrate)
+            if self.approvals is not None:
+                await self.approvals.notify(committed=True)
+        for index, failures in (await self._revert_all(reverts)).items():
             done = results[index]
             assert done is not None
             results[index] = dataclasses.replace(done, failures=failures)
@@ -210,8 +207,8 @@ class AuditListener:
         reverts: list[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]],
     ) -> None:
         """One transaction: claim every entry, record each decision, note the reverts to perform."""
-        now = self._clock.now()
-        async with self._sessions() as session, session.begin():
+        now = self.clock.now()
+        async with self.session_factory() as session, session.begin():
             claims: dict[tuple[int, int], AuditProcessed] = {}
             by_guild: dict[int, list[int]] = {}
             for _, event, _, _ in todo:
@@ -231,6 +228,12 @@ class AuditListener:
                 if result.status == "decided" and plan is not None and plan.actions:
                     claim_id = claim.id if claim else None
                     reverts.append((index, event, verdict, plan, claim_id, result.narrated))
+            for claim_row, ledger_id, pending, rule in session.info.pop(_CLAIMS_DONE, []):
+                claim_row.ledger_entry_id = ledger_id
+                if pending is not None:
+                    claim_row.pending_actions, claim_row.rule = pending, rule
+            for gid, newest in session.info.pop(_CURSOR_TO, {}).items():
+                await advance_cursor(session, gid, newest, now)
 
     async def _record_one(
         self,
@@ -253,22 +256,23 @@ class AuditListener:
                 event, verdict.outcome.value, verdict.rule_id, event.created_at or now
             )
         decision = self._decision(event, verdict, plan, narrate)
-        ledger_id = await self._recorder.record(session, decision)
+        ledger_id = await self.recorder.record(session, decision)
         if claim is not None:
-            claim.ledger_entry_id = ledger_id
-            if plan is not None and plan.actions:
-                claim.pending_actions = [action_to_json(a) for a in plan.actions]
-                claim.rule = verdict.rule_id
-        if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self._approvals is not None:
-            await self._approvals.request_approval(session, decision, ledger_id, plan.reapply)
+            # Written with the rest of the batch before commit (not one UPDATE per entry).
+            pending = [action_to_json(a) for a in plan.actions] if plan is not None and plan.actions else None
+            session.info.setdefault(_CLAIMS_DONE, []).append((claim, ledger_id, pending, verdict.rule_id))
+        if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self.approvals is not None:
+            await self.approvals.request_approval(session, decision, ledger_id, plan.reapply)
         for summary in closed:
-            await self._recorder.record_summary(session, summary)
+            await self.recorder.record_summary(session, summary)
         await self._advance(session, gid, event, now)
         return HandleResult("decided", event, verdict, plan, ledger_id, narrated=narrate)
 
     async def _advance(self, session: AsyncSession, gid: int, event: AuditEvent, now: dt.datetime) -> None:
+        """Note the entry for the cursor; :meth:`_record_all` moves it once, before commit."""
         if gid in self._synced and event.entry_id:
-            await advance_cursor(session, gid, event.entry_id, now)
+            newest = session.info.setdefault(_CURSOR_TO, {})
+            newest[gid] = max(newest.get(gid, 0), event.entry_id)
 
     def _decision(
         self, event: AuditEvent, verdict: Verdict, plan: RevertPlan | None, narrate: bool
@@ -294,16 +298,43 @@ class AuditListener:
             narrate=narrate,
         )
 
-    async def _revert(
-        self, event: AuditEvent, verdict: Verdict, plan: RevertPlan, claim_id: int | None, *, narrate: bool
-    ) -> tuple[str, ...]:
-        """Perform the revert, then record it as its own decision (a failure is a failed control)."""
+    async def _revert_all(
+        self, reverts: Sequence[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]]
+    ) -> dict[int, tuple[str, ...]]:
+        """Perform every revert first (the first as soon as possible), then record each as its own
+        decision — one transaction for all of them (a failure is a failed control)."""
+        performed = [(r, *await self._perform(r[1], r[2], r[3])) for r in reverts]
+        failures: dict[int, tuple[str, ...]] = {}
+        if not performed:
+            return failures
+        async with self.session_factory() as session, session.begin():
+            # The claim rows were written with the revert pending; what Discord accepted is no longer.
+            left = {
+                r[4]: [action_to_json(a) for a, _ in f] or None for r, _, f in performed if r[4] is not None
+            }
+            rows = (
+                list(await session.scalars(select(AuditProcessed).where(AuditProcessed.id.in_(list(left)))))
+                if left
+                else []
+            )
+            for (index, event, verdict, _plan, _claim_id, narrate), done, failed in performed:
+                await self.recorder.record(
+                    session, self._revert_decision(event, verdict, done, failed, narrate)
+                )
+                failures[index] = tuple(why for _, why in failed)
+            for row in rows:  # after the entries: one batch of UPDATEs at commit
+                row.pending_actions = left[row.id]
+        return failures
+
+    async def _perform(
+        self, event: AuditEvent, verdict: Verdict, plan: RevertPlan
+    ) -> tuple[list[RevertAction], list[tuple[RevertAction, str]]]:
         reason = revert_reason(event, verdict.rule_id)
         done: list[RevertAction] = []
         failed: list[tuple[RevertAction, str]] = []
         for action in plan.actions:
             try:
-                await self._reverter.perform(action, reason)
+                await self.reverter.perform(action, reason)
             except Exception as exc:  # reported as a failed control, never stops the listener
                 log.warning(
                     "revert refused: %s",
@@ -313,13 +344,22 @@ class AuditListener:
                 failed.append((action, _describe_failure(exc)))
             else:
                 done.append(action)
+        return done, failed
+
+    def _revert_decision(
+        self,
+        event: AuditEvent,
+        verdict: Verdict,
+        done: list[RevertAction],
+        failed: list[tuple[RevertAction, str]],
+        narrate: bool,
+    ) -> AuditDecision:
         assert event.guild_id is not None
         proof: dict[str, Any] = {"audit_log_entry": str(event.entry_id), "event": event.action}
         if done:
             proof["done"] = [a.describe() for a in done]
         if failed:
             proof["failed"] = [f"{a.describe()}: {why}" for a, why in failed]
-        if failed:
             outcome, text = (
                 AuditOutcome.REVERT_FAILED,
                 f"Warden could not fully undo the change rule {verdict.rule_id} blocked; "
@@ -327,26 +367,17 @@ class AuditListener:
             )
         else:
             outcome, text = AuditOutcome.REVERTED, f"Warden undid the change rule {verdict.rule_id} blocked."
-        async with self._sessions() as session, session.begin():
-            await self._recorder.record(
-                session,
-                AuditDecision(
-                    guild_id=event.guild_id,
-                    outcome=outcome,
-                    rule=verdict.rule_id,
-                    reason=text,
-                    proof=proof,
-                    controls=verdict.controls,
-                    actor_id=self.classifier.warden_user_id,
-                    audit_entry_id=event.entry_id or None,
-                    narrate=bool(failed) or narrate,
-                ),
-            )
-            if claim_id is not None:
-                row = await session.get(AuditProcessed, claim_id)
-                if row is not None:
-                    row.pending_actions = [action_to_json(a) for a, _ in failed] or None
-        return tuple(why for _, why in failed)
+        return AuditDecision(
+            guild_id=event.guild_id,
+            outcome=outcome,
+            rule=verdict.rule_id,
+            reason=text,
+            proof=proof,
+            controls=verdict.controls,
+            actor_id=self.classifier.warden_user_id,
+            audit_entry_id=event.entry_id or None,
+            narrate=bool(failed) or narrate,
+        )
 
     async def retry_pending(self, guild_id: int, *, max_attempts: int = 5) -> int:
         """Try reverts Discord refused again (call on a schedule); returns how many now succeeded.
@@ -363,11 +394,11 @@ class AuditListener:
             left: list[RevertAction] = []
             for action in actions:
                 try:
-                    await self._reverter.perform(action, reason)
+                    await self.reverter.perform(action, reason)
                 except Exception as exc:
                     log.info("revert retry refused: %s", exc, extra={"guild_id": guild_id})
                     left.append(action)
-            async with self._sessions() as session, session.begin():
+            async with self.session_factory() as session, session.begin():
                 fresh = await session.get(AuditProcessed, row.id)
                 if fresh is None:
                     continue
@@ -375,7 +406,7 @@ class AuditListener:
                 fresh.pending_actions = [action_to_json(a) for a in left] or None
                 if not left:
                     fixed += 1
-                    await self._recorder.record(
+                    await self.recorder.record(
                         session,
                         AuditDecision(
                             guild_id=guild_id,
@@ -402,7 +433,7 @@ class AuditListener:
         """
         done = reverted_targets(just_reverted)
         events = await state_drift_events(
-            guild_id, self.classifier, snapshot, self._grants_for_drift(), now=self._clock.now()
+            guild_id, self.classifier, snapshot, self._grants_for_drift(), now=self.clock.now()
         )
         events = await self._without_standing_access(guild_id, events)
         return [await self.decide(e) for e in events if drift_key(e) not in done]
@@ -412,8 +443,8 @@ class AuditListener:
         held such a role when Warden first governed the guild. That first time, they are recorded
         (one ledger decision names them) and left alone; Warden never takes away what it did not give."""
         held = [e for e in events if e.action == "member_role_update" and e.roles_added]
-        now = self._clock.now()
-        async with self._sessions() as session, session.begin():
+        now = self.clock.now()
+        async with self.session_factory() as session, session.begin():
             if await session.get(StandingBaseline, guild_id) is None:
                 session.add(StandingBaseline(guild_id=guild_id, recorded_at=now))
                 pairs = sorted({(e.roles_added[0], e.target_id) for e in held})
@@ -424,7 +455,7 @@ class AuditListener:
                         )
                     )
                 if pairs:
-                    await self._recorder.record(
+                    await self.recorder.record(
                         session,
                         AuditDecision(
                             guild_id=guild_id,
@@ -457,7 +488,7 @@ class AuditListener:
         ]
         if not removed:
             return
-        async with self._sessions() as session, session.begin():
+        async with self.session_factory() as session, session.begin():
             for guild_id, role_id, member_id in removed:
                 await session.execute(
                     delete(StandingAccess).where(
@@ -474,20 +505,20 @@ class AuditListener:
 
     async def flush_bursts(self, *, force: bool = False) -> int:
         """Record summaries of bursts that went quiet (call on a short schedule)."""
-        summaries = self.bursts.flush() if force else self.bursts.due(self._clock.now())
+        summaries = self.bursts.flush() if force else self.bursts.due(self.clock.now())
         if summaries:
-            async with self._sessions() as session, session.begin():
+            async with self.session_factory() as session, session.begin():
                 for summary in summaries:
-                    await self._recorder.record_summary(session, summary)
+                    await self.recorder.record_summary(session, summary)
         return len(summaries)
 
     # ---- catch-up -----------------------------------------------------------------------------
 
     async def catch_up(self, guild_id: int, fetch_page: FetchPage) -> CatchUpResult:
         """Read the audit log from the cursor to now; at start-up and after every resume."""
-        started = self._clock.now()
+        started = self.clock.now()
         result = CatchUpResult(guild_id)
-        async with self._sessions() as session:
+        async with self.session_factory() as session:
             cursor = await load_cursor(session, guild_id)
         result.gap = gap_since(cursor, started)
         if result.gap is not None and cursor is not None:
@@ -497,14 +528,14 @@ class AuditListener:
             page = await fetch_page(guild_id, after)
             result.pages += 1
             ids = [eid for e in page if isinstance(e, dict) and (eid := snowflake(e.get("id")))]
-            async with self._sessions() as session:
+            async with self.session_factory() as session:
                 done = await processed_ids(session, guild_id, ids)
             state = None if cursor is None else CursorState(guild_id, after or 0, cursor.synced_at)
             plan = catch_up_plan(state, page, processed=done)
             result.skipped += len(set(ids)) - len(plan.entries)
             if plan.baseline:
                 result.baseline = True
-                async with self._sessions() as session, session.begin():
+                async with self.session_factory() as session, session.begin():
                     await advance_cursor(session, guild_id, plan.next_after, started)
                 break
             if plan.next_after is None or (after is not None and plan.next_after <= after):
@@ -513,12 +544,12 @@ class AuditListener:
             result.results += handled
             result.decided += sum(h.status == "decided" for h in handled)
             after = plan.next_after
-            async with self._sessions() as session, session.begin():
+            async with self.session_factory() as session, session.begin():
                 await advance_cursor(session, guild_id, after, started)
         else:
             log.warning("audit-log catch-up stopped after %s pages; it resumes next time", MAX_PAGES)
             return result
-        async with self._sessions() as session, session.begin():
+        async with self.session_factory() as session, session.begin():
             await advance_cursor(session, guild_id, None, started)
         self._synced.add(guild_id)
         return result
@@ -526,8 +557,8 @@ class AuditListener:
     async def _record_gap(
         self, guild_id: int, cursor: CursorState, now: dt.datetime, gap: dt.timedelta
     ) -> None:
-        async with self._sessions() as session, session.begin():
-            await self._recorder.record(
+        async with self.session_factory() as session, session.begin():
+            await self.recorder.record(
                 session,
                 AuditDecision(
                     guild_id=guild_id,
@@ -548,7 +579,7 @@ class AuditListener:
 
     async def pending_reverts(self, guild_id: int) -> list[AuditProcessed]:
         """Entries whose revert Discord has not confirmed (for retries and ``/warden doctor``)."""
-        async with self._sessions() as session:
+        async with self.session_factory() as session:
             rows = await session.scalars(
                 select(AuditProcessed).where(
                     AuditProcessed.guild_id == guild_id, AuditProcessed.pending_actions.is_not(None)

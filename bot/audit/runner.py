@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from bot.audit.events import snowflake
@@ -42,25 +42,25 @@ class StartReport:
     failures: list[str] = field(default_factory=list)
 
 
+@dataclass(eq=False)
 class AuditRunner:
-    def __init__(
-        self,
-        listener: AuditListener,
-        *,
-        fetch_page: FetchPage,
-        snapshot: GuildSnapshot,
-        governed: Callable[[int], bool],
-        guild_ids: Callable[[], Iterable[int]],
-    ) -> None:
-        self.listener = listener
-        self._fetch_page = fetch_page
-        self._snapshot = snapshot
-        self._governed = governed
-        self._guild_ids = guild_ids
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
-        self._catch_up_lock = asyncio.Lock()
-        self.handled = 0  # live entries decided (or skipped as duplicates/ignored) so far
+    """The listener, with where audit-log pages and the guilds' state come from, and which
+    guilds are here (``guild_ids``) and governed."""
+
+    listener: AuditListener
+    _: KW_ONLY
+    fetch_page: FetchPage
+    snapshot: GuildSnapshot
+    governed: Callable[[int], bool]
+    guild_ids: Callable[[], Iterable[int]]
+    handled: int = field(default=0, init=False)  # live entries decided (or skipped as duplicates/ignored)
+    _queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue, init=False, repr=False)
+    _worker: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _catch_up_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+
+    def _governed_ids(self, guild_ids: Iterable[int] | None = None) -> list[int]:
+        """The governed guilds among ``guild_ids`` (default: every guild here)."""
+        return [g for g in (self.guild_ids() if guild_ids is None else guild_ids) if self.governed(g)]
 
     # ---- live entries ---------------------------------------------------------------------------
 
@@ -71,7 +71,7 @@ class AuditRunner:
     def submit(self, payload: dict[str, Any]) -> None:
         """Queue one raw gateway entry; the worker decides it soon after, in order."""
         gid = snowflake(payload.get("guild_id")) if isinstance(payload, dict) else None
-        if gid is None or not self._governed(gid):
+        if gid is None or not self.governed(gid):
             return
         self._queue.put_nowait(payload)
         if self._worker is None or self._worker.done():
@@ -114,11 +114,9 @@ class AuditRunner:
         """Read every governed guild's audit log from its cursor (start-up, resume, reconnect)."""
         out: list[CatchUpResult] = []
         async with self._catch_up_lock:
-            for gid in list(self._guild_ids() if guild_ids is None else guild_ids):
-                if not self._governed(gid):
-                    continue
+            for gid in self._governed_ids(guild_ids):
                 try:
-                    out.append(await self.listener.catch_up(gid, self._fetch_page))
+                    out.append(await self.listener.catch_up(gid, self.fetch_page))
                 except Exception:
                     log.exception(
                         "audit-log catch-up failed; it runs again at the next resume or start-up",
@@ -128,12 +126,12 @@ class AuditRunner:
 
     async def start(self) -> StartReport:
         """At start-up: catch up, then compare state (drift whose audit entry may be gone)."""
-        gids = [g for g in self._guild_ids() if self._governed(g)]
+        gids = self._governed_ids()
         report = StartReport(caught_up=await self.catch_up(gids))
         for gid in gids:
             decided = [r for c in report.caught_up if c.guild_id == gid for r in c.results]
             try:
-                report.drift += await self.listener.reconcile(gid, self._snapshot, just_reverted=decided)
+                report.drift += await self.listener.reconcile(gid, self.snapshot, just_reverted=decided)
             except Exception as exc:
                 log.exception("start-up state comparison failed", extra={"guild_id": gid})
                 report.failures.append(f"{gid}: {type(exc).__name__}")
@@ -144,9 +142,7 @@ class AuditRunner:
     async def sweep(self) -> SweepReport:
         """Retry refused reverts, close quiet bursts, note that in-sync guilds are still watched."""
         report = SweepReport()
-        for gid in list(self._guild_ids()):
-            if not self._governed(gid):
-                continue
+        for gid in self._governed_ids():
             try:
                 report.retried += await self.listener.retry_pending(gid)
             except (Unavailable, *DB_DOWN) as exc:

@@ -37,6 +37,11 @@ NAMING = {
 }
 
 
+#: The largest row id (requests, grants ... use 32-bit integer keys on PostgreSQL). A larger number
+#: typed in a command or forged into a button names no row; it must never reach a query.
+MAX_ROW_ID = 2**31 - 1
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC in and out, also on SQLite (which stores no offset)."""
 
@@ -479,3 +484,117 @@ class AuditProcessed(Base):
         UniqueConstraint("guild_id", "entry_id", name="uq_audit_processed_guild_entry"),
         Index("ix_audit_processed_processed_at", "processed_at"),
     )
+
+
+# ---- attestation campaigns
+
+
+class AttestStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for the owner's answer
+    TRANSFERRING = "transferring"  # the owner named a new owner, who has not answered yet
+    ATTESTED = "attested"  # still needed (by the owner, or the new owner on accepting)
+    REMOVING = "removing"  # revoked or missed-and-remediated: removal from Discord in progress (retried)
+    REMOVED = "removed"  # removed; restorable until ``restore_until``
+    MISSED = "missed"  # nobody answered; the policy only alerts
+    RESTORED = "restored"  # an approver put back what was removed
+    SUPERSEDED = "superseded"  # a newer campaign (or the identity's disappearance) replaced it
+
+
+class AttestCampaign(Base):
+    """One attestation campaign in a guild: every owner is asked to vouch for what they own."""
+
+    __tablename__ = "attest_campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[dt.datetime]
+    started_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: the schedule
+    deadline_at: Mapped[dt.datetime]
+    reminder_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    on_missed: Mapped[str] = mapped_column(String(16))  # alert | remediate
+    grace_seconds: Mapped[int] = mapped_column(Integer)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_attest_campaigns_guild_closed", "guild_id", "closed_at"),)
+
+
+class AttestSchedule(Base):
+    """Per guild: when the next scheduled campaign starts (set one period after Warden first saw it)."""
+
+    __tablename__ = "attest_schedules"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    next_at: Mapped[dt.datetime]
+
+
+class AttestItem(Base):
+    """One thing an owner must vouch for in a campaign, with the answer and what it changed."""
+
+    __tablename__ = "attest_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("attest_campaigns.id"))
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # bot | webhook | token | standing
+    identity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The bot's or member's user id, the webhook's id, the token's row id.
+    external_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # standing: the role held
+    channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # webhook: its channel
+    # What it held when the campaign started (role ids, permission names): the evidence.
+    access: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    owner_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Standing access: the approvers of the role's scope own it ("role:<id>" / "user:<id>").
+    owner_group: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=AttestStatus.PENDING)
+    answer: Mapped[str | None] = mapped_column(String(16), nullable=True)  # keep | revoke | missed
+    answered_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    transfer_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    transfer_to: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    notified_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    notify_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    escalation: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What a removal took away, so a restore puts back exactly that.
+    removed: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    restore_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    restored_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    restored_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    card_channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (
+        Index("ix_attest_items_campaign", "campaign_id", "status"),
+        Index("ix_attest_items_status_next", "status", "next_attempt_at"),
+    )
+
+
+# ---- guild pins
+
+
+class GuildPin(Base):
+    """A ``[guild.<name>]`` table matched to one guild id at first sight (docs/operations.md).
+
+    After this row exists the table is matched by ``guild_id`` only: a rename keeps the policy,
+    and another guild with the same name never gets it. ``confirmed_by`` is the server admin who
+    confirmed the pin with ``/warden pin``.
+    """
+
+    __tablename__ = "guild_pins"
+
+    # The table's name as written in config.toml, casefolded (tables match names without case).
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    guild_name: Mapped[str] = mapped_column(String(100))  # the guild's name when it was pinned
+    pinned_at: Mapped[dt.datetime]
+    confirmed_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)

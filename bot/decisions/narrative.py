@@ -47,6 +47,7 @@ NO_PINGS = discord.AllowedMentions.none()
 # Discord embed limits.
 TITLE_LIMIT = 256
 FIELD_VALUE_LIMIT = 1024
+DESCRIPTION_LIMIT = 4096
 FOOTER_LIMIT = 2048
 TOTAL_LIMIT = 6000
 FIELD_LIMIT = 25
@@ -84,6 +85,16 @@ OUTCOME_STYLE: dict[str, tuple[str, discord.Colour]] = {
     "revert-failed": ("Control failed: change not undone", RED),
     "burst": ("Many changes at once", ORANGE),
     "owner-set": ("Owner recorded", BLUE),
+    "attestation-started": ("Attestation campaign started", BLUE),
+    "attested": ("Access attested: still needed", GREEN),
+    "attestation-revoked": ("Access revoked by its owner", GREY),
+    "ownership-transfer": ("Ownership transfer", BLUE),
+    "attestation-escalated": ("Attestation escalated", ORANGE),
+    "attestation-missed": ("Attestation missed", ORANGE),
+    "access-remediated": ("Unattested access removed", ORANGE),
+    "remediation-failed": ("Remediation failed (control failed)", RED),
+    "access-restored": ("Removed access restored", GREEN),
+    "attestation-closed": ("Attestation campaign closed", GREY),
 }
 
 PERSON_WORDS = frozenset(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import discord
@@ -19,10 +21,28 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.controls import ControlMap
 from bot.db.models import LedgerEntry, NarrativeOutbox
-from bot.decisions.narrative import NO_PINGS, clip, render_narrative
+from bot.decisions.narrative import (
+    DESCRIPTION_LIMIT,
+    FIELD_VALUE_LIMIT,
+    NO_PINGS,
+    ORANGE,
+    TITLE_LIMIT,
+    clip,
+    render_narrative,
+)
+from bot.durations import discord_ts
+from bot.escape import user_text
 from bot.services.base import rowcount
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Backlog:
+    """Narratives of one guild Discord has refused or that found no channel, still waiting."""
+
+    waiting: int
+    last_error: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +68,13 @@ class NarrativePoster:
     BACKOFF_BASE_SECONDS = 5
     BACKOFF_MAX_SECONDS = 600
     HOLD_ATTEMPTS = 5
+    #: A guild whose channel failed with this many narratives waiting gets them in one summary.
+    BACKLOG_SUMMARY_AT = 10
+    #: So many narratives waiting at once (10,000 grants ending together) are one summary too:
+    #: a governance channel flooded message by message is unreadable, and the flood would hold
+    #: Discord's rate limit for minutes. Every decision stays in the ledger with its proof.
+    BURST_SUMMARY_AT = 100
+    BACKLOG_LINES = 10
 
     def __init__(
         self,
@@ -65,10 +92,25 @@ class NarrativePoster:
         seconds = self.BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0)
         return dt.timedelta(seconds=min(seconds, self.BACKOFF_MAX_SECONDS))
 
+    async def backlog(self, guild_id: int) -> Backlog:
+        """What is waiting for this guild's governance channel after a failure (doctor, start-up)."""
+        o = NarrativeOutbox
+        async with self.session_factory() as session:
+            waiting = await session.scalar(
+                select(func.count()).where(o.guild_id == guild_id, o.posted_at.is_(None), o.attempts > 0)
+            )
+            error = await session.scalar(
+                select(o.last_error)
+                .where(o.guild_id == guild_id, o.posted_at.is_(None), o.last_error.is_not(None))
+                .order_by(o.entry_id.desc())
+                .limit(1)
+            )
+        return Backlog(int(waiting or 0), error)
+
     async def deliver_due(self, limit: int = 50) -> int:
         """Post due narratives (at most ``limit``); returns how many were posted."""
+        posted = await self._summarise_backlogs()
         claimed = await self._claim(limit)
-        posted = 0
         stalled: set[int] = set()
         for item in claimed:
             if item.guild_id in stalled:
@@ -79,6 +121,131 @@ class NarrativePoster:
             elif item.attempts + 1 < self.HOLD_ATTEMPTS:
                 stalled.add(item.guild_id)
         return posted
+
+    async def _summarise_backlogs(self) -> int:
+        """A guild whose governance channel failed and has many narratives waiting gets one
+        summary message for all of them (each stays in the ledger with its proof)."""
+        now = self.clock.now()
+        o = NarrativeOutbox
+        async with self.session_factory() as session:
+            rows = (
+                await session.execute(
+                    select(o.guild_id, func.count(), func.max(o.attempts))
+                    .where(o.posted_at.is_(None), o.guild_id.is_not(None))
+                    .group_by(o.guild_id)
+                )
+            ).all()
+        done = 0
+        for guild_id, waiting, attempts in rows:
+            failed = (attempts or 0) > 0
+            if guild_id is not None and (
+                (failed and waiting >= self.BACKLOG_SUMMARY_AT) or waiting >= self.BURST_SUMMARY_AT
+            ):
+                done += await self._summarise(guild_id, now, failed=failed)
+        return done
+
+    async def _summarise(self, guild_id: int, now: dt.datetime, *, failed: bool = True) -> int:
+        o = NarrativeOutbox
+        # A token only this call writes, so the rows it claimed are told apart from another process's.
+        token = now + dt.timedelta(seconds=self.CLAIM_SECONDS, microseconds=secrets.randbelow(999_999) + 1)
+        async with self.session_factory() as session, session.begin():
+            await session.execute(
+                update(o)
+                .where(
+                    o.guild_id == guild_id,
+                    o.posted_at.is_(None),
+                    or_(o.next_attempt_at.is_(None), o.next_attempt_at <= now),
+                    or_(o.claimed_until.is_(None), o.claimed_until < now),
+                )
+                .values(claimed_until=token)
+                .execution_options(synchronize_session=False)
+            )
+        async with self.session_factory() as session:
+            mine = (
+                await session.execute(
+                    select(o.id, o.attempts, LedgerEntry)
+                    .join(LedgerEntry, LedgerEntry.id == o.entry_id)
+                    .where(o.guild_id == guild_id, o.claimed_until == token, o.posted_at.is_(None))
+                    .order_by(o.entry_id)
+                )
+            ).all()
+        if not mine:
+            return 0
+        ids = [row[0] for row in mine]
+        entries = [row[2] for row in mine]
+        try:
+            channel = await self.resolve_channel(guild_id)
+            if channel is None:
+                raise LookupError("governance channel not found")
+            embed = self._backlog_embed(entries, failed=failed)
+            message = await channel.send(embed=embed, allowed_mentions=NO_PINGS)
+        except (discord.HTTPException, LookupError) as exc:
+            error = clip(f"{type(exc).__name__}: {exc}", 300)
+            attempts = max(row[1] for row in mine) + 1
+            await self._update(
+                ids,
+                claimed_until=None,
+                attempts=attempts,
+                next_attempt_at=now + self.backoff(attempts),
+                last_error=error,
+            )
+            log.warning(
+                "%d narratives for guild %s still not posted: %s", len(ids), guild_id, error,
+                extra={"guild_id": guild_id},
+            )  # fmt: skip
+            return 0
+        await self._update(
+            ids, posted_at=self.clock.now(), message_id=getattr(message, "id", None), claimed_until=None
+        )
+        log.info(
+            "posted a summary of %d narratives that waited for the governance channel", len(ids),
+            extra={"guild_id": guild_id},
+        )  # fmt: skip
+        return len(ids)
+
+    async def _update(self, ids: list[int], **values: object) -> None:
+        async with self.session_factory() as session, session.begin():
+            await session.execute(
+                update(NarrativeOutbox)
+                .where(NarrativeOutbox.id.in_(ids), NarrativeOutbox.posted_at.is_(None))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _backlog_embed(self, entries: list[LedgerEntry], *, failed: bool = True) -> discord.Embed:
+        counts = Counter(e.outcome for e in entries)
+        first, last = entries[0], entries[-1]
+        why = (
+            f"The governance channel could not be written to from {discord_ts(first.created_at)} "
+            f"to {discord_ts(last.created_at)}."
+            if failed
+            else f"{len(entries)} decisions were made at once, from {discord_ts(first.created_at)} "
+            f"to {discord_ts(last.created_at)}."
+        )
+        embed = discord.Embed(
+            title=clip(
+                f"{len(entries)} decisions waited for this channel"
+                if failed
+                else f"{len(entries)} decisions at once",
+                TITLE_LIMIT,
+            ),
+            description=clip(
+                f"{why} Every decision is in the signed ledger "
+                f"(#{first.id}–#{last.id}, `warden audit export`); here they are summarised: "
+                + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+                + ".",
+                DESCRIPTION_LIMIT,
+            ),
+            colour=ORANGE,
+        )
+        lines = [
+            f"#{e.id} {e.outcome} `{e.rule}` — {user_text(e.reason, empty='none')}"
+            for e in entries[-self.BACKLOG_LINES :]
+        ]
+        more = len(entries) - len(lines)
+        title = "Latest" + (f" ({more} earlier not shown)" if more else "")
+        embed.add_field(name=title, value=clip("\n".join(lines), FIELD_VALUE_LIMIT), inline=False)
+        return embed
 
     async def _claim(self, limit: int) -> list[_Claimed]:
         now = self.clock.now()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Protocol
 
-from bot.db.models import AccessRequest, Grant
+from bot.db.models import AccessRequest, AttestCampaign, AttestItem, Grant
 from bot.decisions.service import Decision, Outcome
 from bot.durations import format_duration
 from bot.policy import Scope, permission_names
@@ -222,6 +222,159 @@ def about_grant(
 ) -> Decision:
     """Applied, failed, revoked, expired, removal stuck: the grant's facts plus what is new."""
     return _made(outcome, rule, reason, grant_proof(grant) | (extra or {}), grant=grant, actor_id=actor_id)
+
+
+# ---- attestation campaigns ------------------------------------------------------------------
+
+
+def attest_item_proof(item: AttestItem) -> dict[str, object]:
+    """What the item is and what it held when the campaign began: the evidence for every answer."""
+    proof: dict[str, object] = {
+        "campaign": item.campaign_id,
+        "item": item.id,
+        "kind": item.kind,
+        "name": item.name,
+        "external": item.external_id,
+    }
+    if item.kind == "standing":
+        proof["holder"] = int(item.external_id)
+        proof["held_role_id"] = item.role_id
+    if item.kind == "bot":
+        proof["bot_user"] = int(item.external_id)
+        proof["subject_is_bot"] = True
+    if item.channel_id is not None:
+        proof["webhook_channel_id"] = item.channel_id
+    if item.access.get("role_ids"):
+        proof["held_role_ids"] = item.access["role_ids"]
+    if item.access.get("permissions"):
+        proof["permissions_held"] = item.access["permissions"]
+    if item.owner_id is not None:
+        proof["owner"] = item.owner_id
+    if item.owner_group:
+        proof["owner_group"] = ", ".join(item.owner_group)
+    return proof
+
+
+def _attest(
+    outcome: Outcome,
+    item: AttestItem,
+    rule: str,
+    reason: str,
+    extra: dict[str, object] | None = None,
+    *,
+    actor_id: int | None = None,
+) -> Decision:
+    return Decision(
+        outcome=outcome,
+        rule=f"attestation.{rule}",
+        reason=reason,
+        guild_id=item.guild_id,
+        proof=attest_item_proof(item) | (extra or {}),
+        actor_id=actor_id,
+    )
+
+
+def attestation_started(campaign: AttestCampaign, *, items: int, unowned: int, reason: str) -> Decision:
+    proof = {
+        "campaign": campaign.id,
+        "started_by": campaign.started_by,
+        "scheduled": campaign.started_by is None,
+        "items": items,
+        "unowned": unowned,
+        "deadline_at": campaign.deadline_at,
+        "reminder_at": campaign.reminder_at,
+        "on_missed": campaign.on_missed,
+        "restore_grace_seconds": campaign.grace_seconds,
+    }
+    rule = "attestation.schedule" if campaign.started_by is None else "attestation.on_demand"
+    return Decision(
+        outcome=Outcome.ATTEST_STARTED,
+        rule=rule,
+        reason=reason,
+        guild_id=campaign.guild_id,
+        proof=proof,
+        actor_id=campaign.started_by,
+    )
+
+
+def attestation_closed(campaign: AttestCampaign, *, tally: dict[str, int], reason: str) -> Decision:
+    proof: dict[str, object] = {"campaign": campaign.id, "closed_at": campaign.closed_at, **tally}
+    return Decision(
+        outcome=Outcome.ATTEST_CLOSED,
+        rule="attestation.deadline",
+        reason=reason,
+        guild_id=campaign.guild_id,
+        proof=proof,
+    )
+
+
+def attested(item: AttestItem, *, by: int, at: dt.datetime, reason: str) -> Decision:
+    return _attest(
+        Outcome.ATTESTED, item, "still_needed", reason, {"reviewed_by": by, "answered_at": at}, actor_id=by
+    )
+
+
+def attestation_revoked(item: AttestItem, *, by: int, at: dt.datetime, reason: str) -> Decision:
+    return _attest(
+        Outcome.ATTEST_REVOKED, item, "revoke", reason, {"reviewed_by": by, "answered_at": at}, actor_id=by
+    )
+
+
+def ownership_transfer(
+    item: AttestItem, *, phase: str, by: int, previous_owner: int | None, new_owner: int, reason: str
+) -> Decision:
+    """``phase``: asked (the owner named someone), accepted or declined (by that someone)."""
+    extra: dict[str, object] = {
+        "phase": phase,
+        "previous_owner": previous_owner,
+        "new_owner": new_owner,
+        "answered_by": by,
+    }
+    return _attest(Outcome.ATTEST_TRANSFER, item, f"transfer.{phase}", reason, extra, actor_id=by)
+
+
+def attestation_escalated(item: AttestItem, *, why: str, reason: str) -> Decision:
+    """``why``: dms_closed, unowned, missed."""
+    return _attest(Outcome.ATTEST_ESCALATED, item, f"escalate.{why}", reason, {"escalation": why})
+
+
+def attestation_missed(item: AttestItem, campaign: AttestCampaign, *, reason: str) -> Decision:
+    extra = {"deadline_at": campaign.deadline_at, "on_missed": campaign.on_missed}
+    return _attest(Outcome.ATTEST_MISSED, item, f"on_missed.{campaign.on_missed}", reason, extra)
+
+
+def access_remediated(item: AttestItem, *, removed: dict[str, object], reason: str) -> Decision:
+    extra = _removed_proof(removed, "removed") | {"restore_until": item.restore_until}
+    why = "revoke" if item.answer == "revoke" else "on_missed.remediate"
+    return _attest(Outcome.ATTEST_REMEDIATED, item, why, reason, extra)
+
+
+def remediation_failed(
+    item: AttestItem, *, error: str, attempts: int, retry_at: dt.datetime | None, reason: str
+) -> Decision:
+    extra: dict[str, object] = {"error": error, "attempts": attempts, "next_attempt_at": retry_at}
+    return _attest(Outcome.ATTEST_REMEDIATION_FAILED, item, "remediate", reason, extra)
+
+
+def access_restored(item: AttestItem, *, by: int, restored: dict[str, object], reason: str) -> Decision:
+    extra = {"restored_by": by} | _removed_proof(restored, "restored")
+    return _attest(Outcome.ATTEST_RESTORED, item, "restore", reason, extra, actor_id=by)
+
+
+def _removed_proof(removed: dict[str, object], verb: str) -> dict[str, object]:
+    """What a removal took away (or a restore put back), under keys the narrative renders."""
+    out: dict[str, object] = {}
+    roles = removed.get("role_ids")
+    if isinstance(roles, list) and roles:
+        out[f"{verb}_role_ids"] = roles
+    if removed.get("webhook"):
+        out[f"{verb}_webhook"] = removed.get("name")
+        out[f"{verb}_webhook_channel_id"] = removed.get("channel_id")
+        if removed.get("new_webhook"):
+            out["new_webhook"] = removed.get("new_webhook")
+    if removed.get("token"):
+        out[f"{verb}_token"] = removed.get("token")
+    return out or {verb: "nothing (it was already gone)"}
 
 
 # ---- access tokens and dormancy ---------------------------------------------------------------

@@ -50,6 +50,16 @@ class Outcome(StrEnum):
     REVERT_FAILED = "revert-failed"
     BURST = "burst"
     OWNER_SET = "owner-set"  # an inventory item's owner named by an admin, or confirmed by the owner
+    ATTEST_STARTED = "attestation-started"
+    ATTESTED = "attested"
+    ATTEST_REVOKED = "attestation-revoked"
+    ATTEST_TRANSFER = "ownership-transfer"
+    ATTEST_ESCALATED = "attestation-escalated"
+    ATTEST_MISSED = "attestation-missed"
+    ATTEST_REMEDIATED = "access-remediated"
+    ATTEST_REMEDIATION_FAILED = "remediation-failed"
+    ATTEST_RESTORED = "access-restored"
+    ATTEST_CLOSED = "attestation-closed"
 
 
 @dataclass(frozen=True)
@@ -116,8 +126,9 @@ class DecisionService:
         metrics.decision_recorded(entry.outcome)
         # Guild-less decisions (CLI, process-wide) have no governance channel: ledger only.
         if decision.guild_id is not None and narrate:
+            # Flushed with the next statement or the commit (many decisions in one transaction
+            # then insert their outbox rows together).
             session.add(NarrativeOutbox(entry_id=entry.id, guild_id=decision.guild_id, created_at=now))
-            await session.flush()
         log.info(
             "decision %s (rule %s) recorded as ledger #%s",
             entry.outcome,

@@ -116,6 +116,13 @@ class DiscordReverter:
         self._ops = ops
 
     async def perform(self, action: RevertAction, reason: str) -> None:
+        """One revert; what no longer exists (the webhook deleted, the member gone) is nothing to undo."""
+        try:
+            await self._perform(action, reason)
+        except discord.NotFound:
+            log.info("revert target already gone: %s", action.describe(), extra={"guild_id": action.guild_id})
+
+    async def _perform(self, action: RevertAction, reason: str) -> None:
         http = self._client.http
         why = audit_reason(reason)
         if isinstance(action, RemoveMemberRole):

@@ -163,7 +163,9 @@ class Notifier:
             )
             if guild is None:
                 return
-            gp = self._policy.guild_policy(guild.id, guild.name)
+            if self._guilds.get(guild.id) is None:
+                await self._guilds.refresh()  # the process that sees the guild may have pinned it since
+            gp = self._guilds.get(guild.id)  # by id or pin, never by name alone
             channel = self._client.get_partial_messageable(req.card_channel_id, guild_id=guild.id)
         if gp is None:
             return
@@ -349,7 +351,9 @@ def governance_resolver(client: discord.Client, guilds: GuildDirectory) -> Chann
         # A guild on another process's shard (that process may be down): no cache here, so find
         # the channel over REST; posting by channel id works from any process.
         fetched = await client.fetch_guild(guild_id, with_counts=False)
-        gp = guilds.policy.guild_policy(guild_id, fetched.name)
+        if guilds.get(guild_id) is None:
+            await guilds.refresh()  # the process that sees the guild may have pinned it since
+        gp = guilds.get(guild_id)  # by id or pin, never by name alone
         if gp is None:
             return None
         ref = str(gp.governance_channel)

@@ -35,8 +35,14 @@ def unwrap(error: BaseException) -> BaseException:
     return original if isinstance(original, BaseException) else error
 
 
+#: Discord refuses a message longer than this; an answer is never lost to its length.
+MAX_CONTENT = 2000
+
+
 async def reply(interaction: discord.Interaction, text: str) -> None:
     """Answer ephemerally, whether or not the interaction was already acknowledged."""
+    if len(text) > MAX_CONTENT:
+        text = text[: MAX_CONTENT - 2] + " …"
     try:
         if interaction.response.is_done():
             await interaction.followup.send(

@@ -26,6 +26,7 @@ from bot.decisions import outcomes
 from bot.decisions.service import Outcome
 from bot.discord_io.ops import DISCORD_ERRORS, GrantTarget, PriorState, describe_error, uncertain
 from bot.durations import format_duration
+from bot.escape import typed
 from bot.grantability import describe_refs, may_approve
 from bot.services.base import Core, Service, rowcount, transaction
 from bot.services.errors import AlreadyDecided, NotAllowed, NotFound, WardenError
@@ -349,7 +350,7 @@ class GrantService(Service):
         """End a grant early: its holder, or an approver of its scope."""
         guild = member.guild
         now = self._clock.now()
-        note = (reason or "").strip()[:400] or None
+        note = typed(reason)[:400] or None
         async with transaction(self._sessions) as session:
             grant = await session.get(Grant, grant_id, with_for_update=True, populate_existing=True)
             if grant is None or grant.guild_id != guild.id:

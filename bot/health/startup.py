@@ -41,13 +41,13 @@ def invite_url(application_id: int, guild_id: int | None = None) -> str:
 
 
 def missing_guilds(bot: WardenBot) -> list[GuildPolicy]:
-    """Guild tables in the policy that match no guild the bot is in."""
-    return [gp for gp in bot.policy.guilds if not any(gp.matches(g.id, g.name) for g in bot.guilds)]
+    """Guild tables in the policy that match no guild the bot is in (by id, or by its pin)."""
+    return [gp for gp in bot.policy.guilds if not any(bot.guild_policies.get(g.id) is gp for g in bot.guilds)]
 
 
-def log_startup_report(bot: WardenBot) -> None:
+async def log_startup_report(bot: WardenBot) -> None:
     """Invite lines for configured guilds the bot is not in, then a doctor summary per guild."""
-    from bot.doctor import diagnose
+    from bot.doctor import diagnose_now
 
     app_id = bot.application_id or (bot.user.id if bot.user else None)
     for gp in missing_guilds(bot):
@@ -62,10 +62,10 @@ def log_startup_report(bot: WardenBot) -> None:
             extra={"guild_id": guild_id},
         )
     for guild in bot.guilds:
-        if bot.policy.guild_policy(guild.id, guild.name) is None:
+        if bot.guild_policies.get(guild.id) is None:
             continue  # said already by on_ready ("no policy for guild")
         try:
-            report = diagnose(bot, guild)
+            report = await diagnose_now(bot, guild)
         except Exception:
             log.exception("doctor could not check guild %s", guild.name, extra={"guild_id": guild.id})
             continue

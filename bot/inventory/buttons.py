@@ -6,8 +6,7 @@ database, and a refused press changes nothing.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -43,12 +42,6 @@ class InventoryPageButton(WardenButton, template=PAGE_TEMPLATE):
         self.page = page
         super().__init__(discord.ui.Button(label="page", custom_id=f"warden:inv:{guild_id}:{page}"))
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> InventoryPageButton:
-        return cls(int(match["guild_id"]), int(match["page"]))
-
     async def clicked(self, interaction: Interaction) -> None:
         require_admin(interaction, self.guild_id)
         page = await interaction.client.inventory.page(self.guild_id, self.page, per_page=PER_PAGE)
@@ -66,12 +59,6 @@ class OwnerConfirmButton(WardenButton, template=OWNER_TEMPLATE):
                 label="Yes, I own it", custom_id=f"warden:own:{guild_id}:{identity_id}:{owner_id}"
             )
         )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> OwnerConfirmButton:
-        return cls(int(match["guild_id"]), int(match["identity_id"]), int(match["owner_id"]))
 
     async def clicked(self, interaction: Interaction) -> None:
         if interaction.user.id != self.owner_id:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import discord
 
+from bot.approvals.cards import persistent_view
 from bot.durations import discord_ts as ts
 from bot.escape import user_text
 from bot.inventory.service import InventoryItem, InventoryPage
@@ -65,26 +66,21 @@ def inventory_page(page: InventoryPage, guild_id: int) -> tuple[discord.Embed, d
             inline=False,
         )
     embed.set_footer(text="Scores and reasons: docs/inventory.md · export: warden inventory export")
-    view = discord.ui.View(timeout=None)
     # Distinct ids even when disabled (page 0 and pages+1 are never served).
-    view.add_item(
+    return embed, persistent_view(
         discord.ui.Button(
             label="◀ Previous",
             style=discord.ButtonStyle.secondary,
             disabled=page.page <= 1,
             custom_id=page_id(guild_id, page.page - 1),
-        )
-    )
-    view.add_item(
+        ),
         discord.ui.Button(
             label="Next ▶",
             style=discord.ButtonStyle.secondary,
             disabled=page.page >= page.pages,
             custom_id=page_id(guild_id, page.page + 1),
-        )
+        ),
     )
-    view.stop()  # dispatch goes through the DynamicItem templates, not this instance
-    return embed, view
 
 
 def owner_prompt(item: InventoryItem, guild_name: str, *, done: bool = False) -> tuple[str, discord.ui.View]:
@@ -98,9 +94,8 @@ def owner_prompt(item: InventoryItem, guild_name: str, *, done: bool = False) ->
     )
     if done:
         text = f"You confirmed you own {item.kind} **{user_text(item.name)}** (item #{item.id}). Thank you."
-    view = discord.ui.View(timeout=None)
     assert item.owner_id is not None
-    view.add_item(
+    return text, persistent_view(
         discord.ui.Button(
             label="Yes, I own it",
             style=discord.ButtonStyle.success,
@@ -108,5 +103,3 @@ def owner_prompt(item: InventoryItem, guild_name: str, *, done: bool = False) ->
             custom_id=owner_confirm_id(item.guild_id, item.id, item.owner_id),
         )
     )
-    view.stop()
-    return text, view

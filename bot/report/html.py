@@ -61,6 +61,11 @@ def num(value: int | None) -> Cell:
     return Cell("" if value is None else str(value), value if value is not None else -1)
 
 
+def entry_cells(entry_id: int, at: dt.datetime) -> list[Cell]:
+    """The Entry and At columns a row read from one ledger entry starts with."""
+    return [num(entry_id), at_cell(at)]
+
+
 def table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence[Cell]], empty: str) -> str:
     body = []
     for row in rows:
@@ -182,8 +187,7 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
         ["Entry", "Applied", "Grant", "Request", "Scope", "Holder", "Expires", "Requester's reason"],
         (
             [
-                num(e.id),
-                at_cell(e.at),
+                *entry_cells(e.id, e.at),
                 num(e.grant_id),
                 num(e.request_id),
                 cell(e.scope),
@@ -211,8 +215,7 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
         ],
         (
             [
-                num(a.entry_id),
-                at_cell(a.at),
+                *entry_cells(a.entry_id, a.at),
                 num(a.request_id),
                 num(a.grant_id),
                 cell(a.scope),
@@ -237,8 +240,7 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
         ["Entry", "At", "Approver", "Vote", "Request", "Scope", "Requester", "Reason"],
         (
             [
-                num(v.entry_id),
-                at_cell(v.at),
+                *entry_cells(v.entry_id, v.at),
                 cell(d.name(v.approver_id)),
                 cell("approve" if v.approve else "deny", cls="" if v.approve else "deny"),
                 num(v.request_id),
@@ -255,8 +257,7 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
         ["Entry", "Used", "Grant", "Scope", "By", "Reason", "Reviewed by", "Reviewed", "Review after"],
         (
             [
-                num(b.entry_id),
-                at_cell(b.at),
+                *entry_cells(b.entry_id, b.at),
                 num(b.grant_id),
                 cell(b.scope),
                 cell(d.name(b.user_id)),
@@ -277,8 +278,7 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
         ["Entry", "Ended", "How", "Grant", "Scope", "Holder", "By", "Note"],
         (
             [
-                num(x.entry_id),
-                at_cell(x.at),
+                *entry_cells(x.entry_id, x.at),
                 cell(x.outcome),
                 num(x.grant_id),
                 cell(x.scope),
@@ -292,8 +292,7 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
     )
     failed_rows = [
         [
-            num(e.id),
-            at_cell(e.at),
+            *entry_cells(e.id, e.at),
             cell(e.outcome, cls="bad"),
             cell(e.rule),
             cell(e.reason),
@@ -302,8 +301,7 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
         for e in d.failed
     ] + [
         [
-            num(b.entry_id),
-            at_cell(b.at),
+            *entry_cells(b.entry_id, b.at),
             cell("break-glass not reviewed", cls="bad"),
             cell(f"scope.{b.scope}.breakglass"),
             cell(f"Break-glass grant #{b.grant_id} by {d.name(b.user_id)} has no review in the ledger."),
@@ -339,8 +337,7 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
         ["Entry", "At", "Outcome", "Rule", "Reason", "Request", "Grant"],
         (
             [
-                num(e.id),
-                at_cell(e.at),
+                *entry_cells(e.id, e.at),
                 cell(e.outcome),
                 cell(e.rule),
                 cell(e.reason),

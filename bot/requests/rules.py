@@ -23,6 +23,7 @@ from bot.db.models import (
 )
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
+from bot.escape import typed
 from bot.grantability import describe_refs, is_member_of, may_request
 from bot.policy import GuildPolicy, Scope
 from bot.services.errors import AlreadyDecided, BadInput, NotAllowed, NotFound, TooSoon
@@ -49,7 +50,7 @@ def length_of(scope: Scope, text: str | None) -> dt.timedelta:
 
 
 def reason_for(scope: Scope, text: str | None) -> str:
-    reason = (text or "").strip()
+    reason = typed(text)
     if scope.reason_required and not reason:
         raise BadInput(f"`{scope.id}` needs a reason. Say briefly why you need it and ask again.")
     if len(reason) > MAX_REASON_LENGTH:

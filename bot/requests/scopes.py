@@ -12,6 +12,11 @@ from bot.services.errors import BadInput
 def guild_policy(guilds: GuildDirectory, guild_id: int) -> GuildPolicy:
     gp = guilds.get(guild_id)
     if gp is None:
+        if guilds.explain(guild_id, guilds.name(guild_id)):
+            raise BadInput(
+                "This server has no Warden policy: the [guild] table with its name belongs to another "
+                "server. A server admin can run `/warden doctor` to see why and how to fix it."
+            )
         raise BadInput(
             "This server has no Warden policy. A server admin must add a [guild] section "
             f"for '{guilds.name(guild_id)}' (or {guild_id}) to config.toml."
@@ -33,8 +38,10 @@ def scope_for(
             s.id for s in (requestable_scopes(guilds, member) if member else guilds.policy.scopes_for(gp))
         ]
         choices = ", ".join(f"`{n}`" for n in names) or "none"
+        # What was typed, quoted back in a code span: no backticks to break out, at most 64 characters.
+        typed = scope_id.strip().replace("`", "'")
+        typed = typed if len(typed) <= 64 else typed[:60] + "…"
         raise BadInput(
-            f"There is no scope named `{scope_id}`. Scopes you can request: {choices}. "
-            "Pick one from the list."
+            f"There is no scope named `{typed}`. Scopes you can request: {choices}. Pick one from the list."
         )
     return scope

@@ -7,6 +7,8 @@ answered with a short apology.
 
 from __future__ import annotations
 
+from bot.db.models import MAX_ROW_ID
+
 
 class WardenError(Exception):
     """A refusal the user can act on. Nothing was written when one is raised."""
@@ -49,3 +51,14 @@ class Unavailable(WardenError):
         "nothing was changed. Try again in a minute, or tell a server admin.",
     ) -> None:
         super().__init__(message)
+
+
+def row_id(value: int, what: str) -> int:
+    """A request or grant id as typed or clicked; NotFound when no row can have it.
+
+    A number above ``MAX_ROW_ID`` would fail in the database (PostgreSQL's integer keys) instead
+    of being refused as what it is, an id that names nothing.
+    """
+    if not 1 <= value <= MAX_ROW_ID:
+        raise NotFound(f"There is no {what} #{value} in this server. Check the id with `/jit mine`.")
+    return value

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 
-from bot.db.models import AccessRequest
+from bot.db.models import AccessRequest, GuildPin
 from bot.discord_io.notifier import Notifier, governance_resolver
 from bot.discord_io.ops import DiscordOps, GrantTarget
 from bot.policy import GuildDirectory, load_policy
@@ -38,7 +38,15 @@ async def rest_only() -> AsyncIterator[tuple[SandboxDiscord, discord.Client]]:
 async def test_narratives_go_to_the_governance_channel_by_id(rest_only) -> None:
     sb, client = rest_only
     guild = next(iter(sb.guilds.values()))
-    channel = await governance_resolver(client, GuildDirectory(load_policy(EXAMPLE_CONFIG)))(guild.id)
+    # The process whose shard holds acme pinned [guild.acme] to it; this one reads that pin.
+    pin = GuildPin(key="acme", guild_id=guild.id, guild_name="acme", pinned_at=dt.datetime.now(dt.UTC))
+
+    async def stored_pins() -> list[GuildPin]:
+        return [pin]
+
+    directory = GuildDirectory(load_policy(EXAMPLE_CONFIG), stored_pins)
+    assert await governance_resolver(client, GuildDirectory(load_policy(EXAMPLE_CONFIG)))(guild.id) is None
+    channel = await governance_resolver(client, directory)(guild.id)
     assert channel is not None
     await channel.send("narrative")
     assert [m.text for m in sb.messages(guild.channel("governance"))] == ["narrative"]

@@ -10,11 +10,12 @@ import tomllib
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from bot.db.models import AuditProcessed, LedgerEntry
+from bot.db.models import AuditProcessed, LedgerEntry, NarrativeOutbox
+from bot.ledger import read_checkpoints, verify_chain
 from bot.policy import parse_policy
-from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
+from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, sandbox_tuning
 from tests.helpers import request
 
 ROLE_ROUTE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
@@ -447,3 +448,92 @@ async def test_a_hand_given_jit_role_can_be_adopted_as_a_request(db_url, clock):
         texts = [m.text for m in w.sb.messages(g.channel("governance"))]
         assert any("Change reverted pending approval" in t for t in texts)
         w.sb.conformance.assert_ok()
+
+
+# ---- the governance channel unavailable -------------------------------------------------------
+
+MESSAGES_ROUTE = "/channels/{channel_id}/messages"
+
+
+async def test_governance_channel_down_keeps_decisions_and_posts_the_backlog_summarised(world, caplog):
+    g = world.guild
+    world.sb.faults.fail(
+        method="POST", path=MESSAGES_ROUTE, status=403, code=50013, message="Missing Permissions", times=None
+    )
+    n = 12
+    for i in range(n):  # separate changes, each narrated on its own (no burst)
+        world.sb._audit(g, 9000 + i, g.owner.id, g.id)
+        await until_decided(world, "unclassified", i + 1)
+        world.clock.advance(dt.timedelta(seconds=11))
+    assert len(await entries(world, rule="unclassified")) == n  # the ledger has every decision
+    assert governance(world) == []
+    doctor = await world.sb.slash(g, g.owner, "warden doctor")
+    assert f"{n} narrative(s) could not be posted to the governance channel" in doctor.text, doctor.text
+    with caplog.at_level("WARNING", logger="warden.startup"):
+        await world.restart_bot()  # the start-up report says so too
+        await world.eventually(
+            lambda: any(
+                "could not be posted to the governance channel" in r.getMessage() for r in caplog.records
+            ),
+            what="the start-up report",
+        )
+    world.sb.faults.clear()
+    world.clock.advance(dt.timedelta(minutes=15))  # past the back-off
+    await settled(world)
+    texts = governance(world)
+    assert len(texts) == 1 and f"{n} decisions waited for this channel" in texts[0], texts
+    doctor = await world.sb.slash(g, g.owner, "warden doctor")
+    assert "could not be posted" not in doctor.text
+
+
+# ---- scheduled checkpoints --------------------------------------------------------------------
+
+
+async def test_scheduled_checkpoint_is_written_posted_and_catches_a_cut_tail(db_url, clock, tmp_path):
+    out = tmp_path / "checkpoints"
+    tuning = sandbox_tuning(checkpoint_path=out, checkpoint_seconds=60)
+    async with SandboxWorld(audit_policy(), database_url=db_url, clock=clock, tuning=tuning) as w:
+        g = w.add_guild(ACME)
+        await w.start_bot()
+        await w.sb.admin.add_role(g, "erin", "deployers")
+        await until_decided(w, "jit-role-by-hand", 2)
+        checkpoint = await w.bot.jobs.checkpoint()  # what the scheduler runs every checkpoint_seconds
+        files = list(out.glob("*.json"))
+        assert len(files) == 1 and checkpoint.entries == len(await entries(w))
+        assert any(m.text.startswith("Ledger checkpoint:") for m in w.sb.messages(g.channel("governance")))
+        async with w.bot.session_factory() as s:
+            assert (await verify_chain(s, w.signer.public_key, checkpoints=read_checkpoints([out]))).ok
+        async with w.bot.session_factory() as s, s.begin():  # someone cuts the newest entry off
+            newest = await s.scalar(select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(1))
+            await s.execute(delete(NarrativeOutbox).where(NarrativeOutbox.entry_id == newest.id))
+            await s.delete(newest)
+        async with w.bot.session_factory() as s:
+            report = await verify_chain(s, w.signer.public_key, checkpoints=read_checkpoints([out]))
+        assert not report.ok and any("checkpoint" in p for p in report.problems), report.problems
+
+
+async def test_a_gap_longer_than_discords_retention_is_said_in_the_narrative(world):
+    g = world.guild
+    await world.stop_bot()
+    world.clock.advance(dt.timedelta(days=46))  # Discord keeps audit-log entries 45 days
+    await world.sb.admin.add_role(g, "erin", "deployers")
+    await world.start_bot()
+    assert not g.member("erin").has_role("deployers")  # what is still in the log is caught up
+    await settled(world)
+    gap = await entries(world, rule="audit-log-gap")
+    assert [e.outcome for e in gap] == ["alert"]
+    assert "46 days" in gap[0].reason
+    assert any("audit-log-gap" in t and "45 days" in t for t in governance(world)), governance(world)
+
+
+async def test_a_revert_whose_target_is_already_gone_counts_as_done(world):
+    g = world.guild
+    world.sb.faults.fail(method="DELETE", path="/webhooks/{webhook_id}", status=404, code=10015, times=1)
+    hook = await world.sb.admin.create_webhook(g, "incident", "gone-soon")
+    await until_decided(world, "webhook-in-private-channel", 2)
+    assert [e.outcome for e in await entries(world, rule="webhook-in-private-channel")] == [
+        "blocked",
+        "reverted",
+    ]
+    assert await world.bot.audit.listener.pending_reverts(g.id) == []
+    assert hook in g.webhooks  # the fault stood in for someone deleting it first

@@ -303,7 +303,7 @@ async def test_startup_report_invites_to_missing_guilds_and_summarises_doctor(
         caplog.clear()
         with caplog.at_level("INFO", logger="warden.startup"):
             await w.start_bot()
-            log_startup_report(w.bot)
+            await log_startup_report(w.bot)
     lines = [r.getMessage() for r in caplog.records if r.name == "warden.startup"]
     invite = [line for line in lines if "not in the configured guild 323456789012345678" in line]
     assert invite and f"client_id={w.sb.application_id}" in invite[0]

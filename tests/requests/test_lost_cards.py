@@ -20,6 +20,7 @@ from bot.policy import GuildDirectory, load_policy
 from bot.requests.sweeps import CARD_GRACE, PendingSweeps
 from bot.services.base import Core
 from sandbox.harness import EXAMPLE_CONFIG
+from tests.helpers import pin_guild
 
 GUILD = 42
 
@@ -44,7 +45,7 @@ class Cards:
 
 def sweeps(factory, clock, cards: Cards) -> PendingSweeps:
     guilds = GuildDirectory(load_policy(EXAMPLE_CONFIG))
-    guilds.bind(GUILD, "acme")
+    pin_guild(guilds, GUILD, "acme")  # as the bot does when it first sees acme
     core = Core(
         guilds=guilds,
         sessions=factory,

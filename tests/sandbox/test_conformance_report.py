@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import REPO
+
 pytest_plugins = ["pytester"]
 
 CONFTEST = 'pytest_plugins = ["tests.conformance_plugin"]\n'
@@ -74,16 +76,20 @@ def test_summary_line_and_operations(inner: pytest.Pytester) -> None:
     )
 
 
-def test_unexpected_violation_fails_the_session(inner: pytest.Pytester) -> None:
+def test_unexpected_violation_fails_the_test_and_the_session(inner: pytest.Pytester) -> None:
     inner.makepyfile(HELPERS + GOOD + BAD)
     result = inner.runpytest()
-    result.assert_outcomes(passed=2)  # every test passed, yet the run fails
+    # test_bad's own assertions passed; its violation fails it at teardown, and the run.
+    result.assert_outcomes(passed=2, errors=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
+            "*ERROR at teardown of test_bad*",
+            "*1 unexpected Discord API conformance violation(s)*",
+            "*create_message*body.content*",
             "sandbox conformance: * 1 violations (0 expected, 1 unexpected)*",
             "FAILED: 1 unexpected Discord API conformance violation(s)*",
-            "*test_unexpected_violation_fails_the_session.py::test_bad: create_message*body.content*",
+            "*.py::test_bad: create_message*body.content*",
         ]
     )
 
@@ -95,6 +101,28 @@ def test_marked_or_cleared_violations_do_not_fail(inner: pytest.Pytester) -> Non
     assert result.ret == 0
     result.stdout.fnmatch_lines(["sandbox conformance: * 1 violations (1 expected, 0 unexpected)*"])
     result.stdout.no_fnmatch_line("FAILED*")
+
+
+def test_under_xdist_the_test_fails_and_the_workers_report_to_one_summary(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `-n 2` the tests run in worker processes: the violation still fails its test, and the
+    controller's summary counts every worker's sandboxes, requests and violations."""
+    inner.makepyfile(HELPERS + GOOD + BAD + BAD_EXPECTED)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the new processes import tests.conformance_plugin
+    result = inner.runpytest_subprocess("-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=4, errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_bad*",
+            "*create_message*body.content*",
+            "sandbox conformance: 2 distinct Discord REST operations exercised, 3 requests, "
+            "2 violations (1 expected, 1 unexpected) from 4 sandboxes",
+            "FAILED: 1 unexpected Discord API conformance violation(s)*",
+            "*::test_bad: create_message*body.content*",
+        ]
+    )
 
 
 def test_outer_session_does_not_see_inner_sandboxes(

@@ -102,6 +102,14 @@ click = "Approve"
 [[step]]
 restart = true
 advance = "1h"
+[[step]]
+as = "carol"
+select = "bob"
+on = { reply = true }
+[[step]]
+as = "carol"
+select = ["bobby"]
+on = { dm = "carol" }
 """
     )
     with pytest.raises(ScenarioError) as err:
@@ -115,6 +123,7 @@ advance = "1h"
     assert "step[3].role: required for admin = 'add_role'" in text
     assert "step[4].on: required for click" in text
     assert "step[5]: one action per step, found restart, advance; split it into steps" in text
+    assert "step[6].select: the choices, as a list of names or option values" in text
 
 
 def test_policy_problems_are_reported_with_the_scenario(tmp_path):

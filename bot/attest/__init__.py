@@ -1,0 +1,1 @@
+"""Attestation campaigns: owners vouch for what they own, in their DMs (docs/attestations.md)."""
