@@ -119,3 +119,29 @@ async def test_dormant_webhooks_are_reviewed_kept_or_deleted_and_restorable(worl
     assert "Attestation campaign started" in titles and "Unattested access removed" in titles
     ok, problems = await world.ledger_verifies()
     assert ok, problems
+
+
+async def test_an_unowned_dormant_webhook_is_escalated_at_once(world):
+    g, sb, admin = world.guild, world.sb, world.sb.admin
+    hook = await admin.create_webhook(g, "approvals", "orphan-hook", actor=g.member("carol"))
+    hook.creator = None  # Discord names no creator (e.g. the account was deleted): nobody owns it
+    await sb.slash(g, g.owner, "warden inventory")
+    (row,) = await rows(world, Identity, Identity.name == "orphan-hook")
+    assert row.owner_id is None
+
+    await world.advance(dt.timedelta(days=30))
+    (item,) = await rows(world, AttestItem)
+    assert item.name == "orphan-hook" and item.escalation == "nobody owns it"
+    await world.settle()
+    escalated = [
+        m
+        for m in sb.messages(g.channel("governance"))
+        if m.embeds and m.embeds[0]["title"] == "Attestation escalated"
+    ]
+    assert escalated and "orphan-hook" in str(escalated[-1].embeds[0]), escalated
+
+    # Nobody sets an owner by the deadline: it is deleted.
+    await world.advance(dt.timedelta(days=7))
+    assert "orphan-hook" not in {w.name for w in g.webhooks}
+    (item,) = await rows(world, AttestItem)
+    assert item.status == "removed" and item.answer == "missed"
