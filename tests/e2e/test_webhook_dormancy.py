@@ -107,6 +107,8 @@ async def test_dormant_webhooks_are_reviewed_kept_or_deleted_and_restorable(worl
     assert not asked(world, dave, "busy-hook")
     assert not await rows(world, AttestItem, AttestItem.name == "busy-hook")
     assert len(asked(world, carol, "ci-hook")) == 1
+    status = await sb.slash(g, owner, "warden attest status")
+    assert status.text.count("dormant-webhook review") == 2, status.text
 
     async with world.bot.session_factory() as s:
         entries = (await s.scalars(select(LedgerEntry).order_by(LedgerEntry.id))).all()
