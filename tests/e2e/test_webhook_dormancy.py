@@ -147,3 +147,22 @@ async def test_an_unowned_dormant_webhook_is_escalated_at_once(world):
     assert "orphan-hook" not in {w.name for w in g.webhooks}
     (item,) = await rows(world, AttestItem)
     assert item.status == "removed" and item.answer == "missed"
+
+
+async def test_a_full_campaign_leaves_a_dormant_webhook_review_alone(world):
+    g, sb, admin = world.guild, world.sb, world.sb.admin
+    carol = g.member("carol")
+    await admin.create_webhook(g, "approvals", "ci-hook", actor=carol)
+    await sb.slash(g, g.owner, "warden inventory")
+    await world.advance(dt.timedelta(days=30))
+    review_dm = asked(world, carol, "ci-hook")[-1]
+
+    # An admin starts a full campaign: it neither supersedes the review nor asks about ci-hook twice.
+    out = await sb.slash(g, g.owner, "warden attest start")
+    assert "started" in out.text, out.text
+    review, full = await rows(world, AttestCampaign)
+    assert (review.kind, full.kind) == ("dormancy", "campaign") and review.closed_at is None
+    assert [i.campaign_id for i in await rows(world, AttestItem, AttestItem.name == "ci-hook")] == [review.id]
+    assert len(asked(world, carol, "ci-hook")) == 1
+    kept = await sb.click(carol, review_dm, "Still needed")
+    assert "attested as still needed" in kept.text, kept.text
