@@ -734,6 +734,11 @@ class AttestationPolicy(_Model):
     on_missed: Literal["alert", "remediate"] = "alert"
     grace: Duration = dt.timedelta(days=7)
     include_standing_roles: StrictBool = False
+    # A webhook with no activity for this long is reviewed on its own: its owner attests or it is
+    # deleted at the review's deadline (restorable). "0s" (the default) turns the rule off.
+    webhook_dormant_after: Annotated[
+        dt.timedelta, BeforeValidator(lambda v: _duration(v, allow_zero=True))
+    ] = dt.timedelta(0)
 
     @field_validator("reminder")
     @classmethod

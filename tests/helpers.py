@@ -1367,3 +1367,11 @@ def mutated(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
             key = draw(st.one_of(st.text(min_size=1, max_size=12), st.sampled_from(HOSTILE_PIECES)))
             node[key] = draw(toml_values)
     return data
+
+
+async def until(read: Any, expected: Any, timeout: float = 3.0) -> None:
+    """Gateway events reach the bot asynchronously: wait until ``await read()`` gives ``expected``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (got := await read()) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"still {got!r}, expected {expected!r}"
+        await asyncio.sleep(0.01)

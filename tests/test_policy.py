@@ -605,6 +605,9 @@ def test_attestation_defaults_and_zero_values():
     )
     on_demand = parse_policy(data(attestation={"every": "0s", "reminder": "0s"})).attestation
     assert on_demand is not None and not on_demand.every and not on_demand.reminder
+    assert not p.webhook_dormant_after  # off unless set: the rule deletes webhooks
+    dormant = parse_policy(data(attestation={"webhook_dormant_after": "90d"})).attestation
+    assert dormant is not None and dormant.webhook_dormant_after == dt.timedelta(days=90)
 
 
 def test_attestation_problems_are_all_reported():
@@ -616,6 +619,7 @@ def test_attestation_problems_are_all_reported():
                 "on_missed": "delete",
                 "grace": "0s",
                 "include_standing_roles": "yes",
+                "webhook_dormant_after": "soon",
                 "evrey": "30d",
             }
         )
@@ -626,6 +630,7 @@ def test_attestation_problems_are_all_reported():
     assert "attestation.on_missed: 'delete' is not allowed; use one of: alert, remediate" in text
     assert "attestation.grace:" in text
     assert "attestation.include_standing_roles:" in text
+    assert "attestation.webhook_dormant_after:" in text
     assert "attestation: unknown key 'evrey'" in text
     assert problems(data(attestation="30d")) == ["attestation: expected an [attestation] table, got '30d'"]
 

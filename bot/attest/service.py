@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +51,7 @@ from bot.services.errors import AlreadyDecided, BadInput, CannotGrant, NotAllowe
 log = logging.getLogger(__name__)
 
 KINDS = ("bot", "webhook", "token", "standing")
+CAMPAIGN, DORMANCY = "campaign", "dormancy"  # AttestCampaign.kind
 OPEN = (AttestStatus.PENDING, AttestStatus.TRANSFERRING)
 NOTIFY_ATTEMPTS = 5  # a DM that keeps failing (not closed: failing) is escalated after this many sweeps
 CLAIM = dt.timedelta(minutes=2)  # a worker's hold on a removal in progress
@@ -195,6 +196,7 @@ class AttestService(Service):
             await self._supersede(s, guild_id, now)
             campaign = AttestCampaign(
                 guild_id=guild_id,
+                kind=CAMPAIGN,
                 started_at=now,
                 started_by=actor_id,
                 deadline_at=now + policy.deadline,
@@ -230,17 +232,7 @@ class AttestService(Service):
                     ),
                 ),
             )
-            for item in unowned:
-                self._escalate(item, now, "nobody owns it")
-                await self._decisions.record(
-                    s,
-                    outcomes.attestation_escalated(
-                        item,
-                        why="unowned",
-                        reason=f"{item.kind} {item.name} has no owner, so nobody can attest it; "
-                        "set one with `/warden owner set`, or it is handled as missed at the deadline.",
-                    ),
-                )
+            await self._escalate_unowned(s, unowned, now)
         log.info(
             "attestation campaign %s started with %d items",
             campaign.id,
@@ -250,11 +242,31 @@ class AttestService(Service):
         await self._notify_due()
         return campaign, len(items)
 
+    async def _escalate_unowned(
+        self, s: AsyncSession, unowned: Sequence[AttestItem], now: dt.datetime
+    ) -> None:
+        for item in unowned:
+            self._escalate(item, now, "nobody owns it")
+            await self._decisions.record(
+                s,
+                outcomes.attestation_escalated(
+                    item,
+                    why="unowned",
+                    reason=f"{item.kind} {item.name} has no owner, so nobody can attest it; "
+                    "set one with `/warden owner set`, or it is handled as missed at the deadline.",
+                ),
+            )
+
     async def _supersede(self, s: AsyncSession, guild_id: int, now: dt.datetime) -> None:
+        # Only a full campaign replaces a full campaign; a dormant-webhook review runs to its own deadline.
         rows = (
             await s.scalars(
                 select(AttestCampaign)
-                .where(AttestCampaign.guild_id == guild_id, AttestCampaign.closed_at.is_(None))
+                .where(
+                    AttestCampaign.guild_id == guild_id,
+                    AttestCampaign.kind == CAMPAIGN,
+                    AttestCampaign.closed_at.is_(None),
+                )
                 .with_for_update()
             )
         ).all()
@@ -297,32 +309,160 @@ class AttestService(Service):
                 .order_by(Identity.id)
             )
         ).all()
+        # A webhook already in a dormant-webhook review is asked about there, not twice.
+        reviewed = set(
+            (
+                await s.scalars(
+                    select(AttestItem.identity_id)
+                    .join(AttestCampaign, AttestCampaign.id == AttestItem.campaign_id)
+                    .where(
+                        AttestCampaign.guild_id == campaign.guild_id,
+                        AttestCampaign.kind == DORMANCY,
+                        AttestCampaign.closed_at.is_(None),
+                    )
+                )
+            ).all()
+        )
         out = []
         for row in rows:
             if row.kind == IdentityKind.BOT and me is not None and row.external_id == str(me):
                 continue  # Warden does not ask anyone to vouch for itself
-            access: dict[str, object] = {"permissions": permission_names(row.permissions)}
-            if row.role_ids:
-                access["role_ids"] = [str(r) for r in row.role_ids]
-            if row.scopes:
-                access["scopes"] = list(row.scopes)
-            out.append(
-                AttestItem(
-                    campaign_id=campaign.id,
-                    guild_id=campaign.guild_id,
-                    kind=row.kind,
-                    identity_id=row.id,
-                    external_id=row.external_id,
-                    name=row.name[:200],
-                    channel_id=row.channel_id,
-                    access=access,
-                    owner_id=row.owner_id,
-                    status=AttestStatus.PENDING,
-                    notify_attempts=0,
-                    attempts=0,
-                )
-            )
+            if row.id in reviewed:
+                continue
+            out.append(self._identity_item(campaign, row))
         return out
+
+    @staticmethod
+    def _identity_item(campaign: AttestCampaign, row: Identity) -> AttestItem:
+        access: dict[str, object] = {"permissions": permission_names(row.permissions)}
+        if row.role_ids:
+            access["role_ids"] = [str(r) for r in row.role_ids]
+        if row.scopes:
+            access["scopes"] = list(row.scopes)
+        return AttestItem(
+            campaign_id=campaign.id,
+            guild_id=campaign.guild_id,
+            kind=row.kind,
+            identity_id=row.id,
+            external_id=row.external_id,
+            name=row.name[:200],
+            channel_id=row.channel_id,
+            access=access,
+            owner_id=row.owner_id,
+            status=AttestStatus.PENDING,
+            notify_attempts=0,
+            attempts=0,
+        )
+
+    # ------------------------------------------------------------------ dormant webhooks
+
+    async def review_dormant_webhooks(self) -> int:
+        """Each webhook with no activity for ``webhook_dormant_after``: a one-item review of its own.
+
+        Activity is the inventory's ``last_activity_at`` (a message through the webhook, seen on the
+        gateway), or when Warden first saw the webhook if it never posted. A webhook in an open review
+        or campaign, or in any started within the period, is not asked about again. The review's owner
+        answers in their DM like any campaign item; a missed deadline deletes the webhook (restorable
+        for ``grace``) whatever ``on_missed`` says, and an unowned webhook is escalated at once.
+        Returns how many reviews started.
+        """
+        policy = self._policy()
+        if policy is None or not policy.webhook_dormant_after:
+            return 0
+        period = policy.webhook_dormant_after
+        started = 0
+        for guild_id in self._port.guild_ids():
+            if self._guilds.get(guild_id) is None:
+                continue
+            if not await self._dormant_webhooks(guild_id, period):
+                continue
+            # Confirm against Discord first: a webhook deleted there is marked gone, not asked about.
+            await self._port.refresh_inventory(guild_id)
+            for identity_id in await self._dormant_webhooks(guild_id, period):
+                started += await self._review_dormant(identity_id, policy, period)
+        return started
+
+    async def _dormant_webhooks(self, guild_id: int, period: dt.timedelta) -> list[int]:
+        async with transaction(self._sessions) as s:
+            return list((await s.scalars(self._dormant_query(guild_id, period))).all())
+
+    def _dormant_query(self, guild_id: int, period: dt.timedelta) -> Select[int]:
+        """The guild's live webhooks idle for ``period`` and not reviewed within it, by identity id."""
+        cutoff = self._clock.now() - period
+        recent = (
+            select(AttestItem.id)
+            .join(AttestCampaign, AttestCampaign.id == AttestItem.campaign_id)
+            .where(
+                AttestItem.identity_id == Identity.id,
+                AttestCampaign.closed_at.is_(None) | (AttestCampaign.started_at > cutoff),
+            )
+            .exists()
+        )
+        return (
+            select(Identity.id)
+            .where(
+                Identity.guild_id == guild_id,
+                Identity.kind == IdentityKind.WEBHOOK,
+                Identity.gone_at.is_(None),
+                func.coalesce(Identity.last_activity_at, Identity.first_seen_at) <= cutoff,
+                ~recent,
+            )
+            .order_by(Identity.id)
+        )
+
+    async def _review_dormant(self, identity_id: int, policy: AttestationPolicy, period: dt.timedelta) -> int:
+        now = self._clock.now()
+        async with transaction(self._sessions) as s:
+            # The row lock makes two processes' sweeps start one review, not two.
+            row = await s.get(Identity, identity_id, with_for_update=True)
+            if row is None or row.gone_at is not None:
+                return 0
+            still = await s.scalars(
+                self._dormant_query(row.guild_id, period).where(Identity.id == identity_id)
+            )
+            if still.first() is None:
+                return 0
+            campaign = AttestCampaign(
+                guild_id=row.guild_id,
+                kind=DORMANCY,
+                started_at=now,
+                started_by=None,
+                deadline_at=now + policy.deadline,
+                reminder_at=(now + policy.deadline - policy.reminder) if policy.reminder else None,
+                on_missed="remediate",
+                grace_seconds=int(policy.grace.total_seconds()),
+            )
+            s.add(campaign)
+            await s.flush()
+            item = self._identity_item(campaign, row)
+            s.add(item)
+            await s.flush()
+            last = (
+                f"last activity {row.last_activity_at.isoformat()}"
+                if row.last_activity_at
+                else f"no activity since Warden first saw it, {row.first_seen_at.isoformat()}"
+            )
+            await self._decisions.record(
+                s,
+                outcomes.attestation_started(
+                    campaign,
+                    items=1,
+                    unowned=0 if row.owner_id is not None else 1,
+                    reason=f"Webhook {row.name} has been dormant for at least {format_duration(period)} "
+                    f"({last}), so review #{campaign.id} asks its owner whether it is still needed; "
+                    "if nobody attests by the deadline, Warden deletes it (restorable for "
+                    f"{format_duration(policy.grace)}).",
+                ),
+            )
+            if row.owner_id is None:
+                await self._escalate_unowned(s, [item], now)
+        log.info(
+            "dormant webhook %s: review %s started",
+            row.external_id,
+            campaign.id,
+            extra={"guild_id": row.guild_id},
+        )
+        return 1
 
     def _standing(self, guild_id: int) -> list[tuple[Scope, int, list[StandingHolder]]]:
         out = []
@@ -808,6 +948,7 @@ class AttestService(Service):
         done = 0
         if self._policy() is not None:
             done += await self._scheduled()
+            done += await self.review_dormant_webhooks()
         done += await self._notify_due()
         done += await self._remind_due()
         done += await self._deadlines()

@@ -106,7 +106,10 @@ def ask_dm(
         title=f"Attestation #{campaign.id}: {item_title(item)}",
         colour=discord.Colour.orange() if reminder else discord.Colour.blurple(),
         description=(
-            "You own this, so Warden asks you whether it is still needed."
+            "You own this webhook and nothing has been posted through it for a long while (it is "
+            "dormant), so Warden asks you whether it is still needed."
+            if campaign.kind == "dormancy"
+            else "You own this, so Warden asks you whether it is still needed."
             if item.kind != "standing"
             else "You approve this role, so Warden asks you whether this standing access is still needed. "
             "You cannot answer for your own access."
@@ -258,7 +261,13 @@ def status_text(progress: list[tuple[AttestCampaign, dict[str, int]]]) -> str:
             if c.closed_at
             else f"open, deadline {ts(c.deadline_at)} ({ts(c.deadline_at, 'R')})"
         )
-        who = "scheduled" if c.started_by is None else f"started by <@{c.started_by}>"
+        who = (
+            "dormant-webhook review"
+            if c.kind == "dormancy"
+            else "scheduled"
+            if c.started_by is None
+            else f"started by <@{c.started_by}>"
+        )
         detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no items"
         lines.append(
             f"**Campaign #{c.id}** — {who} {ts(c.started_at)}; {state}\n"

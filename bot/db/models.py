@@ -507,6 +507,9 @@ class AttestCampaign(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     guild_id: Mapped[int] = mapped_column(BigInteger)
+    # "campaign": every item, on a schedule or on demand; "dormancy": one webhook nobody has used
+    # for ``webhook_dormant_after`` (never superseded by, nor superseding, another review).
+    kind: Mapped[str] = mapped_column(String(16), default="campaign", server_default="campaign")
     started_at: Mapped[dt.datetime]
     started_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: the schedule
     deadline_at: Mapped[dt.datetime]

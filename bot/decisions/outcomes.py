@@ -277,6 +277,7 @@ def _attest(
 def attestation_started(campaign: AttestCampaign, *, items: int, unowned: int, reason: str) -> Decision:
     proof = {
         "campaign": campaign.id,
+        "kind": campaign.kind,
         "started_by": campaign.started_by,
         "scheduled": campaign.started_by is None,
         "items": items,
@@ -286,7 +287,10 @@ def attestation_started(campaign: AttestCampaign, *, items: int, unowned: int, r
         "on_missed": campaign.on_missed,
         "restore_grace_seconds": campaign.grace_seconds,
     }
-    rule = "attestation.schedule" if campaign.started_by is None else "attestation.on_demand"
+    if campaign.kind == "dormancy":
+        rule = "attestation.webhook_dormant_after"
+    else:
+        rule = "attestation.schedule" if campaign.started_by is None else "attestation.on_demand"
     return Decision(
         outcome=Outcome.ATTEST_STARTED,
         rule=rule,

@@ -3,14 +3,13 @@ webhook messages move the inventory's last activity; a JIT grant whose holder is
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 import pytest
 from sqlalchemy import select
 
 from bot.db.models import Grant, GrantStatus, Identity, MemberActivity
-from tests.helpers import example_policy_with
+from tests.helpers import example_policy_with, until
 
 
 @pytest.fixture
@@ -21,14 +20,6 @@ def policy(tmp_path):
 async def one(world, query):
     async with world.bot.session_factory() as s:
         return (await s.execute(query)).scalars().first()
-
-
-async def until(read, expected, timeout: float = 3.0) -> None:
-    """Gateway events reach the bot asynchronously: wait until ``await read()`` gives ``expected``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (got := await read()) != expected:
-        assert asyncio.get_running_loop().time() < deadline, f"still {got!r}, expected {expected!r}"
-        await asyncio.sleep(0.01)
 
 
 async def test_webhook_messages_move_its_last_activity(world):
