@@ -43,12 +43,6 @@ class AnswerButton(WardenButton, template=ANSWER_TEMPLATE):
         self.choice = choice
         super().__init__(discord.ui.Button(label=choice, custom_id=answer_id(item_id, choice)))
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> AnswerButton:
-        return cls(int(match["item_id"]), match["choice"])
-
     async def clicked(self, interaction: Interaction) -> None:
         attest = interaction.client.attest
         if self.choice == "transfer":
@@ -93,12 +87,6 @@ class TakeButton(WardenButton, template=TAKE_TEMPLATE):
         self.choice = choice
         super().__init__(discord.ui.Button(label=choice, custom_id=take_id(item_id, choice)))
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> TakeButton:
-        return cls(int(match["item_id"]), match["choice"])
-
     async def clicked(self, interaction: Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         accept = self.choice == "accept"
@@ -112,12 +100,6 @@ class RestoreButton(WardenButton, template=RESTORE_TEMPLATE):
     def __init__(self, item_id: int) -> None:
         self.item_id = item_id
         super().__init__(discord.ui.Button(label="Restore", custom_id=restore_id(item_id)))
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> RestoreButton:
-        return cls(int(match["item_id"]))
 
     async def clicked(self, interaction: Interaction) -> None:
         if not isinstance(interaction.user, discord.Member):
