@@ -37,11 +37,21 @@ if TYPE_CHECKING:
     Interaction = discord.Interaction[WardenBot]
 
 
-class AnswerButton(WardenButton, template=ANSWER_TEMPLATE):
+class _ItemChoiceButton(WardenButton, template=r"(?!)"):
+    """One choice about one campaign item, labelled with the choice; ``write_id`` writes its custom id."""
+
+    @staticmethod
+    def write_id(item_id: int, choice: str) -> str:
+        raise NotImplementedError
+
     def __init__(self, item_id: int, choice: str) -> None:
         self.item_id = item_id
         self.choice = choice
-        super().__init__(discord.ui.Button(label=choice, custom_id=answer_id(item_id, choice)))
+        super().__init__(discord.ui.Button(label=choice, custom_id=self.write_id(item_id, choice)))
+
+
+class AnswerButton(_ItemChoiceButton, template=ANSWER_TEMPLATE):
+    write_id = staticmethod(answer_id)
 
     async def clicked(self, interaction: Interaction) -> None:
         attest = interaction.client.attest
@@ -81,11 +91,8 @@ class NewOwnerSelect(discord.ui.DynamicItem[discord.ui.UserSelect[Any]], templat
         await answering_errors(interaction, pick)
 
 
-class TakeButton(WardenButton, template=TAKE_TEMPLATE):
-    def __init__(self, item_id: int, choice: str) -> None:
-        self.item_id = item_id
-        self.choice = choice
-        super().__init__(discord.ui.Button(label=choice, custom_id=take_id(item_id, choice)))
+class TakeButton(_ItemChoiceButton, template=TAKE_TEMPLATE):
+    write_id = staticmethod(take_id)
 
     async def clicked(self, interaction: Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
