@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -49,40 +50,28 @@ class InventoryRefresher(Protocol):
     async def refresh_all(self) -> int: ...
 
 
+@dataclass(eq=False, kw_only=True)
 class Jobs:
-    def __init__(
-        self,
-        *,
-        grants: GrantService,
-        pending: PendingSweeps,
-        poster: NarrativePosterLike,
-        sweep_seconds: float,
-        narrative_seconds: float,
-        attest: AttestSweepLike | None = None,
-        dormancy: Dormancy | None = None,
-        audit: AuditSweeper | None = None,
-        checkpoint: Callable[[], Awaitable[Any]] | None = None,
-        checkpoint_seconds: float = 3600.0,
-        inventory: InventoryRefresher | None = None,
-        inventory_seconds: float = 3600.0,
-    ) -> None:
-        self._audit = audit
-        self._checkpoint = checkpoint
-        self._checkpoint_seconds = checkpoint_seconds
-        self._inventory = inventory
-        self._inventory_seconds = inventory_seconds
-        self._grants = grants
-        self._attest = attest
-        self._pending = pending
-        self._dormancy = dormancy
-        self._poster = poster
-        self._sweep_seconds = sweep_seconds
-        self._narrative_seconds = narrative_seconds
-        self._lock = asyncio.Lock()
-        self._narrative_lock = asyncio.Lock()
-        self._inventory_lock = asyncio.Lock()
-        self._scheduler: AsyncIOScheduler | None = None
-        self._stopped = False
+    """The scheduled work: the sweep, narratives, the inventory refresh and ledger checkpoints,
+    each every so many seconds; the optional collaborators add their steps when given."""
+
+    grants: GrantService
+    pending: PendingSweeps
+    poster: NarrativePosterLike
+    sweep_seconds: float
+    narrative_seconds: float
+    attest: AttestSweepLike | None = None
+    dormancy: Dormancy | None = None
+    audit: AuditSweeper | None = None
+    write_checkpoint: Callable[[], Awaitable[Any]] | None = None
+    checkpoint_seconds: float = 3600.0
+    inventory: InventoryRefresher | None = None
+    inventory_seconds: float = 3600.0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _narrative_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _inventory_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _scheduler: AsyncIOScheduler | None = field(default=None, init=False, repr=False)
+    _stopped: bool = field(default=False, init=False, repr=False)
 
     def start(self) -> None:
         self._stopped = False
@@ -90,12 +79,12 @@ class Jobs:
             return
         self._scheduler = AsyncIOScheduler()
         jobs: list[tuple[str, Callable[[], Awaitable[Any]], float]] = [
-            ("warden-sweep", self.run_due, self._sweep_seconds),
-            ("warden-narratives", self.deliver_narratives, self._narrative_seconds),
-            ("warden-inventory", self.refresh_inventory, self._inventory_seconds),
+            ("warden-sweep", self.run_due, self.sweep_seconds),
+            ("warden-narratives", self.deliver_narratives, self.narrative_seconds),
+            ("warden-inventory", self.refresh_inventory, self.inventory_seconds),
         ]
-        if self._checkpoint is not None:
-            jobs.append(("warden-checkpoint", self.checkpoint, self._checkpoint_seconds))
+        if self.write_checkpoint is not None:
+            jobs.append(("warden-checkpoint", self.checkpoint, self.checkpoint_seconds))
         for job_id, run, seconds in jobs:
             self._scheduler.add_job(
                 run, "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True
@@ -142,40 +131,40 @@ class Jobs:
         async with self._lock:
             if self._stopped:
                 return report
-            await self._step(report, "reapply", self._grants.reapply_stale())
-            sweep = await self._step(report, "expire", self._grants.expire_due())
+            await self._step(report, "reapply", self.grants.reapply_stale())
+            sweep = await self._step(report, "expire", self.grants.expire_due())
             if sweep is not None:
                 report.expired, report.removed, report.still_due = (
                     sweep.expired,
                     sweep.removed,
                     sweep.still_due,
                 )
-            report.reminded = await self._step(report, "remind", self._grants.remind_due()) or 0
-            expired = await self._step(report, "pending-ttl", self._pending.expire_pending())
+            report.reminded = await self._step(report, "remind", self.grants.remind_due()) or 0
+            expired = await self._step(report, "pending-ttl", self.pending.expire_pending())
             report.requests_expired = len(expired or [])
-            reminded = await self._step(report, "approver-reminders", self._pending.remind_approvers())
+            reminded = await self._step(report, "approver-reminders", self.pending.remind_approvers())
             report.approvers_reminded = len(reminded or [])
-            report.cards_posted = await self._step(report, "lost-cards", self._pending.post_lost_cards()) or 0
-            if self._attest is not None:
+            report.cards_posted = await self._step(report, "lost-cards", self.pending.post_lost_cards()) or 0
+            if self.attest is not None:
                 # Attestation campaigns: the schedule, DMs, reminders, deadlines, removal retries.
-                await self._step(report, "attestations", self._attest.run_due())
-            if self._dormancy is not None:
-                dormant = await self._step(report, "dormant-tokens", self._dormancy.revoke_dormant_tokens())
+                await self._step(report, "attestations", self.attest.run_due())
+            if self.dormancy is not None:
+                dormant = await self._step(report, "dormant-tokens", self.dormancy.revoke_dormant_tokens())
                 report.tokens_revoked = len(dormant or [])
-                idle = await self._step(report, "idle-grants", self._dormancy.end_idle_grants())
+                idle = await self._step(report, "idle-grants", self.dormancy.end_idle_grants())
                 report.grants_idle_ended = idle or 0
-            if self._audit is not None:
-                await self._step(report, "audit", self._audit.sweep())
+            if self.audit is not None:
+                await self._step(report, "audit", self.audit.sweep())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report
 
     async def checkpoint(self) -> Any:
         """Write and post a ledger checkpoint (on its own schedule); a failure is logged, never raised."""
-        if self._checkpoint is None or self._stopped:
+        if self.write_checkpoint is None or self._stopped:
             return None
         try:
-            return await self._checkpoint()
+            return await self.write_checkpoint()
         except Exception:
             log.exception("ledger checkpoint failed; the next one runs on schedule")
             return None
@@ -187,10 +176,10 @@ class Jobs:
         and the audit log over REST. ``/warden inventory`` refreshes its guild on demand too.
         """
         async with self._inventory_lock:
-            if self._inventory is None or self._stopped:
+            if self.inventory is None or self._stopped:
                 return 0
             try:
-                return await self._inventory.refresh_all()
+                return await self.inventory.refresh_all()
             except Exception:
                 log.exception("refreshing the inventory failed; it runs again on the next interval")
                 return 0
@@ -201,7 +190,7 @@ class Jobs:
             if self._stopped:
                 return total
             try:
-                while (n := await self._poster.deliver_due()) > 0:
+                while (n := await self.poster.deliver_due()) > 0:
                     total += n
             except (Unavailable, *DB_DOWN) as exc:
                 # One line while the database is down (like the sweep steps), not a traceback each time.

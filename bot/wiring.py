@@ -191,7 +191,7 @@ def build_services(
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
-        checkpoint=checkpoints.run if checkpoints is not None else None,
+        write_checkpoint=checkpoints.run if checkpoints is not None else None,
         checkpoint_seconds=tuning.checkpoint_seconds,
         dormancy=Dormancy(core, tokens=tokens, grants=grants, notifier=notifier),
         inventory=live_inventory,

@@ -699,36 +699,25 @@ class SandboxDiscord(ActingMixin):
             self.snowflake(), g.id, c.id, name, secrets.token_urlsafe(48), creator=self.users.get(actor_id)
         )
         g.webhooks.append(w)
-        self._webhooks_update_event(g, c.id)
-        self._audit(
-            g,
-            WEBHOOK_CREATE,
-            actor_id,
-            w.id,
-            [
-                {"key": "type", "new_value": w.type},
-                {"key": "channel_id", "new_value": str(c.id)},
-                {"key": "name", "new_value": name},
-            ],
-            reason=reason,
-        )
+        self._webhook_changed(g, w, WEBHOOK_CREATE, "new_value", actor_id=actor_id, reason=reason)
         return w
 
     def _delete_webhook(self, g: SGuild, w: SWebhook, *, actor_id: int, reason: str | None) -> None:
         g.webhooks.remove(w)
+        self._webhook_changed(g, w, WEBHOOK_DELETE, "old_value", actor_id=actor_id, reason=reason)
+
+    def _webhook_changed(
+        self, g: SGuild, w: SWebhook, action: int, side: str, *, actor_id: int, reason: str | None
+    ) -> None:
+        """WEBHOOKS_UPDATE in its channel and the audit entry: a webhook created (``side`` is
+        ``new_value``) or deleted (``old_value``)."""
         self._webhooks_update_event(g, w.channel_id)
-        self._audit(
-            g,
-            WEBHOOK_DELETE,
-            actor_id,
-            w.id,
-            [
-                {"key": "type", "old_value": w.type},
-                {"key": "channel_id", "old_value": str(w.channel_id)},
-                {"key": "name", "old_value": w.name},
-            ],
-            reason=reason,
-        )
+        changes: list[dict[str, Any]] = [
+            {"key": "type", side: w.type},
+            {"key": "channel_id", side: str(w.channel_id)},
+            {"key": "name", side: w.name},
+        ]
+        self._audit(g, action, actor_id, w.id, changes, reason=reason)
 
     def _delete_integration(self, g: SGuild, i: SIntegration, *, actor_id: int, reason: str | None) -> None:
         g.integrations.remove(i)
@@ -1392,12 +1381,17 @@ class SandboxDiscord(ActingMixin):
         self._require(g, MANAGE_WEBHOOKS)
         return 200, [webhook_payload(w) for w in g.webhooks]
 
-    def op_list_channel_webhooks(self, req: Req) -> tuple[int, Any]:
+    def _webhook_channel(self, req: Req) -> tuple[SGuild, SChannel]:
+        """The guild channel a webhook request names, once the bot may manage its webhooks."""
         c = self._channel(req.params["channel_id"])
         if c.guild_id is None:
             raise DiscordAPIError(400, 50024, "Cannot execute action on this channel type")
         g = self.guilds[c.guild_id]
         self._require(g, MANAGE_WEBHOOKS, c)
+        return g, c
+
+    def op_list_channel_webhooks(self, req: Req) -> tuple[int, Any]:
+        g, c = self._webhook_channel(req)
         return 200, [webhook_payload(w) for w in g.webhooks if w.channel_id == c.id]
 
     def _find_webhook(self, wid: int) -> tuple[SGuild, SWebhook]:
@@ -1413,11 +1407,7 @@ class SandboxDiscord(ActingMixin):
         return 200, webhook_payload(w)
 
     def op_create_webhook(self, req: Req) -> tuple[int, Any]:
-        c = self._channel(req.params["channel_id"])
-        if c.guild_id is None:
-            raise DiscordAPIError(400, 50024, "Cannot execute action on this channel type")
-        g = self.guilds[c.guild_id]
-        self._require(g, MANAGE_WEBHOOKS, c)
+        g, c = self._webhook_channel(req)
         name = str((req.body or {}).get("name") or "")
         if not 1 <= len(name) <= 80 or "clyde" in name.lower():
             raise DiscordAPIError(

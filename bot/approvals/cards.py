@@ -68,12 +68,12 @@ def _status_line(req: AccessRequest, grant: Grant | None) -> tuple[str, discord.
     }.get(GrantStatus(grant.status), ("Approved", GREEN))
 
 
-def persistent_view(*buttons: discord.ui.Button[discord.ui.View]) -> discord.ui.View:
-    """A message's buttons. Clicks are dispatched through the DynamicItem templates (by custom id,
-    so they work after a restart), never through this instance."""
+def persistent_view(*items: discord.ui.Item[discord.ui.View]) -> discord.ui.View:
+    """A message's buttons (or select). Clicks are dispatched through the DynamicItem templates (by
+    custom id, so they work after a restart), never through this instance."""
     view = discord.ui.View(timeout=None)
-    for button in buttons:
-        view.add_item(button)
+    for item in items:
+        view.add_item(item)
     view.stop()
     return view
 

@@ -37,17 +37,21 @@ if TYPE_CHECKING:
     Interaction = discord.Interaction[WardenBot]
 
 
-class AnswerButton(WardenButton, template=ANSWER_TEMPLATE):
+class _ItemChoiceButton(WardenButton, template=r"(?!)"):
+    """One choice about one campaign item, labelled with the choice; ``write_id`` writes its custom id."""
+
+    @staticmethod
+    def write_id(item_id: int, choice: str) -> str:
+        raise NotImplementedError
+
     def __init__(self, item_id: int, choice: str) -> None:
         self.item_id = item_id
         self.choice = choice
-        super().__init__(discord.ui.Button(label=choice, custom_id=answer_id(item_id, choice)))
+        super().__init__(discord.ui.Button(label=choice, custom_id=self.write_id(item_id, choice)))
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> AnswerButton:
-        return cls(int(match["item_id"]), match["choice"])
+
+class AnswerButton(_ItemChoiceButton, template=ANSWER_TEMPLATE):
+    write_id = staticmethod(answer_id)
 
     async def clicked(self, interaction: Interaction) -> None:
         attest = interaction.client.attest
@@ -87,17 +91,8 @@ class NewOwnerSelect(discord.ui.DynamicItem[discord.ui.UserSelect[Any]], templat
         await answering_errors(interaction, pick)
 
 
-class TakeButton(WardenButton, template=TAKE_TEMPLATE):
-    def __init__(self, item_id: int, choice: str) -> None:
-        self.item_id = item_id
-        self.choice = choice
-        super().__init__(discord.ui.Button(label=choice, custom_id=take_id(item_id, choice)))
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> TakeButton:
-        return cls(int(match["item_id"]), match["choice"])
+class TakeButton(_ItemChoiceButton, template=TAKE_TEMPLATE):
+    write_id = staticmethod(take_id)
 
     async def clicked(self, interaction: Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -112,12 +107,6 @@ class RestoreButton(WardenButton, template=RESTORE_TEMPLATE):
     def __init__(self, item_id: int) -> None:
         self.item_id = item_id
         super().__init__(discord.ui.Button(label="Restore", custom_id=restore_id(item_id)))
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> RestoreButton:
-        return cls(int(match["item_id"]))
 
     async def clicked(self, interaction: Interaction) -> None:
         if not isinstance(interaction.user, discord.Member):

@@ -989,16 +989,13 @@ class AttestService(Service):
 
     async def _remind_due(self) -> int:
         now = self._clock.now()
-        async with transaction(self._sessions) as s:
-            due = (
-                await s.scalars(
-                    select(AttestCampaign.id).where(
-                        AttestCampaign.closed_at.is_(None),
-                        AttestCampaign.reminded_at.is_(None),
-                        AttestCampaign.reminder_at <= now,
-                    )
-                )
-            ).all()
+        due = await self._all(
+            select(AttestCampaign.id).where(
+                AttestCampaign.closed_at.is_(None),
+                AttestCampaign.reminded_at.is_(None),
+                AttestCampaign.reminder_at <= now,
+            )
+        )
         reminded = 0
         for campaign_id in due:
             async with transaction(self._sessions) as s:
@@ -1030,14 +1027,11 @@ class AttestService(Service):
 
     async def _deadlines(self) -> int:
         now = self._clock.now()
-        async with transaction(self._sessions) as s:
-            due = (
-                await s.scalars(
-                    select(AttestCampaign.id).where(
-                        AttestCampaign.closed_at.is_(None), AttestCampaign.deadline_at <= now
-                    )
-                )
-            ).all()
+        due = await self._all(
+            select(AttestCampaign.id).where(
+                AttestCampaign.closed_at.is_(None), AttestCampaign.deadline_at <= now
+            )
+        )
         missed: list[int] = []
         for campaign_id in due:
             async with transaction(self._sessions) as s:
@@ -1078,17 +1072,12 @@ class AttestService(Service):
 
     async def _removals_due(self) -> list[int]:
         now = self._clock.now()
-        async with transaction(self._sessions) as s:
-            return list(
-                (
-                    await s.scalars(
-                        select(AttestItem.id).where(
-                            AttestItem.status == AttestStatus.REMOVING,
-                            (AttestItem.next_attempt_at.is_(None)) | (AttestItem.next_attempt_at <= now),
-                        )
-                    )
-                ).all()
+        return await self._all(
+            select(AttestItem.id).where(
+                AttestItem.status == AttestStatus.REMOVING,
+                (AttestItem.next_attempt_at.is_(None)) | (AttestItem.next_attempt_at <= now),
             )
+        )
 
     # ------------------------------------------------------------------ reading
 

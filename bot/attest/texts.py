@@ -11,6 +11,7 @@ import datetime as dt
 
 import discord
 
+from bot.approvals.cards import persistent_view
 from bot.db.models import AttestCampaign, AttestItem, AttestStatus
 from bot.durations import discord_ts as ts
 from bot.durations import format_duration
@@ -70,27 +71,18 @@ def held_text(item: AttestItem) -> str:
 
 
 def _buttons(item: AttestItem, *, transfer: bool) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(
-        discord.ui.Button(
-            label="Still needed", style=discord.ButtonStyle.success, custom_id=answer_id(item.id, "keep")
-        )
-    )
-    view.add_item(
-        discord.ui.Button(
-            label="Revoke", style=discord.ButtonStyle.danger, custom_id=answer_id(item.id, "revoke")
-        )
-    )
+    choices = [
+        ("Still needed", discord.ButtonStyle.success, "keep"),
+        ("Revoke", discord.ButtonStyle.danger, "revoke"),
+    ]
     if transfer:
-        view.add_item(
-            discord.ui.Button(
-                label="Transfer",
-                style=discord.ButtonStyle.secondary,
-                custom_id=answer_id(item.id, "transfer"),
-            )
+        choices.append(("Transfer", discord.ButtonStyle.secondary, "transfer"))
+    return persistent_view(
+        *(
+            discord.ui.Button(label=label, style=style, custom_id=answer_id(item.id, choice))
+            for label, style, choice in choices
         )
-    view.stop()  # dispatch goes through the DynamicItem templates
-    return view
+    )
 
 
 def ask_dm(
@@ -131,30 +123,22 @@ def offer_dm(item: AttestItem, campaign: AttestCampaign, guild_name: str) -> tup
         f"(attestation campaign #{campaign.id}, item #{item.id}). It holds: {held_text(item)}. "
         "Accepting makes you its owner and vouches that it is still needed."
     )
-    view = discord.ui.View(timeout=None)
-    view.add_item(
+    return content, persistent_view(
         discord.ui.Button(
             label="Accept", style=discord.ButtonStyle.success, custom_id=take_id(item.id, "accept")
-        )
-    )
-    view.add_item(
+        ),
         discord.ui.Button(
             label="Decline", style=discord.ButtonStyle.secondary, custom_id=take_id(item.id, "decline")
-        )
+        ),
     )
-    view.stop()
-    return content, view
 
 
 def pick_view(item_id: int) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(
+    return persistent_view(
         discord.ui.UserSelect(
             custom_id=pick_id(item_id), placeholder="Pick the new owner", min_values=1, max_values=1
         )
     )
-    view.stop()
-    return view
 
 
 def answer_receipt(item: AttestItem) -> str:
@@ -231,14 +215,11 @@ def restore_card(item: AttestItem) -> tuple[discord.Embed, discord.ui.View]:
             value=f"An admin (or an approver of the role) can put it back with one click until {ts(item.restore_until)}.",
             inline=False,
         )
-    view = discord.ui.View(timeout=None)
-    view.add_item(
+    return embed, persistent_view(
         discord.ui.Button(
             label="Restore", style=discord.ButtonStyle.primary, disabled=done, custom_id=restore_id(item.id)
         )
     )
-    view.stop()
-    return embed, view
 
 
 def restore_receipt(item: AttestItem) -> str:

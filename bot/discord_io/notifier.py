@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import discord
@@ -40,25 +41,22 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(eq=False)
 class Notifier:
-    def __init__(
-        self,
-        client: discord.Client,
-        guilds: GuildDirectory,
-        session_factory: async_sessionmaker[AsyncSession],
-    ) -> None:
-        self._client = client
-        self._guilds = guilds
-        self._policy = guilds.policy
-        self._sessions = session_factory
+    """Cards and DMs, after commit: through ``client``, in the guilds ``guilds`` governs, with
+    rows read through ``session_factory``."""
+
+    client: discord.Client
+    guilds: GuildDirectory
+    session_factory: async_sessionmaker[AsyncSession]
 
     # ---- helpers ---------------------------------------------------------------------------
 
     def _guild(self, guild_id: int) -> tuple[discord.Guild | None, GuildPolicy | None]:
-        guild = self._client.get_guild(guild_id)
+        guild = self.client.get_guild(guild_id)
         if guild is None:
             return None, None
-        return guild, self._guilds.get(guild_id)
+        return guild, self.guilds.get(guild_id)
 
     async def _safely(self, what: str, coro: Awaitable[T], **ctx: Any) -> T | None:
         try:
@@ -71,7 +69,7 @@ class Notifier:
 
     async def dm(self, user_id: int, text: str, **ctx: Any) -> discord.Message | None:
         async def send() -> discord.Message:
-            channel = await self._client.create_dm(discord.Object(user_id))
+            channel = await self.client.create_dm(discord.Object(user_id))
             return await channel.send(text, allowed_mentions=NO_PINGS)
 
         return await self._safely("send a DM", send(), user_id=user_id, **ctx)
@@ -88,7 +86,7 @@ class Notifier:
         return ", ".join(r.mention for r in reversed(member.roles) if not r.is_default())
 
     async def _load(self, request_id: int) -> tuple[AccessRequest | None, Grant | None]:
-        async with transaction(self._sessions) as session:
+        async with transaction(self.session_factory) as session:
             req = await session.get(AccessRequest, request_id, populate_existing=True)
             grant = None
             if req is not None:
@@ -108,7 +106,7 @@ class Notifier:
         message: str,
     ) -> None:
         """Store where a card was posted, so it can be edited later."""
-        async with transaction(self._sessions) as session:
+        async with transaction(self.session_factory) as session:
             row = await session.get(model, row_id)
             if row is not None:
                 setattr(row, channel, msg.channel.id)
@@ -158,18 +156,18 @@ class Notifier:
             # On another process's shard (a sweep here ended it): fetch over REST, edit by id.
             guild = await self._safely(
                 "fetch the guild",
-                self._client.fetch_guild(req.guild_id, with_counts=False),
+                self.client.fetch_guild(req.guild_id, with_counts=False),
                 request_id=req.id,
             )
             if guild is None:
                 return
-            if self._guilds.get(guild.id) is None:
-                await self._guilds.refresh()  # the process that sees the guild may have pinned it since
-            gp = self._guilds.get(guild.id)  # by id or pin, never by name alone
-            channel = self._client.get_partial_messageable(req.card_channel_id, guild_id=guild.id)
+            if self.guilds.get(guild.id) is None:
+                await self.guilds.refresh()  # the process that sees the guild may have pinned it since
+            gp = self.guilds.get(guild.id)  # by id or pin, never by name alone
+            channel = self.client.get_partial_messageable(req.card_channel_id, guild_id=guild.id)
         if gp is None:
             return
-        scope = self._policy.scope(gp, req.scope_id)
+        scope = self.guilds.policy.scope(gp, req.scope_id)
         if scope is None:
             return
         channel = channel or guild.get_channel(req.card_channel_id)
@@ -198,7 +196,7 @@ class Notifier:
         await self.refresh_card(req.id)
         if req.status == RequestStatus.DENIED:
             guild, _ = self._guild(req.guild_id)
-            name = guild.name if guild else self._guilds.name(req.guild_id)
+            name = guild.name if guild else self.guilds.name(req.guild_id)
             await self.dm(req.requester_id, request_denied_dm(req, scope.id, name), request_id=req.id)
 
     async def request_expired(self, req: AccessRequest) -> None:
@@ -215,7 +213,7 @@ class Notifier:
         channel = (
             guild.get_channel(req.card_channel_id)
             if guild is not None
-            else self._client.get_partial_messageable(req.card_channel_id, guild_id=req.guild_id)
+            else self.client.get_partial_messageable(req.card_channel_id, guild_id=req.guild_id)
         )
         if not isinstance(channel, discord.abc.Messageable):
             return
@@ -250,7 +248,7 @@ class Notifier:
             await self._post_review(guild, gp, grant, req.reason if req else "")
 
     async def _post_review(self, guild: discord.Guild, gp: GuildPolicy, grant: Grant, reason: str) -> None:
-        scope = self._policy.scope(gp, grant.scope_id)
+        scope = self.guilds.policy.scope(gp, grant.scope_id)
         channel = resolve_channel(guild, gp.approvals_channel)
         if scope is None or not isinstance(channel, discord.abc.Messageable):
             return
@@ -265,13 +263,13 @@ class Notifier:
             await self._remember(Grant, grant.id, msg, "review_channel_id", "review_message_id")
 
     async def refresh_review(self, grant_id: int) -> None:
-        async with transaction(self._sessions) as session:
+        async with transaction(self.session_factory) as session:
             grant = await session.get(Grant, grant_id)
             req = await session.get(AccessRequest, grant.request_id) if grant and grant.request_id else None
         if grant is None or grant.review_message_id is None or grant.review_channel_id is None:
             return
         guild, gp = self._guild(grant.guild_id)
-        scope = self._policy.scope(gp, grant.scope_id) if gp else None
+        scope = self.guilds.policy.scope(gp, grant.scope_id) if gp else None
         if guild is None or scope is None:
             return
         channel = guild.get_channel(grant.review_channel_id)
@@ -295,7 +293,7 @@ class Notifier:
         text = token_delivery_dm(grant, guild.name if guild else str(grant.guild_id), value, issued.info.id)
         with redacting(value):
             try:
-                channel = await self._client.create_dm(discord.Object(grant.subject_id))
+                channel = await self.client.create_dm(discord.Object(grant.subject_id))
                 await channel.send(text, allowed_mentions=NO_PINGS)
             except DISCORD_ERRORS as exc:
                 why = describe_error(exc)
