@@ -153,6 +153,7 @@ class SandboxDiscord(ActingMixin):
         self.bot_user = SUser(self.application_id, bot_name, bot=True, dms_open=False)
         self.owner_user = SUser(self.snowflake(), "app-owner")
         self.users: dict[int, SUser] = {self.bot_user.id: self.bot_user, self.owner_user.id: self.owner_user}
+        self._users_by_name: dict[tuple[str, bool], SUser] = {}
         self.guilds: dict[int, SGuild] = {}
         self.channels: dict[int, SChannel] = {}
         self.dm_channels: dict[int, SChannel] = {}  # user id -> DM channel
@@ -251,11 +252,18 @@ class SandboxDiscord(ActingMixin):
         return self.clock.now()
 
     def user(self, name: str, *, bot: bool = False, dms_open: bool = True) -> SUser:
-        for u in self.users.values():
-            if u.name == name and u.bot == bot:
-                return u
+        # Indexed by name: a server of 100 guilds x 1,000 members is built in seconds, not hours.
+        index = self._users_by_name
+        if len(index) != len(self.users):  # users added directly (tests do): index them too
+            index.clear()
+            for existing in self.users.values():
+                index.setdefault((existing.name, existing.bot), existing)
+        found = index.get((name, bot))
+        if found is not None:
+            return found
         u = SUser(self.snowflake(), name, bot=bot, dms_open=dms_open)
         self.users[u.id] = u
+        index[(name, bot)] = u
         return u
 
     def create_guild(
