@@ -316,19 +316,29 @@ class Notifier:
             if req is not None:
                 await self.dm(req.requester_id, grant_failed_dm(grant, req), grant_id=grant.id)
 
+    async def _tell_holder(self, grant: Grant, text: str) -> None:
+        """DM whoever answers for the access: the member holding it, or — a bot cannot read DMs —
+        the member who asked for the bot's access."""
+        if not grant.subject_is_bot:
+            await self.dm(grant.subject_id, text, grant_id=grant.id)
+            return
+        req = (await self._load(grant.request_id))[0] if grant.request_id else None
+        if req is not None:
+            await self.dm(req.requester_id, f"For <@{grant.subject_id}>: {text}", grant_id=grant.id)
+
     async def grant_ended(self, grant: Grant) -> None:
         if grant.request_id:
             await self.refresh_card(grant.request_id)
-        await self.dm(grant.subject_id, grant_ended_dm(grant), grant_id=grant.id)
+        await self._tell_holder(grant, grant_ended_dm(grant))
 
     async def grant_expiring(self, grant: Grant) -> None:
-        await self.dm(grant.subject_id, grant_expiring_dm(grant), grant_id=grant.id)
+        await self._tell_holder(grant, grant_expiring_dm(grant))
 
     async def grant_extended(self, grant: Grant, req: AccessRequest) -> None:
         await self.refresh_card(req.id)
         if grant.request_id:
             await self.refresh_card(grant.request_id)
-        await self.dm(grant.subject_id, grant_extended_dm(grant), grant_id=grant.id)
+        await self._tell_holder(grant, grant_extended_dm(grant))
 
 
 ChannelResolver = Callable[[int], Awaitable[discord.abc.Messageable | None]]

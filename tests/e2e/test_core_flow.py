@@ -200,6 +200,16 @@ async def test_bot_scope_upgrade(world, record_owner):
     assert "(bot)" in card_in(world, 1).text
     await world.sb.click(g.member("bob"), card_in(world, 1), "Approve")
     assert bot.has_role("webhook-manager")
+    # A bot cannot read DMs: the reminder and the end go to the member who asked for it.
+    dms_before = len(world.sb.request_log)
+    await world.advance(dt.timedelta(minutes=50))
+    await world.sb.wait_for_message(g.member("alice"), contains="Reminder: your access **bot-webhooks**")
+    await world.advance(dt.timedelta(minutes=11))
+    assert not bot.has_role("webhook-manager")
+    ended = await world.sb.wait_for_message(g.member("alice"), contains="has ended")
+    assert ended.text.startswith(f"For <@{bot.id}>:")
+    calls = list(world.sb.request_log)[dms_before:]
+    assert not [r for r in calls if r.status == 403 and "messages" in r.path], "a DM was sent to the bot"
 
 
 async def test_revoke_by_holder_and_by_approver(world):
