@@ -189,6 +189,47 @@ class Admin:
             self._audit_role(g, 30, actor_id, roles[0], "new_value", reason)
         return member
 
+    async def add_integration(
+        self,
+        g: SGuild,
+        name: str,
+        *,
+        type: str = "twitch",
+        scopes: Iterable[str] = (),
+        application: bool = False,
+        actor: Actor = None,
+        reason: str | None = None,
+    ) -> SIntegration:
+        """An integration without a bot user: a Twitch/YouTube subscription, or (``type="discord"``,
+        ``application=True``) an OAuth2 app authorised without the ``bot`` scope."""
+        sb = self.sb
+        actor_id = self._actor(g, actor)
+        integration = SIntegration(
+            sb.snowflake(),
+            g.id,
+            name,
+            type=type,
+            application_id=sb.snowflake() if application else None,
+            user=sb.users.get(actor_id),
+            scopes=list(scopes),
+        )
+        g.integrations.append(integration)
+        sb.gateway.dispatch(
+            "INTEGRATION_CREATE",
+            {**integration_payload(integration), "guild_id": str(g.id)},
+            gw.GUILD_INTEGRATIONS,
+        )
+        sb.gateway.dispatch("GUILD_INTEGRATIONS_UPDATE", {"guild_id": str(g.id)}, gw.GUILD_INTEGRATIONS)
+        sb._audit(
+            g,
+            80,
+            actor_id,
+            integration.id,
+            [{"key": "type", "new_value": type}, {"key": "name", "new_value": name}],
+            reason=reason,
+        )
+        return integration
+
     async def remove_integration(
         self, g: SGuild, integration: SIntegration | str, actor: Actor = None, reason: str | None = None
     ) -> None:
