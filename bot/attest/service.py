@@ -144,8 +144,12 @@ def _title(item: AttestItem) -> str:
 
 
 def _reviewed_through_bot(row: Identity) -> bool:
-    """An integration that installed a bot user (OAuth2 scope ``bot``) is asked about as that bot."""
-    return row.kind == IdentityKind.INTEGRATION and "bot" in row.scopes
+    """An integration that installed a bot user is asked about as that bot.
+
+    Its OAuth2 scopes include ``bot``; and the inventory gives an integration its bot's permissions
+    (one without a bot acts with none), which also catches a bot whose integration lists no scopes.
+    """
+    return row.kind == IdentityKind.INTEGRATION and ("bot" in row.scopes or bool(row.permissions))
 
 
 def needs_human(item: AttestItem) -> bool:

@@ -330,6 +330,9 @@ async def test_integrations_without_a_bot_are_attested_and_only_escalated(world)
     g, sb, admin = world.guild, world.sb, world.sb.admin
     alice, bob = g.member("alice"), g.member("bob")
     await admin.add_bot(g, "ops-bot", ["view_channel"], actor=alice)  # its integration has a bot user
+    await admin.add_bot(g, "old-bot", ["view_channel"], actor=alice)
+    # An older bot whose integration lists no OAuth2 scopes is still known by its bot's permissions.
+    next(i for i in g.integrations if i.name == "old-bot").scopes = []
     await admin.add_integration(g, "alice-stream", type="twitch", actor=alice)
     await admin.add_integration(
         g, "stats-app", type="discord", application=True, scopes=["applications.commands"], actor=bob
@@ -341,8 +344,8 @@ async def test_integrations_without_a_bot_are_attested_and_only_escalated(world)
     integrations = {n for n, i in by_name.items() if i.kind == "integration"}
     # A bot's integration (ops-bot, ci-bot, Warden's own) is reviewed through its bot, not twice.
     assert integrations == {"alice-stream", "stats-app", "bob-videos"}, integrations
-    assert by_name["ops-bot"].kind == "bot"
-    assert not [m for m in sb.dms(alice) if "Integration ops-bot" in m.text]
+    assert by_name["ops-bot"].kind == "bot" and by_name["old-bot"].kind == "bot"
+    assert not [m for m in sb.dms(alice) if "Integration ops-bot" in m.text or "Integration old" in m.text]
     assert by_name["stats-app"].access.get("scopes") == ["applications.commands"]
 
     # Its owner (the member who added it) gets a DM with the three buttons, saying it is never deleted.
