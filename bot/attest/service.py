@@ -1,15 +1,15 @@
 """Attestation campaigns: owners vouch for what they own, and what nobody vouches for is dealt with.
 
 A campaign lists every non-human identity in the inventory (bots, webhooks, integrations without a
-bot user, Warden's tokens) and,
-if the policy says so, every standing (non-JIT) holder of a role a scope grants. Each owner is
-asked in a DM: Still needed, Revoke, or Transfer (the new owner accepts in their own DM). Owners
-whose DMs are closed, and items nobody owns, are escalated to the governance channel at once.
-At the deadline, what is still unanswered is escalated and, if ``on_missed = "remediate"``,
-removed. An integration is never removed by Warden (Discord cannot restore a deleted one: it needs
-the user to authorise it again), so a Revoke or a missed deadline only escalates it for a human;
-an integration with a bot is reviewed through its bot. Every removal records what it took, so an approver restores it with one button within
-the grace period; a removal Discord refuses is a failed control, reported and retried.
+bot user, Warden's tokens) and, if the policy says so, every standing (non-JIT) holder of a role a
+scope grants. Each owner is asked in a DM: Still needed, Revoke, or Transfer (the new owner
+accepts in their own DM). Owners whose DMs are closed, and items nobody owns, are escalated to the
+governance channel at once. At the deadline, what is still unanswered is escalated and, if
+``on_missed = "remediate"``, removed. An integration is never removed by Warden (Discord cannot
+restore a deleted one: it needs the user to authorise it again), so a Revoke or a missed deadline
+only escalates it for a human; an integration with a bot is reviewed through its bot. Every
+removal records what it took, so an approver restores it with one button within the grace
+period; a removal Discord refuses is a failed control, reported and retried.
 
 Every answer and consequence is a ledger decision (``bot.decisions.outcomes``). Discord is reached
 only through :class:`AttestPort`, which ``bot/attest/adapter.py`` implements.

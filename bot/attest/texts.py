@@ -65,7 +65,10 @@ def held_text(item: AttestItem) -> str:
         shown = ", ".join(f"`{p}`" for p in perms[:12]) + (" …" if len(perms) > 12 else "")
         parts.append(f"permissions {shown}")
     if item.access.get("scopes"):
-        parts.append("scope " + ", ".join(f"`{user_text(s)}`" for s in item.access["scopes"]))
+        parts.append(
+            ("OAuth2 scopes " if item.kind == "integration" else "scope ")
+            + ", ".join(f"`{user_text(s)}`" for s in item.access["scopes"])
+        )
     if item.kind == "standing":
         parts.insert(0, f"<@{item.external_id}> holds it without a Warden grant")
     return "; ".join(parts) or "no permissions"

@@ -352,6 +352,7 @@ async def test_integrations_without_a_bot_are_attested_and_only_escalated(world)
     stream = dm_about(world, alice, "Integration alice-stream")
     assert [b["label"] for b in stream.buttons()] == ["Still needed", "Revoke", "Transfer"]
     assert "never deletes an integration" in json.dumps(stream.embeds)
+    assert "OAuth2 scopes `applications.commands`" in dm_about(world, bob, "Integration stats-app").text
     out = await sb.click(alice, stream, "Still needed")
     assert "attested as still needed" in out.text, out.text
     assert (await items(world))["alice-stream"].answered_by == alice.id
