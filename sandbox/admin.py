@@ -167,27 +167,66 @@ class Admin:
             roles.append(role)
         member = SMember(user, g.id, roles=roles, joined_at=sb._now())
         g.members.append(member)
+        self._integration_created(g, integration, actor_id, reason, member=member)
+        sb._audit(g, 28, actor_id, user.id, reason=reason)
+        if roles:
+            self._audit_role(g, 30, actor_id, roles[0], "new_value", reason)
+        return member
+
+    async def add_integration(
+        self,
+        g: SGuild,
+        name: str,
+        *,
+        type: str = "twitch",
+        scopes: Iterable[str] = (),
+        application: bool = False,
+        actor: Actor = None,
+        reason: str | None = None,
+    ) -> SIntegration:
+        """An integration without a bot user: a Twitch/YouTube subscription, or (``type="discord"``,
+        ``application=True``) an OAuth2 app authorised without the ``bot`` scope."""
+        sb = self.sb
+        actor_id = self._actor(g, actor)
+        integration = SIntegration(
+            sb.snowflake(),
+            g.id,
+            name,
+            type=type,
+            application_id=sb.snowflake() if application else None,
+            user=sb.users.get(actor_id),
+            scopes=list(scopes),
+        )
+        g.integrations.append(integration)
+        self._integration_created(g, integration, actor_id, reason)
+        return integration
+
+    def _integration_created(
+        self,
+        g: SGuild,
+        integration: SIntegration,
+        actor_id: int,
+        reason: str | None,
+        *,
+        member: SMember | None = None,
+    ) -> None:
+        """The gateway events (and the bot's GUILD_MEMBER_ADD) and audit entry of a new integration."""
+        sb = self.sb
         sb.gateway.dispatch(
             "INTEGRATION_CREATE",
             {**integration_payload(integration), "guild_id": str(g.id)},
             gw.GUILD_INTEGRATIONS,
         )
         sb.gateway.dispatch("GUILD_INTEGRATIONS_UPDATE", {"guild_id": str(g.id)}, gw.GUILD_INTEGRATIONS)
-        sb.gateway.dispatch(
-            "GUILD_MEMBER_ADD", {**member_payload(member), "guild_id": str(g.id)}, gw.GUILD_MEMBERS
-        )
-        sb._audit(
-            g,
-            80,
-            actor_id,
-            integration.id,
-            [{"key": "type", "new_value": "discord"}, {"key": "name", "new_value": name}],
-            reason=reason,
-        )
-        sb._audit(g, 28, actor_id, user.id, reason=reason)
-        if roles:
-            self._audit_role(g, 30, actor_id, roles[0], "new_value", reason)
-        return member
+        if member is not None:
+            sb.gateway.dispatch(
+                "GUILD_MEMBER_ADD", {**member_payload(member), "guild_id": str(g.id)}, gw.GUILD_MEMBERS
+            )
+        changes = [
+            {"key": "type", "new_value": integration.type},
+            {"key": "name", "new_value": integration.name},
+        ]
+        sb._audit(g, 80, actor_id, integration.id, changes, reason=reason)
 
     async def remove_integration(
         self, g: SGuild, integration: SIntegration | str, actor: Actor = None, reason: str | None = None

@@ -94,6 +94,7 @@ ADMIN_ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "delete_role": (("role",), ()),
     "add_bot": (("name",), ("permissions",)),
     "create_webhook": (("channel", "name"), ()),
+    "add_integration": (("name",), ("type", "scopes")),
     "set_overwrite": (("channel", "target"), ("allow", "deny")),
     "remove_overwrite": (("channel", "target"), ()),
     "add_member": (("name",), ("roles",)),
@@ -910,6 +911,16 @@ class ScenarioRunner:
             await admin.add_bot(guild, step["name"], step.get("permissions"), **common)
         elif what == "create_webhook":
             await admin.create_webhook(guild, self._channel(guild, step["channel"]), step["name"], **common)
+        elif what == "add_integration":
+            kind = step.get("type", "twitch")
+            await admin.add_integration(
+                guild,
+                step["name"],
+                type=kind,
+                scopes=step.get("scopes", []),
+                application=kind == "discord",
+                **common,
+            )
         elif what in ("set_overwrite", "remove_overwrite"):
             target = self._target(guild, step["target"])
             channel = self._channel(guild, step["channel"])

@@ -1,12 +1,15 @@
 """Attestation campaigns: owners vouch for what they own, and what nobody vouches for is dealt with.
 
-A campaign lists every non-human identity in the inventory (bots, webhooks, Warden's tokens) and,
-if the policy says so, every standing (non-JIT) holder of a role a scope grants. Each owner is
-asked in a DM: Still needed, Revoke, or Transfer (the new owner accepts in their own DM). Owners
-whose DMs are closed, and items nobody owns, are escalated to the governance channel at once.
-At the deadline, what is still unanswered is escalated and, if ``on_missed = "remediate"``,
-removed. Every removal records what it took, so an approver restores it with one button within
-the grace period; a removal Discord refuses is a failed control, reported and retried.
+A campaign lists every non-human identity in the inventory (bots, webhooks, integrations without a
+bot user, Warden's tokens) and, if the policy says so, every standing (non-JIT) holder of a role a
+scope grants. Each owner is asked in a DM: Still needed, Revoke, or Transfer (the new owner
+accepts in their own DM). Owners whose DMs are closed, and items nobody owns, are escalated to the
+governance channel at once. At the deadline, what is still unanswered is escalated and, if
+``on_missed = "remediate"``, removed. An integration is never removed by Warden (Discord cannot
+restore a deleted one: it needs the user to authorise it again), so a Revoke or a missed deadline
+only escalates it for a human; an integration with a bot is reviewed through its bot. Every
+removal records what it took, so an approver restores it with one button within the grace
+period; a removal Discord refuses is a failed control, reported and retried.
 
 Every answer and consequence is a ledger decision (``bot.decisions.outcomes``). Discord is reached
 only through :class:`AttestPort`, which ``bot/attest/adapter.py`` implements.
@@ -50,7 +53,7 @@ from bot.services.errors import AlreadyDecided, BadInput, CannotGrant, NotAllowe
 
 log = logging.getLogger(__name__)
 
-KINDS = ("bot", "webhook", "token", "standing")
+KINDS = ("bot", "webhook", "integration", "token", "standing")
 CAMPAIGN, DORMANCY = "campaign", "dormancy"  # AttestCampaign.kind
 OPEN = (AttestStatus.PENDING, AttestStatus.TRANSFERRING)
 NOTIFY_ATTEMPTS = 5  # a DM that keeps failing (not closed: failing) is escalated after this many sweeps
@@ -138,6 +141,27 @@ class CampaignProgress:
 def _title(item: AttestItem) -> str:
     """The item as refusals name it (its name is user text: escaped)."""
     return f"{item.kind} {user_text(item.name)}"
+
+
+def _reviewed_through_bot(row: Identity) -> bool:
+    """An integration that installed a bot user is asked about as that bot.
+
+    Its OAuth2 scopes include ``bot``; and the inventory gives an integration its bot's permissions
+    (one without a bot acts with none), which also catches a bot whose integration lists no scopes.
+    """
+    return row.kind == IdentityKind.INTEGRATION and ("bot" in row.scopes or bool(row.permissions))
+
+
+def needs_human(item: AttestItem) -> bool:
+    """Warden cannot remove it reversibly: Discord cannot restore a deleted integration."""
+    return item.kind == IdentityKind.INTEGRATION
+
+
+HUMAN_CONTROL = (
+    "Discord cannot restore a deleted integration (it must be authorised again), so Warden does not "
+    "delete it: an admin must review it and remove it by hand (Server Settings → Integrations) if it "
+    "is no longer needed"
+)
 
 
 def _retry_after(attempts: int) -> dt.timedelta:
@@ -229,6 +253,12 @@ class AttestService(Service):
                         f"Campaign #{campaign.id} started by {who}: {len(items)} item(s) to attest by "
                         f"the deadline; a missed one is "
                         + ("removed (restorable)." if policy.on_missed == "remediate" else "escalated.")
+                        + (
+                            " An integration without a bot is only ever escalated: Discord cannot "
+                            "restore a deleted one."
+                            if any(needs_human(i) for i in items)
+                            else ""
+                        )
                     ),
                 ),
             )
@@ -304,7 +334,9 @@ class AttestService(Service):
                 .where(
                     Identity.guild_id == campaign.guild_id,
                     Identity.gone_at.is_(None),
-                    Identity.kind.in_((IdentityKind.BOT, IdentityKind.WEBHOOK, IdentityKind.TOKEN)),
+                    Identity.kind.in_(
+                        (IdentityKind.BOT, IdentityKind.WEBHOOK, IdentityKind.INTEGRATION, IdentityKind.TOKEN)
+                    ),
                 )
                 .order_by(Identity.id)
             )
@@ -327,7 +359,7 @@ class AttestService(Service):
         for row in rows:
             if row.kind == IdentityKind.BOT and me is not None and row.external_id == str(me):
                 continue  # Warden does not ask anyone to vouch for itself
-            if row.id in reviewed:
+            if row.id in reviewed or _reviewed_through_bot(row):
                 continue
             out.append(self._identity_item(campaign, row))
         return out
@@ -668,6 +700,15 @@ class AttestService(Service):
                     at=now,
                     reason=f"{self._who(item)} attested that {item.kind} {item.name} is still needed.",
                 )
+            elif needs_human(item):
+                item.status, item.answer = AttestStatus.ESCALATED, "revoke"
+                self._escalate(item, now, "revoked; needs a human to remove it")
+                decision = outcomes.attestation_revoked(
+                    item,
+                    by=member_id,
+                    at=now,
+                    reason=f"{self._who(item)} said {item.kind} {item.name} is no longer needed. {HUMAN_CONTROL}.",
+                )
             else:
                 item.status, item.answer = AttestStatus.REMOVING, "revoke"
                 decision = outcomes.attestation_revoked(
@@ -677,6 +718,15 @@ class AttestService(Service):
                     reason=f"{self._who(item)} said {item.kind} {item.name} is no longer needed; Warden removes it.",
                 )
             await self._decisions.record(s, decision)
+            if item.status == AttestStatus.ESCALATED:
+                await self._decisions.record(
+                    s,
+                    outcomes.attestation_escalated(
+                        item,
+                        why="needs_human",
+                        reason=f"Its owner revoked {item.kind} {item.name}. {HUMAN_CONTROL}.",
+                    ),
+                )
         if keep and item.identity_id is not None:
             # What it holds now is vouched for: it becomes the baseline that drift is measured from.
             await self._inventory.accept_baseline(item.guild_id, item.identity_id)
@@ -1047,13 +1097,15 @@ class AttestService(Service):
                         continue
                     item.answer = "missed"
                     item.transfer_to = None
-                    item.status = AttestStatus.REMOVING if remediate else AttestStatus.MISSED
+                    removes = remediate and not needs_human(item)
+                    item.status = AttestStatus.REMOVING if removes else AttestStatus.MISSED
                     self._escalate(item, now, item.escalation or "missed the deadline")
-                    then = (
-                        "Warden removes it (restorable)"
-                        if remediate
-                        else "it stays in place for an admin to decide"
-                    )
+                    if removes:
+                        then = "Warden removes it (restorable)"
+                    elif needs_human(item):
+                        then = f"it stays in place: {HUMAN_CONTROL}"
+                    else:
+                        then = "it stays in place for an admin to decide"
                     await self._decisions.record(
                         s,
                         outcomes.attestation_missed(
@@ -1063,7 +1115,7 @@ class AttestService(Service):
                             f"#{campaign.id}: escalated here, and {then}.",
                         ),
                     )
-                    if remediate:
+                    if removes:
                         missed.append(item.id)
                 await self._close(s, campaign, now, "its deadline passed", items)
         for item_id in missed:

@@ -43,6 +43,7 @@ KIND_WORDS = {
     "bot": "Bot",
     "webhook": "Webhook",
     "token": "Access token",
+    "integration": "Integration",
     "standing": "Standing role",
 }
 
@@ -64,7 +65,10 @@ def held_text(item: AttestItem) -> str:
         shown = ", ".join(f"`{p}`" for p in perms[:12]) + (" …" if len(perms) > 12 else "")
         parts.append(f"permissions {shown}")
     if item.access.get("scopes"):
-        parts.append("scope " + ", ".join(f"`{user_text(s)}`" for s in item.access["scopes"]))
+        parts.append(
+            ("OAuth2 scopes " if item.kind == "integration" else "scope ")
+            + ", ".join(f"`{user_text(s)}`" for s in item.access["scopes"])
+        )
     if item.kind == "standing":
         parts.insert(0, f"<@{item.external_id}> holds it without a Warden grant")
     return "; ".join(parts) or "no permissions"
@@ -108,7 +112,12 @@ def ask_dm(
         ),
     )
     embed.add_field(name="What it holds", value=held_text(item)[:1024], inline=False)
-    if campaign.on_missed == "remediate":
+    if item.kind == "integration":
+        missed = (
+            "Warden escalates it to the server's admins; it never deletes an integration by itself, "
+            "because Discord cannot restore one (it has to be authorised again). Revoke does the same."
+        )
+    elif campaign.on_missed == "remediate":
         missed = "Warden removes it at the deadline (an approver can restore it for a while)."
     else:
         missed = "Warden escalates it to the server's admins."
@@ -146,6 +155,11 @@ def answer_receipt(item: AttestItem) -> str:
         return f"Thanks: {item_title(item)} is attested as still needed (item #{item.id})."
     if item.status == AttestStatus.REMOVED:
         return f"{item_title(item)} is removed (item #{item.id}). An approver can restore it during the grace period."
+    if item.status == AttestStatus.ESCALATED:
+        return (
+            f"You revoked {item_title(item)} (item #{item.id}). Discord cannot restore a deleted integration, "
+            "so Warden does not delete it itself: the server's admins have been asked to remove it by hand."
+        )
     if item.status == AttestStatus.REMOVING:
         return (
             f"You revoked {item_title(item)}, but Discord refused the removal for now: {item.last_error}. "

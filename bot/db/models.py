@@ -495,7 +495,9 @@ class AttestStatus(enum.StrEnum):
     ATTESTED = "attested"  # still needed (by the owner, or the new owner on accepting)
     REMOVING = "removing"  # revoked or missed-and-remediated: removal from Discord in progress (retried)
     REMOVED = "removed"  # removed; restorable until ``restore_until``
-    MISSED = "missed"  # nobody answered; the policy only alerts
+    MISSED = "missed"  # nobody answered; the policy only alerts (or Warden cannot remove it reversibly)
+    # Revoked, but Warden cannot remove it reversibly (an integration without a bot): escalated to a human.
+    ESCALATED = "escalated"
     RESTORED = "restored"  # an approver put back what was removed
     SUPERSEDED = "superseded"  # a newer campaign (or the identity's disappearance) replaced it
 

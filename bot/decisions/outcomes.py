@@ -338,7 +338,7 @@ def ownership_transfer(
 
 
 def attestation_escalated(item: AttestItem, *, why: str, reason: str) -> Decision:
-    """``why``: dms_closed, unowned, missed."""
+    """``why``: dms_closed, dm_failed, unowned, missed, needs_human (Warden cannot remove it reversibly)."""
     return _attest(Outcome.ATTEST_ESCALATED, item, f"escalate.{why}", reason, {"escalation": why})
 
 

@@ -323,3 +323,66 @@ async def test_the_schedule_starts_campaigns_a_period_after_the_last(world, reco
     await world.advance(dt.timedelta(days=28, hours=1))
     status = await sb.slash(g, g.owner, "warden attest status")
     assert "Campaign #2** — scheduled" in status.text, status.text
+
+
+async def test_integrations_without_a_bot_are_attested_and_only_escalated(world):
+    """An integration with no bot user is an item of its own; Warden never deletes one by itself."""
+    g, sb, admin = world.guild, world.sb, world.sb.admin
+    alice, bob = g.member("alice"), g.member("bob")
+    await admin.add_bot(g, "ops-bot", ["view_channel"], actor=alice)  # its integration has a bot user
+    await admin.add_bot(g, "old-bot", ["view_channel"], actor=alice)
+    # An older bot whose integration lists no OAuth2 scopes is still known by its bot's permissions.
+    next(i for i in g.integrations if i.name == "old-bot").scopes = []
+    await admin.add_integration(g, "alice-stream", type="twitch", actor=alice)
+    await admin.add_integration(
+        g, "stats-app", type="discord", application=True, scopes=["applications.commands"], actor=bob
+    )
+    await admin.add_integration(g, "bob-videos", type="youtube", actor=bob)
+
+    await sb.slash(g, g.owner, "warden attest start")
+    by_name = await items(world)
+    integrations = {n for n, i in by_name.items() if i.kind == "integration"}
+    # A bot's integration (ops-bot, ci-bot, Warden's own) is reviewed through its bot, not twice.
+    assert integrations == {"alice-stream", "stats-app", "bob-videos"}, integrations
+    assert by_name["ops-bot"].kind == "bot" and by_name["old-bot"].kind == "bot"
+    assert not [m for m in sb.dms(alice) if "Integration ops-bot" in m.text or "Integration old" in m.text]
+    assert by_name["stats-app"].access.get("scopes") == ["applications.commands"]
+
+    # Its owner (the member who added it) gets a DM with the three buttons, saying it is never deleted.
+    stream = dm_about(world, alice, "Integration alice-stream")
+    assert [b["label"] for b in stream.buttons()] == ["Still needed", "Revoke", "Transfer"]
+    assert "never deletes an integration" in json.dumps(stream.embeds)
+    assert "OAuth2 scopes `applications.commands`" in dm_about(world, bob, "Integration stats-app").text
+    out = await sb.click(alice, stream, "Still needed")
+    assert "attested as still needed" in out.text, out.text
+    assert (await items(world))["alice-stream"].answered_by == alice.id
+
+    # Revoke escalates to the governance channel as a control for a human; nothing is deleted.
+    app = dm_about(world, bob, "Integration stats-app")
+    out = await sb.click(bob, app, "Revoke")
+    assert "admins have been asked to remove it by hand" in out.text, out.text
+    assert "stats-app" in {i.name for i in g.integrations}
+
+    # A missed deadline (on_missed = remediate) escalates without deleting.
+    await world.advance(dt.timedelta(days=7, minutes=1))
+    await world.settle()
+    assert {"alice-stream", "stats-app", "bob-videos"} <= {i.name for i in g.integrations}
+    by_name = await items(world)
+    assert by_name["alice-stream"].status == "attested"
+    assert by_name["stats-app"].status == "escalated" and by_name["stats-app"].answer == "revoke"
+    assert by_name["bob-videos"].status == "missed" and by_name["bob-videos"].removed is None
+    assert by_name["ops-bot"].status == "removing" or by_name["ops-bot"].status == "removed"
+    governance = [m for m in sb.messages(g.channel("governance")) if m.embeds]
+    started = next(
+        json.dumps(m.embeds)
+        for m in governance
+        if "Attestation campaign started" in m.text + json.dumps(m.embeds)
+    )
+    assert "only ever escalated" in started, started
+    escalated = [json.dumps(m.embeds) for m in governance if "bob-videos" in json.dumps(m.embeds)]
+    assert any("cannot restore a deleted integration" in e for e in escalated), escalated
+    revoked = [json.dumps(m.embeds) for m in governance if "stats-app" in json.dumps(m.embeds)]
+    assert any("remove it by hand" in e for e in revoked), revoked
+    assert not [m for m in governance if "Removed: Integration" in m.text]
+    ok, problems = await world.ledger_verifies()
+    assert ok, problems
