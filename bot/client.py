@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -97,11 +98,22 @@ class WardenBot(commands.Bot):
         self._hear_raw_audit_entries()
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
+        # The custom-id templates of every registered persistent item (buttons and selects), so an
+        # interaction that says Warden's but matches none can be answered instead of ignored.
+        self.item_templates: set[re.Pattern[str]] = set()
         self._binding = asyncio.Lock()
         # Set once the guilds in sight at start-up are matched to their policy (pins need the database).
         self.bound = asyncio.Event()
         self.tree.interaction_check = self._after_binding  # type: ignore[method-assign]
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
+
+    def add_dynamic_items(self, *items: type[discord.ui.DynamicItem[Any]]) -> None:
+        super().add_dynamic_items(*items)
+        self.item_templates.update(item.__discord_ui_compiled_template__ for item in items)
+
+    def remove_dynamic_items(self, *items: type[discord.ui.DynamicItem[Any]]) -> None:
+        super().remove_dynamic_items(*items)
+        self.item_templates.difference_update(item.__discord_ui_compiled_template__ for item in items)
 
     def _hear_raw_audit_entries(self) -> None:
         """Dispatch ``raw_audit_log_entry`` with Discord's own payload before discord.py parses it:

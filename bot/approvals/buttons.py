@@ -182,15 +182,6 @@ UNKNOWN_ITEM = (
 )
 
 
-def _button_templates(base: type[WardenButton]) -> list[re.Pattern[str]]:
-    """The templates of every Warden button (approvals, inventory ...): all subclass WardenButton."""
-    out: list[re.Pattern[str]] = []
-    for cls in base.__subclasses__():
-        out.append(cls.__discord_ui_compiled_template__)
-        out.extend(_button_templates(cls))
-    return out
-
-
 def is_unknown_item(interaction: discord.Interaction[Any]) -> bool:
     """A click or submit whose custom id says Warden's (``warden:``) but that no handler matches.
 
@@ -201,7 +192,8 @@ def is_unknown_item(interaction: discord.Interaction[Any]) -> bool:
     if not isinstance(custom_id, str) or not custom_id.startswith("warden:"):
         return False
     if interaction.type is discord.InteractionType.component:
-        return not any(template.fullmatch(custom_id) for template in _button_templates(WardenButton))
+        known = getattr(interaction.client, "item_templates", ())  # every registered button and select
+        return not any(template.fullmatch(custom_id) for template in known)
     if interaction.type is discord.InteractionType.modal_submit:
         return not custom_id.startswith(DENY_MODAL_PREFIX)
     return False
