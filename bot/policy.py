@@ -1328,4 +1328,21 @@ def review_policy(policy: Policy) -> list[str]:
             check(f"{base}.requesters[{i}]", ref)
         for i, auto in enumerate(scope.auto_approve):
             check(f"{base}.auto_approve[{i}].members_of", auto.members_of)
+        problems.extend(_unreachable_for_approvers(scope))
     return problems
+
+
+def _unreachable_for_approvers(scope: Scope) -> list[str]:
+    """Approvers named only as users, one of whom may also ask: their own vote never counts, so
+    their request needs the quorum from the others alone."""
+    if scope.self_approval or not all(a.kind == "user" for a in scope.approvers):
+        return []
+    users = {str(a.ref) for a in scope.approvers}
+    need = scope.approvals_required
+    return [
+        f"scope.{scope.id}.approvals_required: when <@{ref}> asks, {need} approval(s) can never be "
+        f"reached: their own vote does not count and only {len(users) - 1} other approver(s) are named; "
+        "add an approver (or a role) or lower approvals_required"
+        for ref in scope.requesters
+        if str(ref) in users and len(users) - 1 < need
+    ]

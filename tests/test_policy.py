@@ -13,6 +13,7 @@ from bot.policy import (
     load_policy,
     parse_policy,
     permissions_from_names,
+    review_policy,
 )
 
 EXAMPLE = Path(__file__).parents[1] / "config.example.toml"
@@ -641,3 +642,41 @@ def test_break_glass_on_a_bots_only_scope_is_refused() -> None:
     assert problem.startswith("scope.deploy.breakglass:"), problem
     assert "subjects are bots only" in problem and 'set subjects = "members"' in problem
     parse_policy(data(scope__deploy__subjects="both", scope__deploy__breakglass=True))
+
+
+def test_check_config_flags_a_quorum_an_approver_who_asks_can_never_reach() -> None:
+    policy = parse_policy(
+        data(
+            scope__deploy__approvers=["user:111111111111111111", "user:222222222222222222"],
+            scope__deploy__approvals_required=2,
+            scope__deploy__requesters=["user:111111111111111111", "engineers"],
+        )
+    )
+    assert review_policy(policy) == [
+        "scope.deploy.approvals_required: when <@111111111111111111> asks, 2 approval(s) can never be "
+        "reached: their own vote does not count and only 1 other approver(s) are named; add an approver "
+        "(or a role) or lower approvals_required"
+    ]
+    # An approver role, a quorum the others can reach, or self-approval: nothing to say.
+    assert (
+        review_policy(
+            parse_policy(
+                data(
+                    scope__deploy__approvers=["user:111111111111111111", "sec-leads"],
+                    scope__deploy__requesters=["user:111111111111111111"],
+                )
+            )
+        )
+        == []
+    )
+    assert (
+        review_policy(
+            parse_policy(
+                data(
+                    scope__deploy__approvers=["user:111111111111111111", "user:222222222222222222"],
+                    scope__deploy__requesters=["user:111111111111111111"],
+                )
+            )
+        )
+        == []
+    )
