@@ -206,7 +206,7 @@ async def latency(url: str, reverts: int) -> list[float]:
             while member.has_role("deployers"):  # noqa: ASYNC110
                 await asyncio.sleep(0.0005)
             out.append(time.perf_counter() - started)
-        await world.bot.audit.drain()
+        await world.bot.services.audit.drain()
     return out
 
 

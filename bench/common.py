@@ -13,14 +13,14 @@ import contextlib
 import datetime as dt
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import discord
 from discord import app_commands
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import insert, make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.db.models import Grant, GrantStatus
 from bot.db.session import create_session_factory
@@ -248,3 +248,21 @@ class FloorBot:
         if self._task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._task, 5)
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(url: str, suffix: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database beside ``url``'s for one figure, dropped afterwards: each
+    figure starts from an empty ledger (its own signing key), however many figures share the URL."""
+    base = make_url(url)
+    name = f"{base.database}_{suffix}"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.pins import claim_pin
+from bot.discord_io.follow_ups import FollowUps
 from bot.discord_io.ops import DISCORD_ERRORS, describe_error, uncertain
 from bot.discord_io.replies import answer_error
 from bot.health.metrics import discord_http_trace
@@ -76,26 +77,20 @@ class WardenBot(commands.Bot):
             intents=warden_intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            # No message cache: activity is taken from each MESSAGE_CREATE as it arrives and cards are
+            # edited by id, so discord.py's copy of the last 1,000 messages would only hold memory.
+            max_messages=None,
         )
         self.policy = policy
         self.clock = clock
         self.session_factory = session_factory
         self.tuning = tuning
-        services = wire(self)
-        self.guild_policies = services.guilds
-        self.decisions = services.decisions
-        self.grants = services.grants
-        self.requests = services.requests
-        self.approvals = services.approvals
-        self.jobs = services.jobs
-        self.poster = services.poster  # /warden doctor: narratives waiting for the governance channel
-        self.tokens = services.tokens
-        self.inventory = services.inventory
-        self.live_inventory = services.live_inventory
-        self.activity_seen = services.activity
-        self.attest = services.attest
-        self.audit = services.audit
+        # What the commands, buttons, listeners and jobs call (``bot.services.requests`` …), built once.
+        self.services = wire(self)
         self._hear_raw_audit_entries()
+        # The cards and DMs that follow answers, still running (drained on close; the sandbox
+        # waits for one interaction's with ``follow_ups.settled``).
+        self.follow_ups = FollowUps(answer_first=tuning.answer_first)
         # Set once the start-up catch-up sweep has run (tests and the sandbox wait for it).
         self.caught_up = asyncio.Event()
         # The custom-id templates of every registered persistent item (buttons and selects), so an
@@ -177,7 +172,7 @@ class WardenBot(commands.Bot):
         first time Warden sees it; afterwards only that guild id gets it (docs/operations.md).
         ``warn``: log guilds without a table (all of them, or only the guild with this id).
         """
-        directory = self.guild_policies
+        directory = self.services.guilds
         async with self._binding:
             try:
                 await directory.refresh()
@@ -217,19 +212,19 @@ class WardenBot(commands.Bot):
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
         await self.bind_guilds()
         # Catch up on everything that fell due while the bot was down, then keep sweeping.
-        report = await self.jobs.run_due()
+        report = await self.services.jobs.run_due()
         if report.expired or report.requests_expired:
             log.info("caught up after start-up: %s", report)
         # Read every audit-log entry made while Warden was away, then compare state.
-        self.audit.set_warden_user(self.user.id if self.user else None)
-        audit = await self.audit.start()
+        self.services.audit.set_warden_user(self.user.id if self.user else None)
+        audit = await self.services.audit.start()
         if audit.drift:
             log.warning("start-up state comparison found %d change(s) nobody sanctioned", len(audit.drift))
-        await self.jobs.deliver_narratives()
+        await self.services.jobs.deliver_narratives()
         self.caught_up.set()
         await log_startup_report(self)
         if self.tuning.run_scheduler:
-            self.jobs.start()
+            self.services.jobs.start()
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         await self.bind_guilds(warn=guild.id)
@@ -245,8 +240,9 @@ class WardenBot(commands.Bot):
             await self.bind_guilds(warn=False)
 
     async def close(self) -> None:
-        await self.audit.stop()
-        await self.jobs.stop()
+        await self.follow_ups.close()  # while Discord and the database still answer
+        await self.services.audit.stop()
+        await self.services.jobs.stop()
         await super().close()
 
 

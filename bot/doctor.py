@@ -70,9 +70,9 @@ def _ref_problem(guild: discord.Guild, ref: str | int, key: str) -> str | None:
 
 def diagnose(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
     report = DoctorReport(guild.name)
-    gp = bot.guild_policies.get(guild.id)
+    gp = bot.services.guilds.get(guild.id)
     if gp is None:
-        why = bot.guild_policies.explain(guild.id, guild.name, show=user_text)
+        why = bot.services.guilds.explain(guild.id, guild.name, show=user_text)
         report.sections.append(
             (
                 "Policy",
@@ -83,7 +83,7 @@ def diagnose(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
             )
         )
         return report
-    pinned = bot.guild_policies.pin(guild.id)
+    pinned = bot.services.guilds.pin(guild.id)
     if pinned is not None:
         table, pin = pinned
         report.notes.append(
@@ -145,14 +145,14 @@ async def waiting_problems(bot: WardenBot, guild: discord.Guild) -> list[str]:
     """What the database knows is stuck: narratives the governance channel refused, reverts
     Discord refused. Both are in the ledger already; these say what is still to happen."""
     problems: list[str] = []
-    backlog = await bot.poster.backlog(guild.id)
+    backlog = await bot.services.poster.backlog(guild.id)
     if backlog.waiting:
         why = f" (last error: {backlog.last_error})" if backlog.last_error else ""
         problems.append(
             f"{backlog.waiting} narrative(s) could not be posted to the governance channel{why} — the "
             "decisions are in the ledger; fix the channel and Warden posts them, summarised"
         )
-    pending = await bot.audit.listener.pending_reverts(guild.id)
+    pending = await bot.services.audit.listener.pending_reverts(guild.id)
     if pending:
         entries = ", ".join(str(p.entry_id) for p in pending[:5])
         problems.append(
@@ -165,6 +165,6 @@ async def waiting_problems(bot: WardenBot, guild: discord.Guild) -> list[str]:
 async def diagnose_now(bot: WardenBot, guild: discord.Guild) -> DoctorReport:
     """``diagnose`` plus what is waiting in the database (the slash command and the start-up log)."""
     report = diagnose(bot, guild)
-    if bot.guild_policies.get(guild.id) is not None:
+    if bot.services.guilds.get(guild.id) is not None:
         report.sections.append(("Governance channel and audit listener", await waiting_problems(bot, guild)))
     return report

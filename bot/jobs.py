@@ -9,6 +9,7 @@ Every step claims rows atomically, so two processes sharing a database never act
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.grants.service import DueReport, GrantService
+from bot.grants.service import ExpirySweep, GrantService
 from bot.health import metrics
 from bot.requests.sweeps import PendingSweeps
 from bot.services.base import DB_DOWN
@@ -28,6 +29,20 @@ log = logging.getLogger(__name__)
 
 
 T = TypeVar("T")
+
+
+@dataclass
+class DueReport(ExpirySweep):
+    """What one run of the sweeps did: the grant expiry sweep's counts, then every other step's."""
+
+    reminded: int = 0
+    requests_expired: int = 0
+    approvers_reminded: int = 0
+    cards_posted: int = 0  # cards of pending requests that a dead process never posted
+    tokens_revoked: int = 0  # dormant access tokens
+    grants_idle_ended: int = 0  # grants ended early because their holder was idle
+    narratives: int = 0
+    failures: int = 0
 
 
 class NarrativePosterLike(Protocol):
@@ -42,6 +57,13 @@ class AuditSweeper(Protocol):
     """The audit room's scheduled work: refused reverts retried, quiet bursts summarised."""
 
     async def sweep(self) -> Any: ...
+
+
+class HeldSweeper(Protocol):
+    """Held changes nobody decided within the guild's pending TTL expire; restores a crash cut short
+    are finished (bot/audit/held.py)."""
+
+    async def run_due(self) -> int: ...
 
 
 class InventoryRefresher(Protocol):
@@ -63,6 +85,7 @@ class Jobs:
     attest: AttestSweepLike | None = None
     dormancy: Dormancy | None = None
     audit: AuditSweeper | None = None
+    held: HeldSweeper | None = None
     write_checkpoint: Callable[[], Awaitable[Any]] | None = None
     checkpoint_seconds: float = 3600.0
     inventory: InventoryRefresher | None = None
@@ -134,11 +157,7 @@ class Jobs:
             await self._step(report, "reapply", self.grants.reapply_stale())
             sweep = await self._step(report, "expire", self.grants.expire_due())
             if sweep is not None:
-                report.expired, report.removed, report.still_due = (
-                    sweep.expired,
-                    sweep.removed,
-                    sweep.still_due,
-                )
+                report = dataclasses.replace(report, **dataclasses.asdict(sweep))
             report.reminded = await self._step(report, "remind", self.grants.remind_due()) or 0
             expired = await self._step(report, "pending-ttl", self.pending.expire_pending())
             report.requests_expired = len(expired or [])
@@ -155,6 +174,8 @@ class Jobs:
                 report.grants_idle_ended = idle or 0
             if self.audit is not None:
                 await self._step(report, "audit", self.audit.sweep())
+            if self.held is not None:
+                await self._step(report, "held-changes", self.held.run_due())
         report.narratives = await self.deliver_narratives()
         metrics.observe_sweep(time.monotonic() - started, report.failures)
         return report

@@ -239,9 +239,16 @@ def jsonable(obj: Any) -> Any:
     mapping keys strings; ints stay ints (JSON has no size limit; parse with an
     arbitrary-precision reader).
     """
+    kind = type(obj)
+    if kind is str or kind is int or kind is bool or obj is None:  # the common case, first
+        return obj
+    if kind is dict:
+        return {k if type(k) is str else str(jsonable(k)): jsonable(v) for k, v in obj.items()}
+    if kind is list:
+        return [jsonable(v) for v in obj]
     if isinstance(obj, enum.Enum):
         return jsonable(obj.value)
-    if obj is None or isinstance(obj, bool | str):
+    if isinstance(obj, bool | str):
         return obj
     if isinstance(obj, int):
         return int(obj)
@@ -373,22 +380,27 @@ async def append_entry(
         if not sa_event.contains(session.sync_session, "before_commit", _write_held_head):
             sa_event.listen(session.sync_session, "before_commit", _write_held_head)
 
+    content: dict[str, Any] = {  # CONTENT_FIELDS: what verify_chain hashes again
+        "prev_hash": held.last_hash,
+        "created_at": created_at.astimezone(dt.UTC),
+        "guild_id": guild_id,
+        "outcome": str(outcome),
+        "rule": rule,
+        "reason": reason,
+        "proof": jsonable(dict(proof)),
+        "controls": [str(c) for c in controls],
+        "actor_id": actor_id,
+        "request_id": request_id,
+        "grant_id": grant_id,
+    }
+    # Every content field is plain JSON but the time (the proof just went through jsonable):
+    # hash it as it is, without walking the proof again or reading it back from the ORM object.
+    digest = hashlib.sha256(
+        dumps_canonical(content | {"created_at": iso_utc(content["created_at"])})
+    ).hexdigest()
     entry = LedgerEntry(
-        guild_id=guild_id,
-        created_at=created_at.astimezone(dt.UTC),
-        outcome=str(outcome),
-        rule=rule,
-        reason=reason,
-        proof=jsonable(dict(proof)),
-        controls=[str(c) for c in controls],
-        actor_id=actor_id,
-        request_id=request_id,
-        grant_id=grant_id,
-        prev_hash=held.last_hash,
+        **content, hash=digest, signature=signer.sign(digest.encode("ascii")), key_id=signer.key_id
     )
-    entry.hash = entry_hash(_content_of(entry))
-    entry.signature = signer.sign(entry.hash.encode("ascii"))
-    entry.key_id = signer.key_id
     if held.last_entry_id is not None and held.last_entry_id >= 1:
         # Under the head lock every entry's id is at most the head's: the next one is free. Given
         # here, the entry needs no round trip of its own; the transaction's next flush inserts them
@@ -401,10 +413,6 @@ async def append_entry(
         await session.flush()
     held.last_entry_id, held.last_hash = entry.id, entry.hash
     return entry
-
-
-def _content_of(entry: LedgerEntry) -> dict[str, Any]:
-    return {name: getattr(entry, name) for name in CONTENT_FIELDS}
 
 
 # ------------------------------------------------------------ keys in the ledger

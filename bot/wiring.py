@@ -12,6 +12,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +24,7 @@ from bot.audit.adopt import RequestAdopter
 from bot.audit.classify import Classifier
 from bot.audit.defaults import effective_rules
 from bot.audit.grant_ledger import SqlGrantLedger
+from bot.audit.held import HeldChanges
 from bot.audit.listener import AuditListener
 from bot.audit.recorder import LedgerRecorder
 from bot.audit.runner import AuditRunner
@@ -44,8 +46,8 @@ from bot.jobs import Jobs
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, Policy
 from bot.requests.service import RequestService
-from bot.requests.sweeps import CARD_GRACE, PendingSweeps
-from bot.services.base import Core
+from bot.requests.sweeps import PendingSweeps
+from bot.services.base import CARD_GRACE, Core
 from bot.services.killpoints import KillSwitch
 from bot.tokens.dormancy import Dormancy
 from bot.tokens.service import TokenService
@@ -82,6 +84,9 @@ class Tuning:
     card_grace_seconds: float = CARD_GRACE.total_seconds()
     # The crash campaign's kill point (bot/services/killpoints.py): None in production.
     kill_at: str | None = None
+    # Answer first: cards and DMs follow the person's answer (bot/discord_io/follow_ups.py). Off, they
+    # come before it, as they once did (bench/answer_first.py measures one against the other).
+    answer_first: bool = True
 
     def claims(self) -> Claims:
         return Claims(
@@ -132,6 +137,7 @@ class Services:
     activity: ActivityTracker
     audit: AuditRunner
     attest: AttestService
+    held: HeldChanges
 
 
 def build_services(
@@ -165,7 +171,14 @@ def build_services(
         core, notifier=notifier, card_grace=dt.timedelta(seconds=tuning.card_grace_seconds)
     )
     poster = NarrativePoster(session_factory, clock, controls, governance_resolver(client, guilds))
-    audit = build_audit(client, core, policy=policy, notifier=notifier, ops=ops)
+    audit, held = build_audit(
+        client,
+        core,
+        policy=policy,
+        notifier=notifier,
+        ops=ops,
+        card_grace=dt.timedelta(seconds=tuning.card_grace_seconds),
+    )
     inventory = InventoryService(session_factory, clock, decisions=decisions)
     live_inventory = LiveInventory(client, inventory, clock, governed=lambda gid: guilds.get(gid) is not None)
     attest = AttestService(
@@ -188,6 +201,7 @@ def build_services(
         pending=pending,
         poster=poster,
         attest=attest,
+        held=held,
         sweep_seconds=tuning.sweep_seconds,
         narrative_seconds=tuning.narrative_seconds,
         audit=audit,
@@ -214,33 +228,51 @@ def build_services(
         ActivityTracker(session_factory, clock, inventory),
         audit,
         attest,
+        held,
     )
 
 
 def build_audit(
-    client: discord.Client, core: Core, *, policy: Policy, notifier: Notifier, ops: DiscordOps
-) -> AuditRunner:
-    """The audit listener: the policy's rules then the defaults, over the cache, the grants and the ledger."""
+    client: discord.Client,
+    core: Core,
+    *,
+    policy: Policy,
+    notifier: Notifier,
+    ops: DiscordOps,
+    card_grace: dt.timedelta = CARD_GRACE,
+) -> tuple[AuditRunner, HeldChanges]:
+    """The audit listener: the policy's rules then the defaults, over the cache, the grants and the
+    ledger; and the held changes its ``approve`` decisions open (restored through the same reverter)."""
     facts = CacheGuildFacts(client)
     classifier = Classifier(
         policy, effective_rules(policy.rules), facts, SqlGrantLedger(core.sessions), guilds=core.guilds
+    )
+    reverter = DiscordReverter(client, ops)
+    held = HeldChanges(
+        core,
+        facts=facts,
+        reverter=reverter,
+        cards=notifier,
+        adopter=RequestAdopter(core, facts=facts, post_card=notifier.post_request_card),
+        card_grace=card_grace,
     )
     listener = AuditListener(
         classifier=classifier,
         facts=facts,
         recorder=LedgerRecorder(core.decisions),
-        reverter=DiscordReverter(client, ops),
+        reverter=reverter,
         clock=core.clock,
         session_factory=core.sessions,
-        approvals=RequestAdopter(core, facts=facts, post_card=notifier.request_created),
+        approvals=held,
     )
-    return AuditRunner(
+    runner = AuditRunner(
         listener,
         fetch_page=audit_log_pages(client, ops),
         snapshot=facts,
         governed=lambda gid: core.guilds.get(gid) is not None,
         guild_ids=lambda: [g.id for g in client.guilds],
     )
+    return runner, held
 
 
 def build_bot(
@@ -259,16 +291,13 @@ def build_bot(
     With ``shard_count``, the process runs ``shard_ids`` of that many gateway shards (Discord's own
     scale-out; PostgreSQL is the shared store); without it, one process runs every guild.
     """
-    knobs = tuning or Tuning()
-    wire = functools.partial(
-        build_services, policy=policy, clock=clock, session_factory=session_factory, signer=signer
-    )
-    return WardenBot.create(
-        shard_ids=shard_ids,
-        shard_count=shard_count,
-        policy=policy,
-        clock=clock,
-        session_factory=session_factory,
-        tuning=knobs,
-        wire=functools.partial(wire, controls=controls or ControlMap.load_default(), tuning=knobs),
-    )
+    # The foundations the bot and its services are both handed.
+    shared: dict[str, Any] = {
+        "policy": policy,
+        "clock": clock,
+        "session_factory": session_factory,
+        "tuning": tuning or Tuning(),
+    }
+    controls = controls or ControlMap.load_default()
+    wire = functools.partial(build_services, signer=signer, controls=controls, **shared)
+    return WardenBot.create(shard_ids=shard_ids, shard_count=shard_count, wire=wire, **shared)

@@ -49,7 +49,7 @@ class Admin(commands.GroupCog, group_name="warden", group_description="Warden ad
     )
     async def pin(self, interaction: discord.Interaction[WardenBot]) -> None:
         member = _require_admin(interaction)
-        guild, directory = member.guild, self.bot.guild_policies
+        guild, directory = member.guild, self.bot.services.guilds
         if directory.get(guild.id) is None:
             why = directory.explain(guild.id, guild.name, show=user_text)
             raise NotFound(

@@ -28,7 +28,7 @@ class AttestCommands(app_commands.Group):
     async def start(self, interaction: discord.Interaction[WardenBot]) -> None:
         member = _require_admin(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        campaign, items = await self.bot.attest.start(member.guild.id, actor_id=member.id)
+        campaign, items = await self.bot.services.attest.start(member.guild.id, actor_id=member.id)
         await interaction.followup.send(
             started_text(campaign, items), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
@@ -37,7 +37,7 @@ class AttestCommands(app_commands.Group):
     async def status(self, interaction: discord.Interaction[WardenBot]) -> None:
         member = _require_admin(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        progress = await self.bot.attest.status(member.guild.id)
+        progress = await self.bot.services.attest.status(member.guild.id)
         await interaction.followup.send(
             status_text([(p.campaign, p.counts) for p in progress]),
             ephemeral=True,

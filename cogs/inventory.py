@@ -34,8 +34,8 @@ async def inventory(interaction: Interaction, page: app_commands.Range[int, 1, 1
     require_admin(interaction, guild.id)
     await interaction.response.defer(ephemeral=True, thinking=True)
     bot = interaction.client
-    _, problem = await bot.live_inventory.refresh(guild)
-    shown = await bot.inventory.page(guild.id, page, per_page=PER_PAGE)
+    _, problem = await bot.services.live_inventory.refresh(guild)
+    shown = await bot.services.inventory.page(guild.id, page, per_page=PER_PAGE)
     embed, view = inventory_page(shown, guild.id)
     note = (
         f"Warden could not read everything from Discord ({problem}); those items are as last recorded."
@@ -65,7 +65,9 @@ async def owner_set(interaction: Interaction, item: int, member: discord.Member)
         raise BadInput(
             f"{member.mention} is a bot; an owner is a person who answers for the item. Nothing was changed."
         )
-    changed = await interaction.client.inventory.set_owner(guild.id, item, member.id, actor_id=admin.id)
+    changed = await interaction.client.services.inventory.set_owner(
+        guild.id, item, member.id, actor_id=admin.id
+    )
     await interaction.response.send_message(
         f"{item_title(changed)} is now owned by {owner_text(changed)}.",
         ephemeral=True,
@@ -78,7 +80,7 @@ async def _item_choices(interaction: Interaction, current: str) -> list[app_comm
     if interaction.guild is None:
         return []
     needle = current.casefold()
-    items = await interaction.client.inventory.items(interaction.guild.id)
+    items = await interaction.client.services.inventory.items(interaction.guild.id)
     return [
         app_commands.Choice(name=f"#{i.id} {i.kind} {i.name}"[:100], value=i.id)
         for i in items
@@ -96,12 +98,14 @@ class Activity(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         if self.bot.user is not None and message.author.id == self.bot.user.id:
             return  # Warden's own cards and narratives are not activity
-        await self.bot.activity_seen.message_seen(message)
+        await self.bot.services.activity.message_seen(message)
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: Interaction) -> None:
         if interaction.guild_id is not None:
-            await self.bot.activity_seen.member_seen(interaction.guild_id, interaction.user.id, "interaction")
+            await self.bot.services.activity.member_seen(
+                interaction.guild_id, interaction.user.id, "interaction"
+            )
 
 
 async def setup(bot: WardenBot) -> None:

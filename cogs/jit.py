@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import discord
 from bot.db.models import MAX_ROW_ID, AccessRequest, Grant
+from bot.discord_io.replies import answer_read
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
 from bot.requests.cards import mine_embed
@@ -54,7 +55,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     ) -> list[app_commands.Choice[str]]:
         if not isinstance(interaction.user, discord.Member):
             return []
-        scopes = self.bot.requests.requestable_scopes(interaction.user)
+        scopes = self.bot.services.requests.requestable_scopes(interaction.user)
         needle = current.casefold()
         return [
             app_commands.Choice(
@@ -70,7 +71,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         """Durations this scope allows, its default first; what was typed is checked as you type."""
         if not isinstance(interaction.user, discord.Member):
             return []
-        scope = self.bot.requests.find_scope(
+        scope = self.bot.services.requests.find_scope(
             interaction.user.guild.id, str(getattr(interaction.namespace, "scope", ""))
         )
         limit = scope.max_duration if scope else None
@@ -117,7 +118,7 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     async def _mine(self, interaction: discord.Interaction[WardenBot]) -> Mine | None:
         if not isinstance(interaction.user, discord.Member):
             return None
-        return await self.bot.requests.mine(interaction.user)
+        return await self.bot.services.requests.mine(interaction.user)
 
     @app_commands.command(name="request", description="Ask for a scope for a limited time")
     @app_commands.describe(
@@ -136,36 +137,38 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         reason: str | None = None,
         for_: discord.Member | None = None,
     ) -> None:
-        member = _member(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        out = await self.bot.requests.create(member, scope, duration, reason, for_)
-        req = out.request
-        length = format_duration(dt.timedelta(seconds=req.duration_seconds))
-        if out.grant is not None:
-            if out.grant.status == "active":
-                text = (
-                    f"Request #{req.id} was approved automatically ({out.auto_rule}) and applied: "
-                    f"`{out.scope.id}` until {ts(out.grant.expires_at)}."
-                )
+        async with self.bot.follow_ups.answering(interaction):
+            member = _member(interaction)
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            out = await self.bot.services.requests.create(member, scope, duration, reason, for_)
+            req = out.request
+            length = format_duration(dt.timedelta(seconds=req.duration_seconds))
+            if out.grant is not None:
+                if out.grant.status == "active":
+                    text = (
+                        f"Request #{req.id} was approved automatically ({out.auto_rule}) and applied: "
+                        f"`{out.scope.id}` until {ts(out.grant.expires_at)}."
+                    )
+                else:
+                    text = (
+                        f"Request #{req.id} was approved automatically, but Warden could not apply it: "
+                        f"{out.grant.last_error}. Nothing was granted; a server admin has been told."
+                    )
             else:
                 text = (
-                    f"Request #{req.id} was approved automatically, but Warden could not apply it: "
-                    f"{out.grant.last_error}. Nothing was granted; a server admin has been told."
+                    f"Request #{req.id} for `{out.scope.id}` ({length}) is waiting for approval: "
+                    f"{req.approvals_required} approval{'s' if req.approvals_required != 1 else ''} needed, "
+                    f"deadline {ts(req.pending_until, 'R')}. You'll get a DM when it is decided."
                 )
-        else:
-            text = (
-                f"Request #{req.id} for `{out.scope.id}` ({length}) is waiting for approval: "
-                f"{req.approvals_required} approval{'s' if req.approvals_required != 1 else ''} needed, "
-                f"deadline {ts(req.pending_until, 'R')}. You'll get a DM when it is decided."
+            await interaction.followup.send(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
             )
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="mine", description="Your pending requests and active grants")
     async def mine(self, interaction: discord.Interaction[WardenBot]) -> None:
-        member = _member(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        out = await self.bot.requests.mine(member)
-        await interaction.followup.send(embed=mine_embed(out.pending, out.active), ephemeral=True)
+        async with self.bot.follow_ups.answering(interaction):
+            read = self.bot.services.requests.mine(_member(interaction))
+            await answer_read(interaction, read, lambda out: mine_embed(out.pending, out.active))
 
     @app_commands.command(name="revoke", description="End a grant now (its holder or an approver)")
     @app_commands.describe(grant="The grant id (see /jit mine)", reason="Why it ends early")
@@ -173,13 +176,14 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     async def revoke(
         self, interaction: discord.Interaction[WardenBot], grant: RowId, reason: str | None = None
     ) -> None:
-        member = _member(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        out = await self.bot.grants.revoke(member, row_id(grant, "grant"), reason)
-        text = f"Grant #{out.id} (`{out.scope_id}`) is revoked" + (
-            " and removed." if out.status == "revoked" else "; removal from Discord is being retried."
-        )
-        await interaction.followup.send(text, ephemeral=True)
+        async with self.bot.follow_ups.answering(interaction):
+            member = _member(interaction)
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            out = await self.bot.services.grants.revoke(member, row_id(grant, "grant"), reason)
+            text = f"Grant #{out.id} (`{out.scope_id}`) is revoked" + (
+                " and removed." if out.status == "revoked" else "; removal from Discord is being retried."
+            )
+            await interaction.followup.send(text, ephemeral=True)
 
     @app_commands.command(name="extend", description="Ask to keep a grant longer (needs approval again)")
     @app_commands.describe(
@@ -193,21 +197,24 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
         duration: str,
         reason: str | None = None,
     ) -> None:
-        member = _member(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        out = await self.bot.requests.extend(member, row_id(grant, "grant"), duration, reason)
-        await interaction.followup.send(
-            f"Extension request #{out.request.id} for grant #{grant} is waiting for approval.", ephemeral=True
-        )
+        async with self.bot.follow_ups.answering(interaction):
+            member = _member(interaction)
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            out = await self.bot.services.requests.extend(member, row_id(grant, "grant"), duration, reason)
+            await interaction.followup.send(
+                f"Extension request #{out.request.id} for grant #{grant} is waiting for approval.",
+                ephemeral=True,
+            )
 
     @app_commands.command(name="cancel", description="Withdraw one of your pending requests")
     @app_commands.describe(request="The request id (see /jit mine)")
     @app_commands.autocomplete(request=_own_requests)
     async def cancel(self, interaction: discord.Interaction[WardenBot], request: RowId) -> None:
-        member = _member(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        req = await self.bot.requests.cancel(member, row_id(request, "request"))
-        await interaction.followup.send(f"Request #{req.id} is withdrawn.", ephemeral=True)
+        async with self.bot.follow_ups.answering(interaction):
+            member = _member(interaction)
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            req = await self.bot.services.requests.cancel(member, row_id(request, "request"))
+            await interaction.followup.send(f"Request #{req.id} is withdrawn.", ephemeral=True)
 
     @app_commands.command(
         name="breakglass", description="Emergency access now, reviewed by approvers afterwards"
@@ -217,18 +224,19 @@ class Jit(commands.GroupCog, group_name="jit", group_description="Just-in-time a
     )
     @app_commands.autocomplete(scope=scope_autocomplete)
     async def breakglass(self, interaction: discord.Interaction[WardenBot], scope: str, reason: str) -> None:
-        member = _member(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        out = await self.bot.requests.breakglass(member, scope, reason)
-        grant = out.grant
-        if grant is not None and grant.status == "active":
-            text = (
-                f"Break-glass: `{out.scope.id}` is yours until {ts(grant.expires_at)} (grant #{grant.id}). "
-                "This was announced in the governance channel and approvers must review it."
-            )
-        else:
-            text = f"Break-glass was recorded but Warden could not apply it: {grant.last_error if grant else '?'}."
-        await interaction.followup.send(text, ephemeral=True)
+        async with self.bot.follow_ups.answering(interaction):
+            member = _member(interaction)
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            out = await self.bot.services.requests.breakglass(member, scope, reason)
+            grant = out.grant
+            if grant is not None and grant.status == "active":
+                text = (
+                    f"Break-glass: `{out.scope.id}` is yours until {ts(grant.expires_at)} (grant #{grant.id}). "
+                    "This was announced in the governance channel and approvers must review it."
+                )
+            else:
+                text = f"Break-glass was recorded but Warden could not apply it: {grant.last_error if grant else '?'}."
+            await interaction.followup.send(text, ephemeral=True)
 
 
 async def setup(bot: WardenBot) -> None:

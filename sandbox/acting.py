@@ -1,7 +1,9 @@
 """Acting as people: slash commands, autocomplete, button clicks, selects and modal submits.
 
 Each action builds the interaction Discord would send, dispatches INTERACTION_CREATE
-and waits (with a timeout) for the bot's answer, returned as an InteractionOutcome.
+and waits (with a timeout) for the bot's answer, returned as an InteractionOutcome. With
+``wait=True`` it also waits for ``after_interaction`` (what the bot does after answering,
+when a harness says how to wait for it), so a test reads cards and DMs right after.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from sandbox.models import (
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Awaitable, Callable
 
     from sandbox.gateway import Gateway
     from sandbox.models import SnowflakeGen
@@ -60,6 +63,7 @@ class ActingMixin:
         global_commands: list[dict]
         guild_commands: dict[int, list[dict]]
         interactions: dict[int, InteractionRecord]
+        after_interaction: Callable[[InteractionRecord], Awaitable[None]] | None
         gateway: Gateway
         snowflake: SnowflakeGen
 
@@ -661,5 +665,15 @@ class ActingMixin:
             except TimeoutError:
                 raise SandboxTimeout(
                     f"the bot deferred {what} but sent no follow-up or edit within {timeout}s"
+                ) from None
+        if wait and self.after_interaction is not None:
+            # The answer is recorded (answered_loop); what the bot does after it (cards, DMs) is
+            # done before the action returns, so what a test reads next is there.
+            try:
+                await asyncio.wait_for(self.after_interaction(rec), max(0.01, deadline - loop.time()))
+            except TimeoutError:
+                raise SandboxTimeout(
+                    f"the bot answered {what} but its follow-up work (cards, DMs) did not finish "
+                    f"within {timeout}s"
                 ) from None
         return InteractionOutcome(rec)

@@ -15,9 +15,7 @@ from sandbox.models import (
     SRole,
     SUser,
     SWebhook,
-    channel_payload,
     integration_payload,
-    member_payload,
     overwrite_payload,
     permission_value,
     role_payload,
@@ -126,15 +124,7 @@ class Admin:
     async def delete_role(
         self, g: SGuild, role: RoleRef, actor: Actor = None, reason: str | None = None
     ) -> None:
-        r = self._role(g, role)
-        g.roles.remove(r)
-        for m in g.members:
-            if r in m.roles:
-                m.roles.remove(r)
-        self.sb.gateway.dispatch(
-            "GUILD_ROLE_DELETE", {"guild_id": str(g.id), "role_id": str(r.id)}, gw.GUILDS
-        )
-        self._audit_role(g, 32, self._actor(g, actor), r, "old_value", reason)
+        self._delete(g, self._role(g, role), actor, reason)
 
     async def add_bot(
         self,
@@ -219,9 +209,7 @@ class Admin:
         )
         sb.gateway.dispatch("GUILD_INTEGRATIONS_UPDATE", {"guild_id": str(g.id)}, gw.GUILD_INTEGRATIONS)
         if member is not None:
-            sb.gateway.dispatch(
-                "GUILD_MEMBER_ADD", {**member_payload(member), "guild_id": str(g.id)}, gw.GUILD_MEMBERS
-            )
+            sb._member_add_event(g, member)
         changes = [
             {"key": "type", "new_value": integration.type},
             {"key": "name", "new_value": integration.name},
@@ -340,15 +328,20 @@ class Admin:
         self, g: SGuild, channel: ChannelRef, actor: Actor = None, reason: str | None = None
     ) -> None:
         """A channel deleted (CHANNEL_DELETE, audit entry 12 with its old values)."""
-        c = self._channel(g, channel)
-        g.channels.remove(c)
-        self.sb.channels.pop(c.id, None)
-        self.sb.gateway.dispatch("CHANNEL_DELETE", channel_payload(c), gw.GUILDS)
-        changes: list[dict[str, Any]] = [
-            {"key": "name", "old_value": c.name},
-            {"key": "type", "old_value": c.type},
-        ]
-        self.sb._audit(g, 12, self._actor(g, actor), c.id, changes, reason=reason)
+        self._delete(g, self._channel(g, channel), actor, reason)
+
+    def _delete(self, g: SGuild, thing: SRole | SChannel, actor: Actor, reason: str | None) -> None:
+        """A role (audit entry 32) or channel (12) deleted: its gateway event, and the audit entry
+        with its old values."""
+        old: dict[str, object]
+        if isinstance(thing, SRole):
+            self.sb._delete_role(g, thing)
+            action, old = 32, {"name": thing.name, "permissions": str(thing.permissions)}
+        else:
+            self.sb._delete_channel(g, thing)
+            action, old = 12, {"name": thing.name, "type": thing.type}
+        changes = [{"key": key, "old_value": value} for key, value in old.items()]
+        self.sb._audit(g, action, self._actor(g, actor), thing.id, changes, reason=reason)
 
     async def add_member(self, g: SGuild, name: str, roles: Iterable[SRole | str] = (), **kw: Any) -> SMember:
         return g.add_member(name, roles=roles, **kw)

@@ -25,6 +25,7 @@ from bot.ledger import Signer, verify_chain
 from bot.policy import GuildPolicy, Policy, Scope
 from bot.wiring import Tuning, build_bot
 from sandbox.errors import SandboxError
+from sandbox.interactions import InteractionRecord
 from sandbox.models import DEFAULT_BOT_PERMISSIONS, SGuild, SUser
 from sandbox.server import SandboxDiscord
 
@@ -494,6 +495,7 @@ class SandboxWorld:
         self.scheduler_seconds = scheduler_seconds
         self.tuning = tuning or sandbox_tuning(scheduler_seconds)
         self.sb = SandboxDiscord(clock=self.clock)
+        self.sb.after_interaction = self._follow_ups_of
         self.bot: Any = None
         self._engine: Any = None
         self._dead_engine: Any = None
@@ -542,6 +544,11 @@ class SandboxWorld:
             raise SandboxError(f"the bot did not become ready within {timeout}s") from None
         return bot
 
+    async def _follow_ups_of(self, rec: InteractionRecord) -> None:
+        """Wait for the cards and DMs the bot sends after answering this interaction."""
+        if self.bot is not None:
+            await self.bot.follow_ups.settled(rec.id)
+
     async def _until_caught_up(self, bot: Any) -> None:
         await bot.wait_until_ready()
         await bot.caught_up.wait()
@@ -572,10 +579,10 @@ class SandboxWorld:
     async def settle(self) -> None:
         """Let posted work finish: deliver pending narratives."""
         if self.bot is not None:
-            await self.bot.jobs.deliver_narratives()
+            await self.bot.services.jobs.deliver_narratives()
 
     async def run_due(self) -> Any:
-        return await self.bot.jobs.run_due() if self.bot is not None else None
+        return await self.bot.services.jobs.run_due() if self.bot is not None else None
 
     async def advance(self, delta: dt.timedelta) -> Any:
         """Move virtual time, then let the bot act on whatever fell due (as its scheduler would)."""

@@ -11,11 +11,13 @@ import datetime as dt
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 import discord
 
 DISCORD_EPOCH_MS = 1420070400000
+
+T = TypeVar("T")
 
 # ---------------------------------------------------------------- permissions
 
@@ -159,6 +161,24 @@ class SRole(Mentionable):
         return self.id == self.guild_id
 
 
+class _OfUser(Generic[T]):
+    """A member's attribute that is its user's: the member reads (and, if ``settable``, sets) it there."""
+
+    def __init__(self, *, settable: bool = False) -> None:
+        self.settable = settable
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attr = name
+
+    def __get__(self, member: SMember, owner: type | None = None) -> T:
+        return cast(T, getattr(member.user, self.attr))
+
+    def __set__(self, member: SMember, value: T) -> None:
+        if not self.settable:
+            raise AttributeError(f"a member's {self.attr} is its user's")
+        setattr(member.user, self.attr, value)
+
+
 @dataclass(eq=False)
 class SMember(Mentionable):
     MENTION: ClassVar[str] = "<@{}>"
@@ -169,25 +189,11 @@ class SMember(Mentionable):
     nick: str | None = None
     joined_at: dt.datetime | None = None
 
-    @property
-    def id(self) -> int:
-        return self.user.id
-
-    @property
-    def name(self) -> str:
-        return self.user.name
-
-    @property
-    def bot(self) -> bool:
-        return self.user.bot
-
-    @property
-    def dms_open(self) -> bool:
-        return self.user.dms_open
-
-    @dms_open.setter
-    def dms_open(self, value: bool) -> None:
-        self.user.dms_open = value
+    # What Discord keeps on the user, read (and, for ``dms_open``, set) through the member.
+    id = _OfUser[int]()
+    name = _OfUser[str]()
+    bot = _OfUser[bool]()
+    dms_open = _OfUser[bool](settable=True)
 
     def role_names(self) -> list[str]:
         return [r.name for r in self.roles]
@@ -266,9 +272,15 @@ class SMessage:
 
 
 @dataclass(eq=False)
-class SWebhook:
+class SGuildIdentity:
+    """What a guild holds that is not a person: a webhook or an integration (a non-human identity)."""
+
     id: int
     guild_id: int
+
+
+@dataclass(eq=False)
+class SWebhook(SGuildIdentity):
     channel_id: int
     name: str
     token: str
@@ -278,9 +290,7 @@ class SWebhook:
 
 
 @dataclass(eq=False)
-class SIntegration:
-    id: int
-    guild_id: int
+class SIntegration(SGuildIdentity):
     name: str
     type: str = "discord"
     account: SUser | None = None
@@ -305,6 +315,10 @@ class SGuild:
     mfa_level: int = 0  # 1: moderators need 2FA
     verification_level: int = 0
     _sandbox: Any = field(default=None, repr=False)
+    # get_member's index: (the list it indexes, id → position, name → position).
+    _member_index: tuple[list[SMember], dict[str, int], dict[str, int]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     # ----- lookups
     @property
@@ -312,39 +326,56 @@ class SGuild:
         return self.get_role(self.id)  # type: ignore[return-value]
 
     def get_role(self, key: int | str) -> SRole | None:
-        for r in self.roles:
-            if r.id == key or r.name == key or str(r.id) == str(key):
-                return r
-        return None
+        return _lookup(self.roles, key)
 
     def get_member(self, key: int | str) -> SMember | None:
-        for m in self.members:
-            if m.id == key or m.user.name == key or str(m.id) == str(key):
-                return m
+        """The first member whose id or name is ``key``. Indexed: a guild of 100,000 members is
+        looked up on every REST call and gateway event, and a scan would make the sandbox, not
+        the bot, what a benchmark measures."""
+        found = self._indexed_member(key)
+        if found is None and self._member_index is not None:
+            # A miss costs what the old scan did: members joined, left or were renamed since.
+            self._member_index = None
+            found = self._indexed_member(key)
+        return found
+
+    def _indexed_member(self, key: int | str) -> SMember | None:
+        members = self.members
+        if self._member_index is None or self._member_index[0] is not members:
+            by_id: dict[str, int] = {}
+            by_name: dict[str, int] = {}
+            for pos, m in enumerate(members):
+                by_id.setdefault(str(m.id), pos)
+                by_name.setdefault(m.user.name, pos)
+            self._member_index = (members, by_id, by_name)
+        _, by_id, by_name = self._member_index
+        hits = [
+            pos
+            for pos in (by_id.get(str(key)), by_name.get(key) if isinstance(key, str) else None)
+            if pos is not None
+        ]
+        for pos in sorted(hits):
+            # Valid only while the list still holds that member there (members join and leave).
+            held = members[pos] if pos < len(members) else None
+            if held is not None and (str(held.id) == str(key) or held.user.name == key):
+                return held
         return None
 
     def get_channel(self, key: int | str) -> SChannel | None:
-        for c in self.channels:
-            if c.id == key or c.name == key or str(c.id) == str(key):
-                return c
-        return None
+        return _lookup(self.channels, key)
 
     def role(self, key: int | str) -> SRole:
-        found = self.get_role(key)
-        if found is None:
-            raise KeyError(f"guild {self.name!r} has no role {key!r}")
-        return found
+        return self._required("role", key, self.get_role(key))
 
     def member(self, key: int | str) -> SMember:
-        found = self.get_member(key)
-        if found is None:
-            raise KeyError(f"guild {self.name!r} has no member {key!r}")
-        return found
+        return self._required("member", key, self.get_member(key))
 
     def channel(self, key: int | str) -> SChannel:
-        found = self.get_channel(key)
+        return self._required("channel", key, self.get_channel(key))
+
+    def _required(self, kind: str, key: int | str, found: N | None) -> N:
         if found is None:
-            raise KeyError(f"guild {self.name!r} has no channel {key!r}")
+            raise KeyError(f"guild {self.name!r} has no {kind} {key!r}")
         return found
 
     def text_channels(self) -> list[SChannel]:
@@ -425,7 +456,34 @@ class SGuild:
         return perms
 
 
+class _Named(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def _lookup(items: Iterable[N], key: int | str) -> N | None:
+    """The first of ``items`` whose id or name is ``key`` (an id may come as a string)."""
+    return next((x for x in items if x.id == key or x.name == key or str(x.id) == str(key)), None)
+
+
 # ---------------------------------------------------------------- payloads
+
+
+def ids(obj: object, *attrs: str) -> dict[str, str | None]:
+    """``obj``'s snowflakes named ``attrs`` as Discord writes them: a string, or null when unset."""
+    values = {attr: getattr(obj, attr) for attr in attrs}
+    return {attr: str(value) if value else None for attr, value in values.items()}
+
+
+def set_ids(obj: object, *attrs: str) -> dict[str, str]:
+    """Only those of ``obj``'s snowflakes named ``attrs`` that are set (Discord leaves the others out)."""
+    values = {attr: getattr(obj, attr) for attr in attrs}
+    return {attr: str(value) for attr, value in values.items() if value is not None}
 
 
 def user_payload(u: SUser) -> dict[str, Any]:
@@ -462,11 +520,7 @@ def role_payload(r: SRole) -> dict[str, Any]:
         "mentionable": r.mentionable,
         "flags": 0,
     }
-    tags: dict[str, Any] = {}
-    if r.bot_id is not None:
-        tags["bot_id"] = str(r.bot_id)
-    if r.integration_id is not None:
-        tags["integration_id"] = str(r.integration_id)
+    tags = set_ids(r, "bot_id", "integration_id")
     if tags:
         data["tags"] = tags
     return data
@@ -498,30 +552,18 @@ def overwrite_payload(ow: SOverwrite) -> dict[str, Any]:
 def channel_payload(c: SChannel, bot_user: SUser | None = None) -> dict[str, Any]:
     if c.type == 1:
         recipients = [user_payload(c.recipient)] if c.recipient else []
-        return {
-            "id": str(c.id),
-            "type": 1,
-            "last_message_id": str(c.last_message_id) if c.last_message_id else None,
-            "recipients": recipients,
-            "flags": 0,
-        }
+        return {**ids(c, "id", "last_message_id"), "type": 1, "recipients": recipients, "flags": 0}
     data: dict[str, Any] = {
-        "id": str(c.id),
+        **ids(c, "id", "guild_id", "parent_id"),
         "type": c.type,
-        "guild_id": str(c.guild_id),
         "name": c.name,
         "position": c.position,
         "permission_overwrites": [overwrite_payload(o) for o in c.overwrites],
-        "parent_id": str(c.parent_id) if c.parent_id else None,
         "nsfw": False,
         "flags": 0,
     }
     if c.type in (0, 5):
-        data.update(
-            topic=c.topic,
-            last_message_id=str(c.last_message_id) if c.last_message_id else None,
-            rate_limit_per_user=0,
-        )
+        data.update(ids(c, "last_message_id"), topic=c.topic, rate_limit_per_user=0)
     if c.type == 2:
         data.update(bitrate=64000, user_limit=0, rtc_region=None)
     return data
@@ -529,9 +571,8 @@ def channel_payload(c: SChannel, bot_user: SUser | None = None) -> dict[str, Any
 
 def message_payload(msg: SMessage) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": str(msg.id),
+        **ids(msg, "id", "channel_id"),
         "type": msg.type,
-        "channel_id": str(msg.channel_id),
         "author": user_payload(msg.author),
         "content": msg.content,
         "timestamp": iso(msg.created_at),
@@ -545,13 +586,8 @@ def message_payload(msg: SMessage) -> dict[str, Any]:
         "pinned": False,
         "flags": msg.flags,
         "components": msg.components,
+        **set_ids(msg, "guild_id", "webhook_id", "application_id"),
     }
-    if msg.guild_id is not None:
-        data["guild_id"] = str(msg.guild_id)
-    if msg.webhook_id is not None:
-        data["webhook_id"] = str(msg.webhook_id)
-    if msg.application_id is not None:
-        data["application_id"] = str(msg.application_id)
     if msg.interaction is not None:
         data["interaction_metadata"] = msg.interaction
     return data
@@ -559,13 +595,10 @@ def message_payload(msg: SMessage) -> dict[str, Any]:
 
 def webhook_payload(w: SWebhook) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": str(w.id),
+        **ids(w, "id", "guild_id", "channel_id", "application_id"),
         "type": w.type,
-        "guild_id": str(w.guild_id),
-        "channel_id": str(w.channel_id),
         "name": w.name,
         "avatar": None,
-        "application_id": str(w.application_id) if w.application_id else None,
         "token": w.token,
     }
     if w.creator is not None:
@@ -590,7 +623,7 @@ def integration_payload(i: SIntegration) -> dict[str, Any]:
     if i.type != "discord":  # stream integrations (twitch/youtube) carry sync state
         data.update(
             syncing=False,
-            role_id=str(i.role_id) if i.role_id else None,
+            **ids(i, "role_id"),
             enable_emoticons=False,
             expire_behavior=0,
             expire_grace_period=1,

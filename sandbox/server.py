@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -163,6 +163,9 @@ class SandboxDiscord(ActingMixin):
         self.guild_commands: dict[int, list[dict]] = {}
         self.interactions: dict[int, InteractionRecord] = {}
         self.interaction_deadline = 3.0  # seconds to answer an interaction (Discord: 3)
+        # Awaited after the answer when an action waits (``wait=True``): what the bot still does for
+        # this interaction after answering it (cards, DMs). SandboxWorld sets it for its bot.
+        self.after_interaction: Callable[[InteractionRecord], Awaitable[None]] | None = None
         self.conformance = Conformance()
         self.faults = Faults()
         self.admin = Admin(self)
@@ -352,10 +355,16 @@ class SandboxDiscord(ActingMixin):
         resolved = [r if isinstance(r, SRole) else g.role(r) for r in roles]
         m = SMember(u, g.id, roles=resolved, joined_at=self._now())
         g.members.append(m)
-        self.gateway.dispatch(
-            "GUILD_MEMBER_ADD", {**member_payload(m), "guild_id": str(g.id)}, gw.GUILD_MEMBERS
-        )
+        self._member_add_event(g, m)
         return m
+
+    def _delete_role(self, g: SGuild, r: SRole) -> None:
+        """``r`` leaves ``g`` and every member who had it (GUILD_ROLE_DELETE)."""
+        g.roles.remove(r)
+        for m in g.members:
+            if r in m.roles:
+                m.roles.remove(r)
+        self.gateway.dispatch("GUILD_ROLE_DELETE", {"guild_id": str(g.id), "role_id": str(r.id)}, gw.GUILDS)
 
     def _create_channel(
         self,
@@ -392,6 +401,12 @@ class SandboxDiscord(ActingMixin):
         self.channel_messages[c.id] = []
         self.gateway.dispatch("CHANNEL_CREATE", channel_payload(c), gw.GUILDS)
         return c
+
+    def _delete_channel(self, g: SGuild, c: SChannel) -> None:
+        """``c`` leaves ``g`` (CHANNEL_DELETE)."""
+        g.channels.remove(c)
+        self.channels.pop(c.id, None)
+        self.gateway.dispatch("CHANNEL_DELETE", channel_payload(c), gw.GUILDS)
 
     @staticmethod
     def _overwrite_items(overwrites: Any) -> list[tuple[Any, tuple[Any, Any]]]:
@@ -577,6 +592,11 @@ class SandboxDiscord(ActingMixin):
             )
         return entry
 
+    def _member_add_event(self, g: SGuild, m: SMember) -> None:
+        self.gateway.dispatch(
+            "GUILD_MEMBER_ADD", {**member_payload(m), "guild_id": str(g.id)}, gw.GUILD_MEMBERS
+        )
+
     def _member_update_event(self, g: SGuild, m: SMember) -> None:
         self.gateway.dispatch(
             "GUILD_MEMBER_UPDATE", {**member_payload(m), "guild_id": str(g.id)}, gw.GUILD_MEMBERS
@@ -761,10 +781,7 @@ class SandboxDiscord(ActingMixin):
                 )
             role = g.get_role(i.role_id) if i.role_id else None
             if role is not None:
-                g.roles.remove(role)
-                self.gateway.dispatch(
-                    "GUILD_ROLE_DELETE", {"guild_id": str(g.id), "role_id": str(role.id)}, gw.GUILDS
-                )
+                self._delete_role(g, role)
 
     # ================================================================ messages
     def _new_message_from(self, channel: SChannel, body: dict, **kw: Any) -> SMessage:

@@ -676,6 +676,9 @@ class FakeGrants:
     async def sanctioning_grant(self, guild_id: int, member_id: int, kind: str, target_id: int) -> int | None:
         return self.active.get((member_id, kind, target_id))
 
+    async def sanctioning_grants(self, guild_id: int, keys: Any) -> dict[Any, int]:
+        return {key: self.active[key] for key in keys if key in self.active}
+
 
 @dataclass
 class FakeRecorder:

@@ -30,6 +30,7 @@ def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
         "2. throughput",
         "3. /jit mine while it drains",
         "4. bulk expiry",
+        "5. audit, 200 entries, sqlite",
         "6. 3 guilds",
     ):
         assert figure in proc.stdout, proc.stdout
@@ -42,6 +43,8 @@ def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
     assert result["expiry"]["rate_limited"]["left_holding"] == 0
     assert result["expiry"]["unlimited"]["sqlite"]["left_holding"] == 0
     assert result["startup"]["warden"]["rss_mb"] > 0
+    audit = result["audit"]["sqlite"]
+    assert audit["decided_once_each"] and audit["chain_verifies"] and audit["ledger_entries"] == 303
 
 
 def test_bench_refuses_an_unknown_figure(tmp_path: Path) -> None:
@@ -56,7 +59,9 @@ def test_bench_refuses_an_unknown_figure(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 2
-    assert "unknown figure(s) ['speed']; choose from answer, throughput, expiry, startup" in proc.stderr
+    assert (
+        "unknown figure(s) ['speed']; choose from answer, throughput, expiry, audit, startup" in proc.stderr
+    )
 
 
 def test_bench_audit_smoke(tmp_path: Path) -> None:
@@ -79,3 +84,30 @@ def test_bench_audit_smoke(tmp_path: Path) -> None:
         for line in lines
     ), proc.stdout
     assert any(line.startswith("first revert: 5 reverts") for line in lines), proc.stdout
+
+
+def test_bench_answer_first_smoke(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "answer_first.py"),
+            "--n",
+            "2",
+            "--burst",
+            "2",
+            "--rounds",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for mode in ("answer first", "cards first"):
+        assert f"one_at_a_time {mode} Approve" in out and f"burst_2 {mode} /jit request" in out, out
+    assert "ledger verifies" in out

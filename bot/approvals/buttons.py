@@ -20,13 +20,14 @@ from bot.approvals.cards import (
     DENY_MODAL_PREFIX,
     REVIEW_TEMPLATE,
     VOTE_TEMPLATE,
+    choice_button,
     deny_modal_id,
     review_id,
     vote_id,
 )
 from bot.approvals.service import VoteOutcome
 from bot.db.models import GrantStatus, RequestStatus
-from bot.discord_io.replies import answer_error, reply
+from bot.discord_io.replies import reply
 from bot.durations import discord_ts as ts
 from bot.services.errors import BadInput, row_id
 
@@ -37,11 +38,10 @@ if TYPE_CHECKING:
 
 
 async def answering_errors(interaction: Interaction, action: Callable[[], Awaitable[None]]) -> None:
-    """Run a click or submit; anything it raises is answered by the one error path."""
-    try:
+    """Run a click or submit; anything it raises is answered by the one error path, and the cards
+    and DMs it leads to follow once the person has their answer (bot/discord_io/follow_ups.py)."""
+    async with interaction.client.follow_ups.answering(interaction):
         await action()
-    except Exception as exc:
-        await answer_error(interaction, exc)
 
 
 def approver(interaction: Interaction) -> discord.Member:
@@ -54,7 +54,7 @@ def vote_receipt(out: VoteOutcome) -> str:
     """What the approver sees after their click (the card itself is updated for everyone)."""
     req = out.request
     if req.status == RequestStatus.DENIED:
-        return f"You denied request #{req.id}; the requester has been told why."
+        return f"You denied request #{req.id}; the requester is sent your reason by DM."
     if not out.decided:
         return f"Your approval of request #{req.id} is counted ({out.approvals} of {req.approvals_required})."
     grant = out.grant
@@ -89,17 +89,18 @@ class WardenButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?
         raise NotImplementedError
 
 
-class VoteButton(WardenButton, template=VOTE_TEMPLATE):
+class ApproveDenyButton(WardenButton, template=r"(?!)"):
+    """The Approve or Deny button (``choice``) of a card; subclasses say whose card and what a click does."""
+
+    def __init__(self, choice: str, custom_id: str) -> None:
+        self.choice = choice
+        super().__init__(choice_button(choice, custom_id))
+
+
+class VoteButton(ApproveDenyButton, template=VOTE_TEMPLATE):
     def __init__(self, request_id: int, choice: str) -> None:
         self.request_id = request_id
-        self.choice = choice
-        super().__init__(
-            discord.ui.Button(
-                label="Approve" if choice == "approve" else "Deny",
-                style=discord.ButtonStyle.success if choice == "approve" else discord.ButtonStyle.danger,
-                custom_id=vote_id(request_id, choice),
-            )
-        )
+        super().__init__(choice, vote_id(request_id, choice))
 
     async def clicked(self, interaction: Interaction) -> None:
         bot = interaction.client
@@ -110,12 +111,13 @@ class VoteButton(WardenButton, template=VOTE_TEMPLATE):
             # slow: the modal must open within Discord's 3 seconds, and the submit re-checks.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    bot.approvals.check_can_vote(member, self.request_id), bot.tuning.deny_precheck_seconds
+                    bot.services.approvals.check_can_vote(member, self.request_id),
+                    bot.tuning.deny_precheck_seconds,
                 )
             await interaction.response.send_modal(DenyReasonModal(self.request_id))
             return
         await interaction.response.defer()  # the card is edited in place once the vote is counted
-        out = await bot.approvals.vote(member, self.request_id, approve=True)
+        out = await bot.services.approvals.vote(member, self.request_id, approve=True)
         await interaction.followup.send(vote_receipt(out), ephemeral=True)
 
 
@@ -155,7 +157,9 @@ class DenyReasonModal(discord.ui.Modal):
             row_id(int(rid[:20]), "request")
             reason = modal_values(data).get("reason", "")
             await interaction.response.defer()
-            out = await interaction.client.approvals.vote(member, int(rid), approve=False, reason=reason)
+            out = await interaction.client.services.approvals.vote(
+                member, int(rid), approve=False, reason=reason
+            )
             await interaction.followup.send(vote_receipt(out), ephemeral=True)
 
         await answering_errors(interaction, deny)
@@ -170,7 +174,7 @@ class ReviewButton(WardenButton, template=REVIEW_TEMPLATE):
         member = approver(interaction)
         row_id(self.grant_id, "break-glass grant")
         await interaction.response.defer()
-        grant = await interaction.client.approvals.acknowledge_review(member, self.grant_id)
+        grant = await interaction.client.services.approvals.acknowledge_review(member, self.grant_id)
         await interaction.followup.send(
             f"Your review of break-glass grant #{grant.id} is recorded.", ephemeral=True
         )

@@ -9,6 +9,8 @@ stopped before sending): the templates do the dispatch.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import discord
 
@@ -78,6 +80,21 @@ def persistent_view(*items: discord.ui.Item[discord.ui.View]) -> discord.ui.View
     return view
 
 
+#: The label and style of each choice on an Approve / Deny card.
+CHOICES = {"approve": ("Approve", discord.ButtonStyle.success), "deny": ("Deny", discord.ButtonStyle.danger)}
+
+
+def choice_button(choice: str, custom_id: str, *, disabled: bool = False) -> discord.ui.Button[Any]:
+    """The Approve or Deny button of a card (any choice but ``approve`` is Deny), carrying ``custom_id``."""
+    label, style = CHOICES["approve" if choice == "approve" else "deny"]
+    return discord.ui.Button(label=label, style=style, disabled=disabled, custom_id=custom_id)
+
+
+def approve_deny_view(custom_id: Callable[[str], str], *, pending: bool) -> discord.ui.View:
+    """A card's Approve and Deny buttons, ``custom_id(choice)`` on each; clickable while ``pending``."""
+    return persistent_view(*(choice_button(c, custom_id(c), disabled=not pending) for c in CHOICES))
+
+
 def request_card(
     req: AccessRequest,
     scope: Scope,
@@ -113,17 +130,7 @@ def request_card(
     embed.add_field(name="Status", value=status, inline=False)
     embed.set_footer(text=f"request #{req.id}" + (f" · grant #{grant.id}" if grant else ""))
     pending = req.status == RequestStatus.PENDING
-    return embed, persistent_view(
-        *(
-            discord.ui.Button(
-                label=label, style=style, disabled=not pending, custom_id=vote_id(req.id, choice)
-            )
-            for label, style, choice in (
-                ("Approve", discord.ButtonStyle.success, "approve"),
-                ("Deny", discord.ButtonStyle.danger, "deny"),
-            )
-        )
-    )
+    return embed, approve_deny_view(lambda choice: vote_id(req.id, choice), pending=pending)
 
 
 def review_card(grant: Grant, reason: str, approvers_text: str) -> tuple[discord.Embed, discord.ui.View]:

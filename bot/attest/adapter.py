@@ -3,6 +3,8 @@
 Reads come from discord.py's cache; every change goes through ``DiscordOps.call`` (transient
 failures are retried) and carries an audit-log reason. A refusal becomes ``RemediationRefused``
 with a secret-free description, which the service records as a failed control and retries.
+What only tells (the owner's DM after a removal or restore, the restore card's refresh) follows
+the clicker's answer (``@after_answer``, bot/discord_io/follow_ups.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bot.attest import texts
 from bot.attest.service import Delivery, RemediationRefused, StandingHolder
 from bot.db.models import AttestCampaign, AttestItem
 from bot.decisions.narrative import NO_PINGS
+from bot.discord_io.follow_ups import after_answer
 from bot.discord_io.notifier import governance_resolver
 from bot.discord_io.ops import DISCORD_ERRORS, DiscordOps, audit_reason, describe_error
 from bot.grantability import approver_matches, may_approve, resolve_role
@@ -123,9 +126,11 @@ class DiscordAttestPort:
     ) -> None:
         await self._send(user_id, content=texts.transfer_answered_dm(item, member_id, accepted))
 
+    @after_answer
     async def tell_removed(self, user_id: int, item: AttestItem, why: str) -> None:
         await self._send(user_id, content=texts.removed_dm(item, why))
 
+    @after_answer
     async def tell_restored(self, user_id: int, item: AttestItem, member_id: int) -> None:
         await self._send(user_id, content=texts.restored_dm(item, member_id))
 
@@ -223,6 +228,7 @@ class DiscordAttestPort:
             return None
         return msg.channel.id, msg.id
 
+    @after_answer
     async def refresh_restore_card(self, item: AttestItem) -> None:
         if item.card_channel_id is None or item.card_message_id is None:
             return

@@ -54,7 +54,7 @@ class AnswerButton(_ItemChoiceButton, template=ANSWER_TEMPLATE):
     write_id = staticmethod(answer_id)
 
     async def clicked(self, interaction: Interaction) -> None:
-        attest = interaction.client.attest
+        attest = interaction.client.services.attest
         if self.choice == "transfer":
             await attest.check_current(self.item_id, interaction.user.id)
             await interaction.response.send_message(
@@ -85,7 +85,9 @@ class NewOwnerSelect(discord.ui.DynamicItem[discord.ui.UserSelect[Any]], templat
             if not chosen:
                 raise BadInput("Pick the member who should own it.")
             await interaction.response.defer(ephemeral=True, thinking=True)
-            item = await interaction.client.attest.transfer(self.item_id, interaction.user.id, chosen[0].id)
+            item = await interaction.client.services.attest.transfer(
+                self.item_id, interaction.user.id, chosen[0].id
+            )
             await interaction.followup.send(transfer_receipt(item), ephemeral=True)
 
         await answering_errors(interaction, pick)
@@ -97,7 +99,7 @@ class TakeButton(_ItemChoiceButton, template=TAKE_TEMPLATE):
     async def clicked(self, interaction: Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         accept = self.choice == "accept"
-        item = await interaction.client.attest.answer_transfer(
+        item = await interaction.client.services.attest.answer_transfer(
             self.item_id, interaction.user.id, accept=accept
         )
         await interaction.followup.send(take_receipt(item, accept), ephemeral=True)
@@ -112,7 +114,7 @@ class RestoreButton(WardenButton, template=RESTORE_TEMPLATE):
         if not isinstance(interaction.user, discord.Member):
             raise BadInput("Restore from the card in the server's governance channel.")
         await interaction.response.defer(ephemeral=True, thinking=True)
-        item = await interaction.client.attest.restore(self.item_id, interaction.user.id)
+        item = await interaction.client.services.attest.restore(self.item_id, interaction.user.id)
         await interaction.followup.send(restore_receipt(item), ephemeral=True)
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,7 +48,7 @@ from bot.escape import user_text
 from bot.inventory.permissions import permission_names
 from bot.inventory.service import InventoryService
 from bot.policy import AttestationPolicy, Scope
-from bot.services.base import Core, Service, rowcount, transaction
+from bot.services.base import Core, Service, claim, transaction
 from bot.services.errors import AlreadyDecided, BadInput, CannotGrant, NotAllowed, NotFound
 
 log = logging.getLogger(__name__)
@@ -605,13 +605,10 @@ class AttestService(Service):
     async def _ask(self, item_id: int) -> int:
         now = self._clock.now()
         async with transaction(self._sessions) as s:
-            claimed = await s.execute(
-                update(AttestItem)
-                .where(AttestItem.id == item_id, AttestItem.notified_at.is_(None))
-                .values(notified_at=now, notify_attempts=AttestItem.notify_attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(claimed) != 1:
+            unasked = (AttestItem.id == item_id, AttestItem.notified_at.is_(None))
+            if not await claim(
+                s, AttestItem, *unasked, notified_at=now, notify_attempts=AttestItem.notify_attempts + 1
+            ):
                 return 0
             item = await s.get_one(AttestItem, item_id)
             campaign = await s.get_one(AttestCampaign, item.campaign_id)
@@ -692,31 +689,24 @@ class AttestService(Service):
             item, _ = await self._current(s, item_id)
             self._check_reviewer(item, member_id)
             item.answered_by, item.answered_at = member_id, now
+            who, what = self._who(item), f"{item.kind} {item.name}"
             if keep:
                 item.status, item.answer = AttestStatus.ATTESTED, "keep"
-                decision = outcomes.attested(
-                    item,
-                    by=member_id,
-                    at=now,
-                    reason=f"{self._who(item)} attested that {item.kind} {item.name} is still needed.",
-                )
+                outcome, reason = outcomes.attested, f"{who} attested that {what} is still needed."
             elif needs_human(item):
                 item.status, item.answer = AttestStatus.ESCALATED, "revoke"
                 self._escalate(item, now, "revoked; needs a human to remove it")
-                decision = outcomes.attestation_revoked(
-                    item,
-                    by=member_id,
-                    at=now,
-                    reason=f"{self._who(item)} said {item.kind} {item.name} is no longer needed. {HUMAN_CONTROL}.",
+                outcome, reason = (
+                    outcomes.attestation_revoked,
+                    f"{who} said {what} is no longer needed. {HUMAN_CONTROL}.",
                 )
             else:
                 item.status, item.answer = AttestStatus.REMOVING, "revoke"
-                decision = outcomes.attestation_revoked(
-                    item,
-                    by=member_id,
-                    at=now,
-                    reason=f"{self._who(item)} said {item.kind} {item.name} is no longer needed; Warden removes it.",
+                outcome, reason = (
+                    outcomes.attestation_revoked,
+                    f"{who} said {what} is no longer needed; Warden removes it.",
                 )
+            decision = outcome(item, by=member_id, at=now, reason=reason)
             await self._decisions.record(s, decision)
             if item.status == AttestStatus.ESCALATED:
                 await self._decisions.record(
@@ -918,15 +908,10 @@ class AttestService(Service):
                     AccessToken.revoke_reason == "attestation",
                     AccessToken.expires_at > now,
                 ]
-            done = await s.execute(
-                update(AccessToken)
-                .where(AccessToken.id == token_id, *wanted)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-        if rowcount(done) != 1 and not revoke:
+            done = await claim(s, AccessToken, AccessToken.id == token_id, *wanted, **values)
+        if not done and not revoke:
             raise RemediationRefused(f"token {token_id} has expired or was revoked for another reason")
-        return {"token": token_id} if rowcount(done) == 1 else {}
+        return {"token": token_id} if done else {}
 
     async def restore(self, item_id: int, member_id: int) -> AttestItem:
         """Put back exactly what a removal took, within the grace period; one click by an approver."""
@@ -1025,37 +1010,27 @@ class AttestService(Service):
             except IntegrityError:
                 continue  # another process wrote it first
             async with transaction(self._sessions) as s:
-                claimed = await s.execute(
-                    update(AttestSchedule)
-                    .where(AttestSchedule.guild_id == guild_id, AttestSchedule.next_at <= now)
-                    .values(next_at=now + policy.every)
-                    .execution_options(synchronize_session=False)
-                )
-                if rowcount(claimed) != 1:
+                due_here = (AttestSchedule.guild_id == guild_id, AttestSchedule.next_at <= now)
+                if not await claim(s, AttestSchedule, *due_here, next_at=now + policy.every):
                     continue
             await self.start(guild_id, actor_id=None)
             started += 1
         return started
 
+    async def _open_campaigns(self, *where: ColumnElement[bool]) -> list[int]:
+        """The ids of the campaigns still open that match ``where``."""
+        return await self._all(select(AttestCampaign.id).where(AttestCampaign.closed_at.is_(None), *where))
+
     async def _remind_due(self) -> int:
         now = self._clock.now()
-        due = await self._all(
-            select(AttestCampaign.id).where(
-                AttestCampaign.closed_at.is_(None),
-                AttestCampaign.reminded_at.is_(None),
-                AttestCampaign.reminder_at <= now,
-            )
+        due = await self._open_campaigns(
+            AttestCampaign.reminded_at.is_(None), AttestCampaign.reminder_at <= now
         )
         reminded = 0
         for campaign_id in due:
             async with transaction(self._sessions) as s:
-                claimed = await s.execute(
-                    update(AttestCampaign)
-                    .where(AttestCampaign.id == campaign_id, AttestCampaign.reminded_at.is_(None))
-                    .values(reminded_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-                if rowcount(claimed) != 1:
+                unreminded = (AttestCampaign.id == campaign_id, AttestCampaign.reminded_at.is_(None))
+                if not await claim(s, AttestCampaign, *unreminded, reminded_at=now):
                     continue
                 campaign = await s.get_one(AttestCampaign, campaign_id)
                 items = (
@@ -1077,11 +1052,7 @@ class AttestService(Service):
 
     async def _deadlines(self) -> int:
         now = self._clock.now()
-        due = await self._all(
-            select(AttestCampaign.id).where(
-                AttestCampaign.closed_at.is_(None), AttestCampaign.deadline_at <= now
-            )
-        )
+        due = await self._open_campaigns(AttestCampaign.deadline_at <= now)
         missed: list[int] = []
         for campaign_id in due:
             async with transaction(self._sessions) as s:

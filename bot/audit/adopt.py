@@ -1,4 +1,4 @@
-"""``ApprovalQueue``: a change an ``approve`` rule reverted, put before approvers on the usual card.
+"""A JIT-managed role an ``approve`` rule reverted, put before approvers on the usual request card.
 
 A JIT-managed role given by hand (rule ``jit-role-by-hand`` with ``outcome = "approve"``) is
 adopted as a pending request for the scope that grants the role: the member is the subject,
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.audit.actions import RevertAction
 from bot.audit.decision import AuditDecision
-from bot.audit.ports import GuildFacts
+from bot.audit.ports import GuildFacts, RecordDecision
 from bot.db.models import AccessRequest, RequestKind, RequestStatus
 from bot.decisions import outcomes
 from bot.durations import format_duration
@@ -51,24 +50,17 @@ class RequestAdopter(Service):
         self._post_card = post_card
         self._to_post: list[tuple[AccessRequest, Scope]] = []
 
-    async def request_approval(
-        self,
-        session: AsyncSession,
-        decision: AuditDecision,
-        ledger_entry_id: int,
-        reapply: tuple[RevertAction, ...],
-    ) -> None:
+    async def adopt(
+        self, session: AsyncSession, decision: AuditDecision, record: RecordDecision
+    ) -> int | None:
+        """Adopt a JIT-managed role given by hand as a pending request and record ``decision`` naming
+        it (its ledger entry id); None when the decision is not one to adopt (nothing recorded)."""
         proof = decision.proof
         member_id, scope_ids = proof.get("member_id"), proof.get("scopes") or []
         gp = self._guilds.get(decision.guild_id)
         scope = self._guilds.scope(decision.guild_id, scope_ids[0]) if scope_ids else None
         if not isinstance(member_id, int) or scope is None or gp is None or decision.actor_id is None:
-            log.info(
-                "approve decision by rule %s reverted; nothing to adopt as a request",
-                decision.rule,
-                extra={"guild_id": decision.guild_id, "ledger_entry_id": ledger_entry_id},
-            )
-            return
+            return None
         waiting = await session.scalar(
             select(AccessRequest.id).where(
                 AccessRequest.guild_id == decision.guild_id,
@@ -85,7 +77,7 @@ class RequestAdopter(Service):
                 scope.id,
                 extra={"guild_id": decision.guild_id},
             )
-            return
+            return await record(session, replace(decision, proof={**proof, "adopted_request_id": waiting}))
         now = self._clock.now()
         entry = proof.get("audit_log_entry", "state comparison")
         reason = f"Adopted from audit-log entry {entry}: the role was given by hand (rule {decision.rule})."
@@ -101,6 +93,7 @@ class RequestAdopter(Service):
             now + gp.pending_ttl,
             approvals_required=scope.approvals_required,
         )
+        ledger_id = await record(session, replace(decision, proof={**proof, "adopted_request_id": req.id}))
         roles = sorted(self._facts.member_role_ids(decision.guild_id, decision.actor_id) or ())
         said = (
             f"<@{decision.actor_id}> gave <@{member_id}> a role of {scope.id} by hand; Warden took it back "
@@ -110,6 +103,7 @@ class RequestAdopter(Service):
             session, outcomes.requested(req, scope, reason=said, requester_roles=roles)
         )
         self._to_post.append((req, scope))
+        return ledger_id
 
     async def notify(self, committed: bool) -> None:
         """After the transaction: post the approval cards of the requests adopted (if it committed)."""

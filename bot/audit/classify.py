@@ -24,12 +24,32 @@ from bot.audit.actions import PlanInput, Quarantine
 from bot.audit.decision import RULE_NO_MATCH, RULE_SANCTIONED, RULE_UNCLASSIFIED, AuditOutcome
 from bot.audit.events import AuditEvent
 from bot.audit.names import DANGEROUS_PERMISSIONS
-from bot.audit.ports import GrantLedger, GuildFacts
+from bot.audit.ports import GrantLedger, GuildFacts, SanctionKey
 from bot.policy import GuildDirectory, GuildPolicy, Policy, Rule, RuleCondition, Scope, permissions_from_names
 
 #: How Warden's audit-log reasons begin (see the grant service): "Warden grant #12 (...)".
 WARDEN_REASON = re.compile(r"^Warden (grant|revert|quarantine|restore)\b")
 _DANGEROUS_BITS = permissions_from_names(DANGEROUS_PERMISSIONS).value
+
+#: Sanctioning grants read ahead for a batch of events: (guild, member, kind, target) → grant id,
+#: for every access asked about (None: no grant sanctions it).
+Sanctions = Mapping[tuple[int, int, str, int], int | None]
+
+
+def sanction_keys(event: AuditEvent) -> list[SanctionKey]:
+    """The accesses whose sanctioning grant :meth:`Classifier.establish` asks about for ``event``."""
+    target = event.target_id
+    if event.action == "member_role_update" and target is not None:
+        return [(target, "role", role) for role in event.roles_added]
+    if (
+        event.action.startswith("overwrite_")
+        and event.action != "overwrite_delete"
+        and event.overwrite_target_id is not None
+        and event.overwrite_target_type != "role"
+        and event.channel_id is not None
+    ):
+        return [(event.overwrite_target_id, "channel", event.channel_id)]
+    return []
 
 
 @dataclass(frozen=True)
@@ -144,31 +164,32 @@ class Classifier:
         return out
 
     def _is_admin(self, gid: int, gp: GuildPolicy | None, user_id: int | None) -> bool | None:
-        """Is the actor one of the policy's admins? The server owner always is; with no admin list
-        it cannot be established (None), so rules about non-admins never fire on a guess."""
-        if user_id is None or gp is None:
-            return None
-        if user_id == self.facts.owner_id(gid):
-            return True
-        if not gp.admins:
-            return None
-        roles: frozenset[int] | None = None
-        for admin in gp.admins:
-            if admin.kind in ("user", "any") and admin.ref == user_id:
-                return True
-            if admin.kind in ("role", "any"):
-                rid = self.facts.role_id(gid, admin.ref)
-                if rid is None:
-                    continue
-                if roles is None:
-                    roles = self.facts.member_role_ids(gid, user_id) or frozenset()
-                if rid in roles:
-                    return True
-        return False
+        return policy_admin(self.facts, gid, gp, user_id)
 
     # ---- facts ------------------------------------------------------------------------------
 
-    async def establish(self, event: AuditEvent) -> Facts:
+    async def sanctions_for(
+        self, events: Iterable[AuditEvent]
+    ) -> dict[tuple[int, int, str, int], int | None]:
+        """Read the sanctioning grants a batch of events asks about: one query per guild, not one
+        per event (a raid of hand-given roles is thousands of entries)."""
+        by_guild: dict[int, set[SanctionKey]] = {}
+        for event in events:
+            if event.guild_id is not None and event.classified:
+                by_guild.setdefault(event.guild_id, set()).update(sanction_keys(event))
+        out: dict[tuple[int, int, str, int], int | None] = {}
+        for gid, keys in by_guild.items():
+            found = await self.grants.sanctioning_grants(gid, keys)
+            out.update({(gid, *key): found.get(key) for key in keys})
+        return out
+
+    async def _sanctioning(self, gid: int, key: SanctionKey, known: Sanctions | None) -> int | None:
+        full = (gid, *key)
+        if known is not None and full in known:
+            return known[full]
+        return await self.grants.sanctioning_grant(gid, *key)
+
+    async def establish(self, event: AuditEvent, sanctions: Sanctions | None = None) -> Facts:
         gid = event.guild_id
         assert gid is not None
         gp = self.guild_policy(gid)
@@ -187,7 +208,7 @@ class Classifier:
             values["target_is_bot"] = facts.is_bot(gid, target)
             sanctioned: dict[int, int] = {}
             for role in event.roles_added:
-                grant = await self.grants.sanctioning_grant(gid, target, "role", role)
+                grant = await self._sanctioning(gid, (target, "role", role), sanctions)
                 if grant is not None:
                     sanctioned[role] = grant
             values["sanctioned_roles"] = sanctioned
@@ -231,8 +252,8 @@ class Classifier:
             else:
                 values["overwrite_target_broad"] = False
                 if event.channel_id is not None and action != "overwrite_delete":
-                    values["sanctioned_overwrite"] = await self.grants.sanctioning_grant(
-                        gid, ow, "channel", event.channel_id
+                    values["sanctioned_overwrite"] = await self._sanctioning(
+                        gid, (ow, "channel", event.channel_id), sanctions
                     )
         elif action == "bot_add" and target is not None:
             perms = facts.member_permissions(gid, target)
@@ -288,7 +309,8 @@ class Classifier:
 
     # ---- the decision -----------------------------------------------------------------------
 
-    async def classify(self, event: AuditEvent) -> Verdict:
+    async def classify(self, event: AuditEvent, sanctions: Sanctions | None = None) -> Verdict:
+        """``sanctions``: sanctioning grants read ahead with :meth:`sanctions_for` (else read here)."""
         if self.warden_user_id is not None and event.actor_id == self.warden_user_id:
             return Verdict(AuditOutcome.ALLOW, "warden", "Warden's own change.", own_action=True)
         if event.action == "unclassified" or event.guild_id is None:
@@ -303,7 +325,7 @@ class Classifier:
                 "so it was not judged; check it by hand.",
                 controls=("SOC2:CC7.2", "ISO27001:A.8.16"),
             )
-        f = await self.establish(event)
+        f = await self.establish(event, sanctions)
         if (
             event.action == "member_role_update"
             and event.roles_added
@@ -342,3 +364,28 @@ class Classifier:
             facts=f,
             rule=rule,
         )
+
+
+def policy_admin(facts: GuildFacts, gid: int, gp: GuildPolicy | None, user_id: int | None) -> bool | None:
+    """Is the user one of the policy's admins (``admins`` in ``[guild.X]``)? The server owner always
+    is; with no admin list it cannot be established (None), so rules about non-admins never fire on a
+    guess, and nobody but the owner may act as an admin."""
+    if user_id is None or gp is None:
+        return None
+    if user_id == facts.owner_id(gid):
+        return True
+    if not gp.admins:
+        return None
+    roles: frozenset[int] | None = None
+    for admin in gp.admins:
+        if admin.kind in ("user", "any") and admin.ref == user_id:
+            return True
+        if admin.kind in ("role", "any"):
+            rid = facts.role_id(gid, admin.ref)
+            if rid is None:
+                continue
+            if roles is None:
+                roles = facts.member_role_ids(gid, user_id) or frozenset()
+            if rid in roles:
+                return True
+    return False

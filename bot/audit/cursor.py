@@ -19,10 +19,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Integer, String, Table, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.audit.events import snowflake
@@ -102,49 +103,70 @@ async def advance_cursor(
     await session.flush()
 
 
-async def claim_entry(
-    session: AsyncSession, guild_id: int, entry_id: int, now: dt.datetime
-) -> AuditProcessed | None:
-    """Mark the entry processed in this transaction; None if it already was (by anyone)."""
-    existing = await session.scalar(
-        select(AuditProcessed.id).where(
-            AuditProcessed.guild_id == guild_id, AuditProcessed.entry_id == entry_id
-        )
-    )
-    if existing is not None:
-        return None
-    row = AuditProcessed(guild_id=guild_id, entry_id=entry_id, processed_at=now)
-    try:
-        async with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return None
-    return row
+_TABLE = cast(Table, AuditProcessed.__table__)
 
 
 async def claim_entries(
     session: AsyncSession, guild_id: int, entry_ids: Iterable[int], now: dt.datetime
-) -> dict[int, AuditProcessed]:
-    """Claim many entries at once (a catch-up page); returns the rows claimed by this call.
+) -> set[int]:
+    """Mark entries processed in this transaction; returns those this call claimed.
 
-    One query and one flush for the page; if another process claimed one of them meanwhile,
-    falls back to claiming entry by entry so only the contested ones are skipped.
+    One ``INSERT … ON CONFLICT DO NOTHING RETURNING`` for a whole batch: an entry already
+    claimed (by a catch-up, a live event or another process — PostgreSQL makes a concurrent
+    claimer wait for the first to commit) is simply not returned, and is skipped.
     """
     wanted = list(dict.fromkeys(entry_ids))
-    taken = await processed_ids(session, guild_id, wanted)
-    fresh = [eid for eid in wanted if eid not in taken]
-    rows = {eid: AuditProcessed(guild_id=guild_id, entry_id=eid, processed_at=now) for eid in fresh}
-    try:
-        async with session.begin_nested():
-            session.add_all(rows.values())
-    except IntegrityError:
-        claimed = {}
-        for eid in fresh:
-            row = await claim_entry(session, guild_id, eid, now)
-            if row is not None:
-                claimed[eid] = row
-        return claimed
-    return rows
+    if not wanted:
+        return set()
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    stmt = (
+        insert(_TABLE)
+        .on_conflict_do_nothing(index_elements=["guild_id", "entry_id"])
+        .returning(_TABLE.c.entry_id)
+    )
+    rows = [{"guild_id": guild_id, "entry_id": eid, "processed_at": now, "attempts": 0} for eid in wanted]
+    # An executemany: SQLAlchemy sends it as few multi-row statements and caches the compiled form.
+    return set((await session.execute(stmt, rows)).scalars())
+
+
+@dataclass(frozen=True)
+class ClaimDone:
+    """What a claimed entry's row records once decided: its ledger entry and any revert pending
+    (``None`` ledger entry or rule: keep the row's)."""
+
+    guild_id: int
+    entry_id: int
+    ledger_entry_id: int | None
+    pending_actions: list[dict[str, Any]] | None = None
+    rule: str | None = None
+
+
+_COMPLETE = (
+    update(_TABLE)
+    .where(_TABLE.c.guild_id == bindparam("b_guild"), _TABLE.c.entry_id == bindparam("b_entry"))
+    .values(
+        # None leaves what is there: a revert's outcome updates only what is still pending.
+        ledger_entry_id=func.coalesce(bindparam("b_ledger", type_=Integer), _TABLE.c.ledger_entry_id),
+        pending_actions=bindparam("b_pending", type_=_TABLE.c.pending_actions.type),
+        rule=func.coalesce(bindparam("b_rule", type_=String), _TABLE.c.rule),
+    )
+)
+
+
+async def complete_claims(session: AsyncSession, done: Iterable[ClaimDone]) -> None:
+    """Write every decided entry's row in one executemany (not one UPDATE per entry)."""
+    params = [
+        {
+            "b_guild": d.guild_id,
+            "b_entry": d.entry_id,
+            "b_ledger": d.ledger_entry_id,
+            "b_pending": d.pending_actions,
+            "b_rule": d.rule,
+        }
+        for d in done
+    ]
+    if params:
+        await session.execute(_COMPLETE, params)
 
 
 async def processed_ids(session: AsyncSession, guild_id: int, ids: Iterable[int]) -> set[int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -43,6 +43,44 @@ class AuditDecision:
     actor_id: int | None = None
     audit_entry_id: int | None = None
     narrate: bool = True
+
+
+def standing_access(guild_id: int, pairs: Iterable[tuple[int, int | None]]) -> AuditDecision:
+    """Who held a JIT-managed role without a grant (role id, member id) when Warden first governed
+    the guild: recorded once, never reverted."""
+    held = list(pairs)
+    return AuditDecision(
+        guild_id=guild_id,
+        outcome=AuditOutcome.ALLOW,
+        rule=RULE_STANDING,
+        reason=(
+            f"When Warden first governed this server, {len(held)} member(s) already held a "
+            "JIT-managed role without a grant. That is standing access Warden did not give: "
+            "it is recorded and never taken away; only a role given by hand from now on is drift."
+        ),
+        proof={"standing": [{"role_id": r, "member_id": m} for r, m in held]},
+    )
+
+
+def audit_log_gap(
+    guild_id: int, *, last_entry_id: int, synced_at: dt.datetime, caught_up_at: dt.datetime
+) -> AuditDecision:
+    """Warden read the guild's audit log again after so long that Discord may have dropped entries."""
+    return AuditDecision(
+        guild_id=guild_id,
+        outcome=AuditOutcome.ALERT,
+        rule=RULE_GAP,
+        reason=(
+            f"Warden last read this server's audit log {(caught_up_at - synced_at).days} days ago; "
+            "Discord keeps entries for 45 days, so changes made in between may be missing from this record."
+        ),
+        proof={
+            "last_audit_log_entry": str(last_entry_id),
+            "last_synced_at": synced_at.isoformat(),
+            "caught_up_at": caught_up_at.isoformat(),
+        },
+        controls=("SOC2:CC7.2", "ISO27001:A.8.15"),
+    )
 
 
 @dataclass(frozen=True)

@@ -33,17 +33,19 @@ from bot.audit.actions import (
     plan_revert,
 )
 from bot.audit.bursts import BurstTracker
-from bot.audit.classify import Classifier, Verdict
+from bot.audit.classify import Classifier, Sanctions, Verdict
 from bot.audit.cursor import (
+    ClaimDone,
     CursorState,
     advance_cursor,
     catch_up_plan,
     claim_entries,
+    complete_claims,
     gap_since,
     load_cursor,
     processed_ids,
 )
-from bot.audit.decision import RULE_GAP, RULE_STANDING, AuditDecision, AuditOutcome, BurstSummary
+from bot.audit.decision import AuditDecision, AuditOutcome, BurstSummary, audit_log_gap, standing_access
 from bot.audit.drift import state_drift_events
 from bot.audit.events import AuditEvent, event_from_payload, snowflake
 from bot.audit.ports import (
@@ -64,6 +66,9 @@ log = logging.getLogger(__name__)
 _CURSOR_TO = "warden_audit_cursor_to"
 #: ``session.info`` key: claim rows to complete (ledger entry, pending revert) before commit.
 _CLAIMS_DONE = "warden_audit_claims_done"
+
+#: A revert to perform after commit: (result index, event, verdict, plan, claimed, narrated).
+_Revert = tuple[int, AuditEvent, Verdict, RevertPlan, bool, bool]
 
 #: Catch-up stops after this many pages in one run (100 entries each) and resumes next time.
 MAX_PAGES = 1000
@@ -103,8 +108,8 @@ def revert_reason(event: AuditEvent, rule_id: str) -> str:
 @dataclass(eq=False, kw_only=True)
 class AuditListener:
     """Decides audit events with ``classifier`` over ``facts``, records each decision through
-    ``recorder`` and has ``reverter`` undo what is reverted; ``approvals`` (if any) turns an
-    ``approve`` into a pending request."""
+    ``recorder`` and has ``reverter`` undo what is reverted; ``approvals`` (if any) puts an
+    ``approve`` before approvers (a pending request or a held change)."""
 
     classifier: Classifier
     facts: GuildFacts
@@ -148,9 +153,9 @@ class AuditListener:
         """Decide one raw audit-log entry (live or from catch-up). Never raises for bad input."""
         return await self.decide(self.normalise(payload, guild_id))
 
-    async def _classify(self, event: AuditEvent) -> Verdict:
+    async def _classify(self, event: AuditEvent, known: Sanctions | None = None) -> Verdict:
         try:
-            return await self.classifier.classify(event)
+            return await self.classifier.classify(event, known)
         except Exception as exc:  # a cache or database hiccup must not stop the listener
             log.exception(
                 "classifying audit-log entry %s failed", event.entry_id, extra={"guild_id": event.guild_id}
@@ -171,6 +176,12 @@ class AuditListener:
         results: list[HandleResult | None] = []
         todo: list[tuple[int, AuditEvent, Verdict, RevertPlan | None]] = []
         await self._forget_standing(events)
+        known: Sanctions | None = None
+        if len(events) > 1:
+            try:
+                known = await self.classifier.sanctions_for(events)
+            except Exception:  # each event then asks on its own (and is unclassified if that fails)
+                log.warning("reading the grants for a batch of audit-log entries failed", exc_info=True)
         for event in events:
             if event.action == "ignored":
                 results.append(HandleResult("ignored", event))
@@ -178,13 +189,13 @@ class AuditListener:
                 log.warning("audit-log entry without a guild dropped: %s", event.problem)
                 results.append(HandleResult("dropped", event))
             else:
-                verdict = await self._classify(event)
+                verdict = await self._classify(event, known)
                 plan: RevertPlan | None = None
                 if verdict.outcome in (AuditOutcome.BLOCK, AuditOutcome.APPROVE):
                     plan = plan_revert(event, verdict.plan_input(event, verdict.rule))
                 todo.append((len(results), event, verdict, plan))
                 results.append(None)
-        reverts: list[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]] = []
+        reverts: list[_Revert] = []
         if todo:
             try:
                 await self._record_all(todo, results, reverts)
@@ -204,34 +215,30 @@ class AuditListener:
         self,
         todo: list[tuple[int, AuditEvent, Verdict, RevertPlan | None]],
         results: list[HandleResult | None],
-        reverts: list[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]],
+        reverts: list[_Revert],
     ) -> None:
         """One transaction: claim every entry, record each decision, note the reverts to perform."""
         now = self.clock.now()
         async with self.session_factory() as session, session.begin():
-            claims: dict[tuple[int, int], AuditProcessed] = {}
             by_guild: dict[int, list[int]] = {}
             for _, event, _, _ in todo:
                 if event.entry_id and event.guild_id is not None:
                     by_guild.setdefault(event.guild_id, []).append(event.entry_id)
+            claims: set[tuple[int, int]] = set()
             for gid, ids in by_guild.items():
-                for eid, row in (await claim_entries(session, gid, ids, now)).items():
-                    claims[(gid, eid)] = row
+                claims |= {(gid, eid) for eid in await claim_entries(session, gid, ids, now)}
             for index, event, verdict, plan in todo:
                 assert event.guild_id is not None
-                claim = claims.pop((event.guild_id, event.entry_id), None)
-                if event.entry_id and claim is None:  # already decided (live vs catch-up, or twice in a page)
+                claimed = (event.guild_id, event.entry_id) in claims
+                if event.entry_id and not claimed:  # already decided (live vs catch-up, or twice in a page)
                     results[index] = HandleResult("duplicate", event, verdict)
                     continue
-                result = await self._record_one(session, event, verdict, plan, claim, now)
+                claims.discard((event.guild_id, event.entry_id))
+                result = await self._record_one(session, event, verdict, plan, claimed, now)
                 results[index] = result
                 if result.status == "decided" and plan is not None and plan.actions:
-                    claim_id = claim.id if claim else None
-                    reverts.append((index, event, verdict, plan, claim_id, result.narrated))
-            for claim_row, ledger_id, pending, rule in session.info.pop(_CLAIMS_DONE, []):
-                claim_row.ledger_entry_id = ledger_id
-                if pending is not None:
-                    claim_row.pending_actions, claim_row.rule = pending, rule
+                    reverts.append((index, event, verdict, plan, claimed, result.narrated))
+            await complete_claims(session, session.info.pop(_CLAIMS_DONE, []))
             for gid, newest in session.info.pop(_CURSOR_TO, {}).items():
                 await advance_cursor(session, gid, newest, now)
 
@@ -241,12 +248,14 @@ class AuditListener:
         event: AuditEvent,
         verdict: Verdict,
         plan: RevertPlan | None,
-        claim: AuditProcessed | None,
+        claimed: bool,
         now: dt.datetime,
     ) -> HandleResult:
         gid = event.guild_id
         assert gid is not None
         if verdict.own_action:
+            if claimed:
+                session.info.setdefault(_CLAIMS_DONE, []).append(ClaimDone(gid, event.entry_id, None))
             await self._advance(session, gid, event, now)
             return HandleResult("own", event, verdict)
         narrate = verdict.outcome != AuditOutcome.ALLOW
@@ -256,13 +265,18 @@ class AuditListener:
                 event, verdict.outcome.value, verdict.rule_id, event.created_at or now
             )
         decision = self._decision(event, verdict, plan, narrate)
-        ledger_id = await self.recorder.record(session, decision)
-        if claim is not None:
+        if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self.approvals is not None:
+            # Recorded by the queue, with the request or held change it opens named in the proof.
+            ledger_id = await self.approvals.request_approval(
+                session, decision, plan.reapply, self.recorder.record
+            )
+        else:
+            ledger_id = await self.recorder.record(session, decision)
+        if claimed:
             # Written with the rest of the batch before commit (not one UPDATE per entry).
             pending = [action_to_json(a) for a in plan.actions] if plan is not None and plan.actions else None
-            session.info.setdefault(_CLAIMS_DONE, []).append((claim, ledger_id, pending, verdict.rule_id))
-        if verdict.outcome == AuditOutcome.APPROVE and plan is not None and self.approvals is not None:
-            await self.approvals.request_approval(session, decision, ledger_id, plan.reapply)
+            done = ClaimDone(gid, event.entry_id, ledger_id, pending, verdict.rule_id if pending else None)
+            session.info.setdefault(_CLAIMS_DONE, []).append(done)
         for summary in closed:
             await self.recorder.record_summary(session, summary)
         await self._advance(session, gid, event, now)
@@ -298,9 +312,7 @@ class AuditListener:
             narrate=narrate,
         )
 
-    async def _revert_all(
-        self, reverts: Sequence[tuple[int, AuditEvent, Verdict, RevertPlan, int | None, bool]]
-    ) -> dict[int, tuple[str, ...]]:
+    async def _revert_all(self, reverts: Sequence[_Revert]) -> dict[int, tuple[str, ...]]:
         """Perform every revert first (the first as soon as possible), then record each as its own
         decision — one transaction for all of them (a failure is a failed control)."""
         performed = [(r, *await self._perform(r[1], r[2], r[3])) for r in reverts]
@@ -308,22 +320,17 @@ class AuditListener:
         if not performed:
             return failures
         async with self.session_factory() as session, session.begin():
-            # The claim rows were written with the revert pending; what Discord accepted is no longer.
-            left = {
-                r[4]: [action_to_json(a) for a, _ in f] or None for r, _, f in performed if r[4] is not None
-            }
-            rows = (
-                list(await session.scalars(select(AuditProcessed).where(AuditProcessed.id.in_(list(left)))))
-                if left
-                else []
-            )
-            for (index, event, verdict, _plan, _claim_id, narrate), done, failed in performed:
+            left: list[ClaimDone] = []
+            for (index, event, verdict, _plan, claimed, narrate), done, failed in performed:
                 await self.recorder.record(
                     session, self._revert_decision(event, verdict, done, failed, narrate)
                 )
                 failures[index] = tuple(why for _, why in failed)
-            for row in rows:  # after the entries: one batch of UPDATEs at commit
-                row.pending_actions = left[row.id]
+                if claimed and event.guild_id is not None:
+                    # The claim row was written with the revert pending; what Discord accepted is not.
+                    pending = [action_to_json(a) for a, _ in failed] or None
+                    left.append(ClaimDone(event.guild_id, event.entry_id, None, pending))
+            await complete_claims(session, left)
         return failures
 
     async def _perform(
@@ -341,7 +348,7 @@ class AuditListener:
                     exc,
                     extra={"guild_id": event.guild_id, "audit_entry": event.entry_id},
                 )
-                failed.append((action, _describe_failure(exc)))
+                failed.append((action, describe_failure(exc)))
             else:
                 done.append(action)
         return done, failed
@@ -358,15 +365,17 @@ class AuditListener:
         proof: dict[str, Any] = {"audit_log_entry": str(event.entry_id), "event": event.action}
         if done:
             proof["done"] = [a.describe() for a in done]
+        # An ``approve`` rule holds the change for approvers; a ``block`` rule simply blocks it.
+        did = "holds for approval" if verdict.outcome == AuditOutcome.APPROVE else "blocked"
         if failed:
             proof["failed"] = [f"{a.describe()}: {why}" for a, why in failed]
             outcome, text = (
                 AuditOutcome.REVERT_FAILED,
-                f"Warden could not fully undo the change rule {verdict.rule_id} blocked; "
+                f"Warden could not fully undo the change rule {verdict.rule_id} {did}; "
                 "the access may still exist — fix Warden's permissions or undo it by hand.",
             )
         else:
-            outcome, text = AuditOutcome.REVERTED, f"Warden undid the change rule {verdict.rule_id} blocked."
+            outcome, text = AuditOutcome.REVERTED, f"Warden undid the change rule {verdict.rule_id} {did}."
         return AuditDecision(
             guild_id=event.guild_id,
             outcome=outcome,
@@ -455,20 +464,7 @@ class AuditListener:
                         )
                     )
                 if pairs:
-                    await self.recorder.record(
-                        session,
-                        AuditDecision(
-                            guild_id=guild_id,
-                            outcome=AuditOutcome.ALLOW,
-                            rule=RULE_STANDING,
-                            reason=(
-                                f"When Warden first governed this server, {len(pairs)} member(s) already held a "
-                                "JIT-managed role without a grant. That is standing access Warden did not give: "
-                                "it is recorded and never taken away; only a role given by hand from now on is drift."
-                            ),
-                            proof={"standing": [{"role_id": r, "member_id": m} for r, m in pairs]},
-                        ),
-                    )
+                    await self.recorder.record(session, standing_access(guild_id, pairs))
                 return [e for e in events if e not in held]
             rows = await session.execute(
                 select(StandingAccess.role_id, StandingAccess.member_id).where(
@@ -522,7 +518,7 @@ class AuditListener:
             cursor = await load_cursor(session, guild_id)
         result.gap = gap_since(cursor, started)
         if result.gap is not None and cursor is not None:
-            await self._record_gap(guild_id, cursor, started, result.gap)
+            await self._record_gap(guild_id, cursor, started)
         after = cursor.last_entry_id if cursor is not None else None
         while result.pages < MAX_PAGES:
             page = await fetch_page(guild_id, after)
@@ -554,28 +550,12 @@ class AuditListener:
         self._synced.add(guild_id)
         return result
 
-    async def _record_gap(
-        self, guild_id: int, cursor: CursorState, now: dt.datetime, gap: dt.timedelta
-    ) -> None:
+    async def _record_gap(self, guild_id: int, cursor: CursorState, now: dt.datetime) -> None:
         async with self.session_factory() as session, session.begin():
-            await self.recorder.record(
-                session,
-                AuditDecision(
-                    guild_id=guild_id,
-                    outcome=AuditOutcome.ALERT,
-                    rule=RULE_GAP,
-                    reason=(
-                        f"Warden last read this server's audit log {gap.days} days ago; Discord keeps entries "
-                        "for 45 days, so changes made in between may be missing from this record."
-                    ),
-                    proof={
-                        "last_audit_log_entry": str(cursor.last_entry_id),
-                        "last_synced_at": cursor.synced_at.isoformat(),
-                        "caught_up_at": now.isoformat(),
-                    },
-                    controls=("SOC2:CC7.2", "ISO27001:A.8.15"),
-                ),
+            gap = audit_log_gap(
+                guild_id, last_entry_id=cursor.last_entry_id, synced_at=cursor.synced_at, caught_up_at=now
             )
+            await self.recorder.record(session, gap)
 
     async def pending_reverts(self, guild_id: int) -> list[AuditProcessed]:
         """Entries whose revert Discord has not confirmed (for retries and ``/warden doctor``)."""
@@ -609,7 +589,7 @@ def reverted_targets(results: Sequence[HandleResult]) -> set[tuple[str, int, int
     return out
 
 
-def _describe_failure(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
     status = getattr(exc, "status", None)
     code = getattr(exc, "code", None)
     if status is not None:

@@ -8,7 +8,7 @@ The composition root implements them: ``GuildFacts`` over discord.py's cache,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,12 +40,22 @@ class GuildSnapshot(Protocol):
     def members_with_role(self, guild_id: int, role_id: int) -> frozenset[int] | None: ...
 
 
+#: (member, "role" | "channel", role or channel id): an access a grant may sanction.
+SanctionKey = tuple[int, Literal["role", "channel"], int]
+
+
 class GrantLedger(Protocol):
     """Is there an active (or approved, being applied) grant giving this access? Its id, or None."""
 
     async def sanctioning_grant(
         self, guild_id: int, member_id: int, kind: Literal["role", "channel"], target_id: int
     ) -> int | None: ...
+
+    async def sanctioning_grants(
+        self, guild_id: int, keys: Collection[SanctionKey]
+    ) -> dict[SanctionKey, int]:
+        """The same question for many (member, kind, target) at once: one read for a batch."""
+        ...
 
 
 class DecisionRecorder(Protocol):
@@ -63,18 +73,26 @@ class Reverter(Protocol):
     async def perform(self, action: RevertAction, reason: str) -> None: ...
 
 
+#: Records one decision in the caller's transaction; returns its ledger entry id (``DecisionRecorder.record``).
+RecordDecision = Callable[[AsyncSession, AuditDecision], Awaitable[int]]
+
+
 class ApprovalQueue(Protocol):
-    """Turns an ``approve`` decision into a pending request on the usual approval card; on
-    approval the integrator performs ``reapply`` (in the caller's transaction, after the
-    decision is recorded)."""
+    """Puts an ``approve`` decision before approvers: a JIT role given by hand becomes a pending
+    request on the usual card; any other change with something to re-apply becomes a held change
+    with its own Approve / Deny card (bot/audit/held.py)."""
 
     async def request_approval(
         self,
         session: AsyncSession,
         decision: AuditDecision,
-        ledger_entry_id: int,
         reapply: tuple[RevertAction, ...],
-    ) -> None: ...
+        record: RecordDecision,
+    ) -> int:
+        """Open what approvers decide on and record ``decision`` through ``record`` — with what was
+        opened in its proof, so its narrative says what approvers can do — in the caller's
+        transaction. Returns the decision's ledger entry id."""
+        ...
 
     async def notify(self, committed: bool) -> None:
         """After the transaction that called ``request_approval``: tell approvers (cards), or

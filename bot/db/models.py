@@ -95,6 +95,25 @@ def unique_where(name: str, *columns: str, where: str) -> Index:
     return Index(name, *columns, unique=True, sqlite_where=text(where), postgresql_where=text(where))
 
 
+def one_per_scope_subject(name: str, where: str) -> Index:
+    """At most one of the rows ``where`` selects for each guild, scope and subject, enforced by the
+    database: two concurrent clicks cannot both pass a check-then-insert."""
+    return unique_where(name, *PER_SCOPE_SUBJECT, where=where)
+
+
+# The rows each of those indexes keeps to one per scope and subject.
+PENDING_REQUEST = "status = 'pending' AND kind != 'extension'"
+LIVE_GRANT = "status IN ('approved', 'applying', 'active')"
+
+
+class PostsCard:
+    """A row Warden posts a card for (the approval card of a request or a held change, the Restore
+    card of an attestation item): where that card is, once posted."""
+
+    card_channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dt.datetime: UTCDateTime, int: Integer}
@@ -129,7 +148,7 @@ class GrantStatus(enum.StrEnum):
 ENDED_GRANT_STATUSES = (GrantStatus.EXPIRED, GrantStatus.REVOKED, GrantStatus.FAILED)
 
 
-class AccessRequest(Base):
+class AccessRequest(PostsCard, Base):
     __tablename__ = "requests"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -153,8 +172,6 @@ class AccessRequest(Base):
     decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Which policy setting decided an automatic outcome (auto-approve rule, TTL ...).
     decision_rule: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    card_channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    card_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     votes: Mapped[list[Vote]] = relationship(
         back_populates="request", order_by="Vote.id", lazy="selectin", cascade="all, delete-orphan"
@@ -163,13 +180,8 @@ class AccessRequest(Base):
     __table_args__ = (
         Index("ix_requests_status_pending_until", "status", "pending_until"),
         Index("ix_requests_guild_requester", "guild_id", "requester_id", "created_at"),
-        # One pending request per scope and subject, and one pending extension per grant, enforced by
-        # the database: two concurrent clicks cannot both pass a check-then-insert.
-        unique_where(
-            "uq_requests_pending_scope_subject",
-            *PER_SCOPE_SUBJECT,
-            where="status = 'pending' AND kind != 'extension'",
-        ),
+        # One pending request per scope and subject, and one pending extension per grant.
+        one_per_scope_subject("uq_requests_pending_scope_subject", PENDING_REQUEST),
         unique_where(
             "uq_requests_pending_extension",
             "extends_grant_id",
@@ -240,12 +252,7 @@ class Grant(Base):
     __table_args__ = (
         Index("ix_grants_status_expires_at", "status", "expires_at"),
         Index("ix_grants_guild_subject", "guild_id", "subject_id", "status"),
-        # One live grant per scope and subject, enforced by the database (concurrent requests).
-        unique_where(
-            "uq_grants_live_scope_subject",
-            *PER_SCOPE_SUBJECT,
-            where="status IN ('approved', 'applying', 'active')",
-        ),
+        one_per_scope_subject("uq_grants_live_scope_subject", LIVE_GRANT),  # one live grant
     )
 
 
@@ -534,7 +541,7 @@ class AttestSchedule(Base):
     next_at: Mapped[dt.datetime]
 
 
-class AttestItem(Base):
+class AttestItem(PostsCard, Base):
     """One thing an owner must vouch for in a campaign, with the answer and what it changed."""
 
     __tablename__ = "attest_items"
@@ -574,8 +581,6 @@ class AttestItem(Base):
     restore_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     restored_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     restored_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
-    card_channel_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    card_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (
         Index("ix_attest_items_campaign", "campaign_id", "status"),
@@ -603,3 +608,49 @@ class GuildPin(Base):
     pinned_at: Mapped[dt.datetime]
     confirmed_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+# ---- held changes (audit rules with outcome "approve")
+
+
+class HeldStatus(enum.StrEnum):
+    PENDING = "pending"  # reverted; approvers may restore it until ``expires_at``
+    APPROVED = "approved"  # an admin approved: Warden re-applies it (``restored_at`` once done)
+    DENIED = "denied"  # an admin denied: it stays reverted
+    EXPIRED = "expired"  # nobody decided within the guild's pending TTL: it stays reverted
+
+
+class HeldChange(PostsCard, Base):
+    """A change an ``approve`` rule reverted that approvers can restore with one click.
+
+    ``reapply`` holds the Discord mutations that put it back (bot/audit/actions.py, as JSON); the
+    approval card's buttons carry only this row's id, so they work after a restart.
+    """
+
+    __tablename__ = "held_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    # The ledger entry of the decision that reverted it (the approval-required decision).
+    ledger_entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rule: Mapped[str] = mapped_column(String(100))
+    event: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    audit_entry_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The member, bot or role the change was about (for the card: a mention).
+    target: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reverted: Mapped[list[str]] = mapped_column(JSON, default=list)  # what the revert did, in words
+    reapply: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    status: Mapped[HeldStatus] = mapped_column(StrEnumType(HeldStatus), default=HeldStatus.PENDING)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    decided_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Approved: when Warden last started the re-apply (a sweep finishes one a crash cut short), when it
+    # was done in Discord and recorded, and what Discord refused.
+    restore_started_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    restored_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    failures: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+
+    __table_args__ = (Index("ix_held_changes_status_expires", "status", "expires_at"),)

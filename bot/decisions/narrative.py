@@ -80,7 +80,8 @@ OUTCOME_STYLE: dict[str, tuple[str, discord.Colour]] = {
     "allowed": ("Change allowed", GREEN),
     "alert": ("Change needs attention", ORANGE),
     "blocked": ("Change blocked", RED),
-    "approval-required": ("Change reverted pending approval", ORANGE),
+    # Which approval follows depends on what the rule could open (see ``narrative_style``).
+    "approval-required": ("Change reverted", ORANGE),
     "reverted": ("Change undone", GREEN),
     "revert-failed": ("Control failed: change not undone", RED),
     "burst": ("Many changes at once", ORANGE),
@@ -95,7 +96,30 @@ OUTCOME_STYLE: dict[str, tuple[str, discord.Colour]] = {
     "remediation-failed": ("Remediation failed (control failed)", RED),
     "access-restored": ("Removed access restored", GREEN),
     "attestation-closed": ("Attestation campaign closed", GREY),
+    "change-restored": ("Reverted change restored by an admin", GREEN),
+    "restore-failed": ("Control failed: restore not complete", RED),
+    "restore-denied": ("Restore denied: the change stays reverted", GREY),
+    "restore-expired": ("Restore expired: the change stays reverted", GREY),
 }
+
+#: An ``approval-required`` decision's title says what approvers can actually do, from its proof:
+#: a held change card (one click restores it) or an adopted request (the usual request card).
+APPROVAL_TITLES: dict[str, str] = {
+    "held_change_id": "Change reverted — approvers can restore it",
+    "adopted_request_id": "Change reverted pending approval",
+}
+
+
+def narrative_style(entry: LedgerEntry) -> tuple[str, discord.Colour]:
+    """The embed's title and colour: by outcome, and for an approval by what approvers were given."""
+    if entry.outcome == "approval-required":
+        proof = entry.proof or {}
+        for key, title in APPROVAL_TITLES.items():
+            if key in proof:
+                return title, ORANGE
+        return "Change reverted — nothing for approvers to restore", ORANGE
+    return OUTCOME_STYLE.get(entry.outcome, (entry.outcome.replace("-", " ").capitalize(), GREY))
+
 
 PERSON_WORDS = frozenset(
     {
@@ -332,7 +356,7 @@ def _lines_within(lines: list[str], limit: int) -> str:
 
 def render_narrative(entry: LedgerEntry, controls: ControlMap) -> discord.Embed:
     """The governance-channel embed for one ledger entry, within Discord's limits."""
-    title, colour = OUTCOME_STYLE.get(entry.outcome, (entry.outcome.replace("-", " ").capitalize(), GREY))
+    title, colour = narrative_style(entry)
     title = clip(title, TITLE_LIMIT)
     footer = clip(f"ledger #{entry.id} · sha256 {entry.hash[:16]} · key {entry.key_id}", FOOTER_LIMIT)
     rule = clip(f"`{entry.rule}`" if entry.rule else "none", FIELD_VALUE_LIMIT)

@@ -32,7 +32,7 @@ from bot.decisions.narrative import (
 )
 from bot.durations import discord_ts
 from bot.escape import user_text
-from bot.services.base import rowcount
+from bot.services.base import claim
 
 log = logging.getLogger(__name__)
 
@@ -288,17 +288,12 @@ class NarrativePoster:
                 until = now + dt.timedelta(
                     seconds=self.CLAIM_SECONDS + self.CLAIM_SECONDS_PER_ROW * len(mine)
                 )
-                result = await session.execute(
-                    update(o)
-                    .where(
-                        o.id == outbox_id,
-                        o.posted_at.is_(None),
-                        or_(o.claimed_until.is_(None), o.claimed_until < now),
-                    )
-                    .values(claimed_until=until)
-                    .execution_options(synchronize_session=False)
+                free = (
+                    o.id == outbox_id,
+                    o.posted_at.is_(None),
+                    or_(o.claimed_until.is_(None), o.claimed_until < now),
                 )
-                if rowcount(result) == 1:
+                if await claim(session, o, *free, claimed_until=until):
                     mine.append((outbox_id, entry_id, guild_id, attempts))
                 else:
                     lost.add(guild_id)  # another process has it: leave the rest of this guild to it

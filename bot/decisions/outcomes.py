@@ -7,9 +7,9 @@ records (and so what its narrative shows) is written in one place.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
-from bot.db.models import AccessRequest, AttestCampaign, AttestItem, Grant
+from bot.db.models import AccessRequest, AttestCampaign, AttestItem, Grant, HeldChange
 from bot.decisions.service import Decision, Outcome
 from bot.durations import format_duration
 from bot.policy import Scope, permission_names
@@ -17,6 +17,11 @@ from bot.policy import Scope, permission_names
 
 def _length(seconds: int) -> str:
     return format_duration(dt.timedelta(seconds=seconds))
+
+
+def _subject(row: AccessRequest | Grant) -> dict[str, object]:
+    """Whose access it is: the member or bot the request or grant is for."""
+    return {"subject": row.subject_id, "subject_is_bot": row.subject_is_bot}
 
 
 def votes_proof(req: AccessRequest) -> list[dict[str, object]]:
@@ -31,21 +36,35 @@ def _made(
     *,
     req: AccessRequest | None = None,
     grant: Grant | None = None,
+    item: AttestItem | None = None,
     actor_id: int | None = None,
 ) -> Decision:
-    """The ids come from the rows: the request (else the grant's request) and the grant, if any."""
-    row = req if req is not None else grant
-    assert row is not None
     return Decision(
         outcome=outcome,
         rule=rule,
         reason=reason,
-        guild_id=row.guild_id,
         proof=proof,
         actor_id=actor_id,
-        request_id=req.id if req is not None else grant.request_id if grant is not None else None,
-        grant_id=grant.id if grant is not None else None,
+        **_concerns(req, grant, item),
     )
+
+
+class _Concerns(TypedDict):
+    guild_id: int | None
+    request_id: int | None
+    grant_id: int | None
+
+
+def _concerns(req: AccessRequest | None, grant: Grant | None, item: AttestItem | None) -> _Concerns:
+    """What a decision is about, from its rows: the request (else the grant's request) and the grant,
+    if any; the guild from the request, the grant or the attestation item."""
+    row = req if req is not None else grant if grant is not None else item
+    assert row is not None
+    return {
+        "guild_id": row.guild_id,
+        "request_id": req.id if req is not None else grant.request_id if grant is not None else None,
+        "grant_id": grant.id if grant is not None else None,
+    }
 
 
 # ---- requests -------------------------------------------------------------------------------
@@ -59,8 +78,7 @@ def requested(
         "scope": scope.id,
         "kind": req.kind,
         "requester": req.requester_id,
-        "subject": req.subject_id,
-        "subject_is_bot": req.subject_is_bot,
+        **_subject(req),
         "duration": _length(req.duration_seconds),
         "reason": req.reason,
         "approvals_required": req.approvals_required,
@@ -192,27 +210,26 @@ def reviewed(grant: Grant, scope: Scope, *, reviewer_id: int, at: dt.datetime, r
 
 
 def grant_proof(grant: Grant) -> dict[str, object]:
-    proof: dict[str, object] = {
-        "grant": grant.id,
-        "request": grant.request_id,
-        "scope": grant.scope_id,
-        "subject": grant.subject_id,
-        "subject_is_bot": grant.subject_is_bot,
-        "kind": grant.kind,
-    }
+    ids: dict[str, object] = {"grant": grant.id, "request": grant.request_id, "scope": grant.scope_id}
+    return ids | _subject(grant) | _access(grant)
+
+
+def _access(grant: Grant) -> dict[str, object]:
+    """What the grant gives, in Discord (a role or a channel overwrite) or outside it (a token), and when."""
+    access: dict[str, object] = {"kind": grant.kind}
     if grant.kind in ("role", "channel"):  # a token grant changes nothing in Discord
-        proof[grant.kind] = grant.target_id
-    proof |= {"applied_at": grant.applied_at, "expires_at": grant.expires_at}
+        access[grant.kind] = grant.target_id
+    access |= {"applied_at": grant.applied_at, "expires_at": grant.expires_at}
     if grant.kind == "channel":
-        proof["allow"] = permission_names(grant.allow_bits)
-        proof["deny"] = permission_names(grant.deny_bits)
+        access["allow"] = permission_names(grant.allow_bits)
+        access["deny"] = permission_names(grant.deny_bits)
     if grant.breakglass:
-        proof["breakglass"] = True
-    return proof
+        access["breakglass"] = True
+    return access
 
 
-def about_grant(
-    grant: Grant,
+def about(
+    row: Grant | AttestItem,
     outcome: Outcome,
     *,
     rule: str,
@@ -220,8 +237,16 @@ def about_grant(
     extra: dict[str, object] | None = None,
     actor_id: int | None = None,
 ) -> Decision:
-    """Applied, failed, revoked, expired, removal stuck: the grant's facts plus what is new."""
-    return _made(outcome, rule, reason, grant_proof(grant) | (extra or {}), grant=grant, actor_id=actor_id)
+    """A decision about one row: its facts plus what is new.
+
+    A grant (applied, failed, revoked, expired, removal stuck) shows ``grant_proof``; an attestation
+    item (answered, transferred, escalated, missed, removed, restored) what it was and held when its
+    campaign began, under an ``attestation.`` rule.
+    """
+    if isinstance(row, Grant):
+        return _made(outcome, rule, reason, grant_proof(row) | (extra or {}), grant=row, actor_id=actor_id)
+    proof = attest_item_proof(row) | (extra or {})
+    return _made(outcome, f"attestation.{rule}", reason, proof, item=row, actor_id=actor_id)
 
 
 # ---- attestation campaigns ------------------------------------------------------------------
@@ -253,25 +278,6 @@ def attest_item_proof(item: AttestItem) -> dict[str, object]:
     if item.owner_group:
         proof["owner_group"] = ", ".join(item.owner_group)
     return proof
-
-
-def _attest(
-    outcome: Outcome,
-    item: AttestItem,
-    rule: str,
-    reason: str,
-    extra: dict[str, object] | None = None,
-    *,
-    actor_id: int | None = None,
-) -> Decision:
-    return Decision(
-        outcome=outcome,
-        rule=f"attestation.{rule}",
-        reason=reason,
-        guild_id=item.guild_id,
-        proof=attest_item_proof(item) | (extra or {}),
-        actor_id=actor_id,
-    )
 
 
 def attestation_started(campaign: AttestCampaign, *, items: int, unowned: int, reason: str) -> Decision:
@@ -313,15 +319,19 @@ def attestation_closed(campaign: AttestCampaign, *, tally: dict[str, int], reaso
 
 
 def attested(item: AttestItem, *, by: int, at: dt.datetime, reason: str) -> Decision:
-    return _attest(
-        Outcome.ATTESTED, item, "still_needed", reason, {"reviewed_by": by, "answered_at": at}, actor_id=by
-    )
+    return _answered(item, Outcome.ATTESTED, "still_needed", by=by, at=at, reason=reason)
 
 
 def attestation_revoked(item: AttestItem, *, by: int, at: dt.datetime, reason: str) -> Decision:
-    return _attest(
-        Outcome.ATTEST_REVOKED, item, "revoke", reason, {"reviewed_by": by, "answered_at": at}, actor_id=by
-    )
+    return _answered(item, Outcome.ATTEST_REVOKED, "revoke", by=by, at=at, reason=reason)
+
+
+def _answered(
+    item: AttestItem, outcome: Outcome, rule: str, *, by: int, at: dt.datetime, reason: str
+) -> Decision:
+    """The reviewer's answer (still needed, or revoke): who answered and when."""
+    extra: dict[str, object] = {"reviewed_by": by, "answered_at": at}
+    return about(item, outcome, rule=rule, reason=reason, extra=extra, actor_id=by)
 
 
 def ownership_transfer(
@@ -334,35 +344,41 @@ def ownership_transfer(
         "new_owner": new_owner,
         "answered_by": by,
     }
-    return _attest(Outcome.ATTEST_TRANSFER, item, f"transfer.{phase}", reason, extra, actor_id=by)
+    return about(
+        item, Outcome.ATTEST_TRANSFER, rule=f"transfer.{phase}", reason=reason, extra=extra, actor_id=by
+    )
 
 
 def attestation_escalated(item: AttestItem, *, why: str, reason: str) -> Decision:
     """``why``: dms_closed, dm_failed, unowned, missed, needs_human (Warden cannot remove it reversibly)."""
-    return _attest(Outcome.ATTEST_ESCALATED, item, f"escalate.{why}", reason, {"escalation": why})
+    return about(
+        item, Outcome.ATTEST_ESCALATED, rule=f"escalate.{why}", reason=reason, extra={"escalation": why}
+    )
 
 
 def attestation_missed(item: AttestItem, campaign: AttestCampaign, *, reason: str) -> Decision:
     extra = {"deadline_at": campaign.deadline_at, "on_missed": campaign.on_missed}
-    return _attest(Outcome.ATTEST_MISSED, item, f"on_missed.{campaign.on_missed}", reason, extra)
+    return about(
+        item, Outcome.ATTEST_MISSED, rule=f"on_missed.{campaign.on_missed}", reason=reason, extra=extra
+    )
 
 
 def access_remediated(item: AttestItem, *, removed: dict[str, object], reason: str) -> Decision:
     extra = _removed_proof(removed, "removed") | {"restore_until": item.restore_until}
     why = "revoke" if item.answer == "revoke" else "on_missed.remediate"
-    return _attest(Outcome.ATTEST_REMEDIATED, item, why, reason, extra)
+    return about(item, Outcome.ATTEST_REMEDIATED, rule=why, reason=reason, extra=extra)
 
 
 def remediation_failed(
     item: AttestItem, *, error: str, attempts: int, retry_at: dt.datetime | None, reason: str
 ) -> Decision:
     extra: dict[str, object] = {"error": error, "attempts": attempts, "next_attempt_at": retry_at}
-    return _attest(Outcome.ATTEST_REMEDIATION_FAILED, item, "remediate", reason, extra)
+    return about(item, Outcome.ATTEST_REMEDIATION_FAILED, rule="remediate", reason=reason, extra=extra)
 
 
 def access_restored(item: AttestItem, *, by: int, restored: dict[str, object], reason: str) -> Decision:
     extra = {"restored_by": by} | _removed_proof(restored, "restored")
-    return _attest(Outcome.ATTEST_RESTORED, item, "restore", reason, extra, actor_id=by)
+    return about(item, Outcome.ATTEST_RESTORED, rule="restore", reason=reason, extra=extra, actor_id=by)
 
 
 def _removed_proof(removed: dict[str, object], verb: str) -> dict[str, object]:
@@ -379,6 +395,59 @@ def _removed_proof(removed: dict[str, object], verb: str) -> dict[str, object]:
     if removed.get("token"):
         out[f"{verb}_token"] = removed.get("token")
     return out or {verb: "nothing (it was already gone)"}
+
+
+# ---- held changes (audit rules with outcome "approve") ----------------------------------------
+
+
+def held_change_proof(held: HeldChange) -> dict[str, object]:
+    """What every decision about a held change shows: which change, which revert, what it restores."""
+    proof: dict[str, object] = {"held_change_id": held.id, "event": held.event}
+    if held.audit_entry_id:
+        proof["audit_log_entry"] = str(held.audit_entry_id)
+    if held.ledger_entry_id:
+        proof["reverted_in_ledger_entry"] = f"#{held.ledger_entry_id}"
+    if held.actor_id is not None:
+        proof["changed_by"] = held.actor_id
+    kind, _, target = (held.target or "").partition(":")
+    if target.isdigit():  # "bot:<id>", "member:<id>", "role:<id>" → the narrative's mention
+        proof["target_role_id" if kind == "role" else f"{kind}_id"] = int(target)
+    if held.event == "bot_add":
+        proof["subject_is_bot"] = True
+    return proof
+
+
+def _held(
+    outcome: Outcome, held: HeldChange, reason: str, extra: dict[str, object], actor_id: int | None = None
+) -> Decision:
+    return Decision(
+        outcome=outcome,
+        rule=held.rule,
+        reason=reason,
+        guild_id=held.guild_id,
+        proof=held_change_proof(held) | extra,
+        actor_id=actor_id,
+    )
+
+
+def change_restored(
+    held: HeldChange, *, by: int, done: list[str], failed: list[str], reason: str
+) -> Decision:
+    """An admin approved: what Warden re-applied (``restore-failed`` when Discord refused any of it)."""
+    extra: dict[str, object] = {"approved_by": by, "restored": done or ["nothing"]}
+    if failed:
+        extra["failed"] = failed
+    outcome = Outcome.HELD_RESTORE_FAILED if failed else Outcome.HELD_RESTORED
+    return _held(outcome, held, reason, extra, actor_id=by)
+
+
+def restore_denied(held: HeldChange, *, by: int, reason: str) -> Decision:
+    return _held(Outcome.HELD_DENIED, held, reason, {"denied_by": by, "stays_reverted": held.reverted})
+
+
+def restore_expired(held: HeldChange, *, reason: str) -> Decision:
+    extra: dict[str, object] = {"expired_at": held.expires_at, "stays_reverted": held.reverted}
+    return _held(Outcome.HELD_EXPIRED, held, reason, extra)
 
 
 # ---- access tokens and dormancy ---------------------------------------------------------------

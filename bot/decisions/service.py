@@ -60,6 +60,11 @@ class Outcome(StrEnum):
     ATTEST_REMEDIATION_FAILED = "remediation-failed"
     ATTEST_RESTORED = "access-restored"
     ATTEST_CLOSED = "attestation-closed"
+    # A change an ``approve`` rule reverted (a held change): an admin restored it, or did not.
+    HELD_RESTORED = "change-restored"
+    HELD_RESTORE_FAILED = "restore-failed"
+    HELD_DENIED = "restore-denied"
+    HELD_EXPIRED = "restore-expired"
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,17 @@
 Nothing here decides anything and nothing here raises: a Discord failure while
 telling someone is logged with context and never undoes a decision. (Narratives in
 the governance channel go through the ledger's outbox, which retries on its own.)
+Methods marked ``@after_answer`` run, inside a command or click, once the person has
+their answer (bot/discord_io/follow_ups.py); elsewhere at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import discord
@@ -17,8 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals.cards import approver_reminder, request_card, review_card
-from bot.db.models import AccessRequest, Grant, RequestKind, RequestStatus
+from bot.audit.cards import held_card
+from bot.db.models import AccessRequest, Grant, HeldChange, RequestKind, RequestStatus
 from bot.decisions.narrative import NO_PINGS
+from bot.discord_io.follow_ups import after_answer
 from bot.discord_io.ops import DISCORD_ERRORS, describe_error
 from bot.grantability import describe_refs, resolve_channel, resolve_role
 from bot.grants.texts import (
@@ -39,6 +45,7 @@ from bot.tokens.service import IssuedToken, TokenInfo
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Card = tuple[discord.Embed, discord.ui.View]  # what the cards modules render: the embed and its buttons
 
 
 @dataclass(eq=False)
@@ -49,6 +56,10 @@ class Notifier:
     client: discord.Client
     guilds: GuildDirectory
     session_factory: async_sessionmaker[AsyncSession]
+    # Request id → the lock one refresh of its card holds (kept only while a refresh uses it).
+    _card_turns: weakref.WeakValueDictionary[int, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary, init=False, repr=False
+    )
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -99,7 +110,7 @@ class Notifier:
 
     async def _remember(
         self,
-        model: type[AccessRequest | Grant],
+        model: type[AccessRequest | Grant | HeldChange],
         row_id: int,
         msg: discord.Message,
         channel: str,
@@ -112,16 +123,47 @@ class Notifier:
                 setattr(row, channel, msg.channel.id)
                 setattr(row, message, msg.id)
 
-    # ---- approval cards ----------------------------------------------------------------------
+    async def _post_card(
+        self, what: str, channel: discord.abc.Messageable, card: Card, **ctx: Any
+    ) -> discord.Message | None:
+        """Post a card with its buttons; nobody is pinged."""
+        embed, view = card
+        return await self._safely(
+            what, channel.send(embed=embed, view=view, allowed_mentions=NO_PINGS), **ctx
+        )
 
-    async def request_created(self, req: AccessRequest, scope: Scope) -> None:
-        guild, gp = self._guild(req.guild_id)
+    async def _edit_card(self, what: str, message: discord.PartialMessage, card: Card, **ctx: Any) -> None:
+        """Re-render a card already posted, in place; nobody is pinged again."""
+        embed, view = card
+        await self._safely(what, message.edit(embed=embed, view=view, allowed_mentions=NO_PINGS), **ctx)
+
+    def _approvals_channel(
+        self, guild_id: int
+    ) -> tuple[discord.Guild, GuildPolicy, discord.abc.Messageable] | None:
+        """The guild, its policy and its approvals channel, where new cards are posted; None when
+        any is missing (a missing channel is logged: the policy names one that is not there)."""
+        guild, gp = self._guild(guild_id)
         if guild is None or gp is None:
-            return
+            return None
         channel = resolve_channel(guild, gp.approvals_channel)
         if not isinstance(channel, discord.abc.Messageable):
             log.error("approvals channel %r not found", gp.approvals_channel, extra={"guild_id": guild.id})
+            return None
+        return guild, gp, channel
+
+    # ---- approval cards ----------------------------------------------------------------------
+
+    @after_answer
+    async def request_created(self, req: AccessRequest, scope: Scope) -> None:
+        """A new request's card, once the requester has their answer."""
+        await self.post_request_card(req, scope)
+
+    async def post_request_card(self, req: AccessRequest, scope: Scope) -> None:
+        """Post a request's approval card now and remember where (left unset if Discord refused)."""
+        found = self._approvals_channel(req.guild_id)
+        if found is None:
             return
+        guild, gp, channel = found
         embed, view = request_card(
             req,
             scope,
@@ -143,11 +185,19 @@ class Notifier:
             await self._remember(AccessRequest, req.id, msg, "card_channel_id", "card_message_id")
             req.card_channel_id, req.card_message_id = msg.channel.id, msg.id
 
-    async def refresh_card(
-        self, request_id: int, loaded: tuple[AccessRequest | None, Grant | None] | None = None
-    ) -> None:
-        """Re-render a request's card from the database (or from rows the caller just loaded)."""
-        req, grant = loaded or await self._load(request_id)
+    async def refresh_card(self, request_id: int) -> tuple[AccessRequest | None, Grant | None]:
+        """Re-render a request's card from the database; returns the rows it read.
+
+        One refresh of a card at a time, each reading the rows once it has its turn: the cards of
+        concurrent clicks are refreshed after their answers, in any order, and the last edit must
+        show the latest state."""
+        turn = self._card_turns.setdefault(request_id, asyncio.Lock())
+        async with turn:
+            loaded = await self._load(request_id)
+            await self._render_card(*loaded)
+        return loaded
+
+    async def _render_card(self, req: AccessRequest | None, grant: Grant | None) -> None:
         if req is None or req.card_message_id is None or req.card_channel_id is None:
             return
         guild, gp = self._guild(req.guild_id)
@@ -173,25 +223,23 @@ class Notifier:
         channel = channel or guild.get_channel(req.card_channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             return
-        embed, view = request_card(
+        card = request_card(
             req,
             scope,
             self._approvers_text(guild, scope),
             grant,
             requester_roles=self._roles_text(guild, req.requester_id),
         )
-        await self._safely(
-            "update the approval card",
-            channel.get_partial_message(req.card_message_id).edit(
-                embed=embed, view=view, allowed_mentions=NO_PINGS
-            ),
-            guild_id=req.guild_id,
-            request_id=req.id,
+        message = channel.get_partial_message(req.card_message_id)
+        await self._edit_card(
+            "update the approval card", message, card, guild_id=req.guild_id, request_id=req.id
         )
 
+    @after_answer
     async def request_updated(self, req: AccessRequest) -> None:
         await self.refresh_card(req.id)
 
+    @after_answer
     async def request_decided(self, req: AccessRequest, scope: Scope) -> None:
         await self.refresh_card(req.id)
         if req.status == RequestStatus.DENIED:
@@ -199,12 +247,14 @@ class Notifier:
             name = guild.name if guild else self.guilds.name(req.guild_id)
             await self.dm(req.requester_id, request_denied_dm(req, scope.id, name), request_id=req.id)
 
+    @after_answer
     async def request_expired(self, req: AccessRequest) -> None:
         await self.refresh_card(req.id)
         guild, _ = self._guild(req.guild_id)
         text = request_expired_dm(req, guild.name if guild else None)
         await self.dm(req.requester_id, text, request_id=req.id)
 
+    @after_answer
     async def remind_approvers(self, req: AccessRequest) -> None:
         guild, gp = self._guild(req.guild_id)
         if req.card_channel_id is None or (guild is not None and gp is None):
@@ -230,15 +280,54 @@ class Notifier:
             request_id=req.id,
         )
 
+    # ---- held changes (audit rules with outcome "approve") ---------------------------------------
+
+    def _admins_text(self, guild: discord.Guild, gp: GuildPolicy) -> str:
+        named = describe_refs(guild, gp.admins) if gp.admins else ""
+        owner = f"<@{guild.owner_id}> (the server owner)" if guild.owner_id else "the server owner"
+        return f"{named}, or {owner}" if named else f"{owner} only (name `admins` in the policy)"
+
+    async def held_change_created(self, held: HeldChange) -> None:
+        """Post a held change's Approve / Deny card to the approvals channel, and remember where."""
+        found = self._approvals_channel(held.guild_id)
+        if found is None:
+            return
+        guild, gp, channel = found
+        card = held_card(held, self._admins_text(guild, gp))
+        msg = await self._post_card(
+            "post the held change card", channel, card, guild_id=guild.id, held_change_id=held.id
+        )
+        if msg is not None:
+            await self._remember(HeldChange, held.id, msg, "card_channel_id", "card_message_id")
+            held.card_channel_id, held.card_message_id = msg.channel.id, msg.id
+
+    @after_answer
+    async def held_change_updated(self, held: HeldChange) -> None:
+        """Re-render a held change's card from the database (approved, denied, expired)."""
+        async with transaction(self.session_factory) as session:
+            row = await session.get(HeldChange, held.id, populate_existing=True)
+        if row is None or row.card_channel_id is None or row.card_message_id is None:
+            return
+        guild, gp = self._guild(row.guild_id)
+        if guild is None or gp is None:
+            return
+        channel = guild.get_channel(row.card_channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            return
+        card = held_card(row, self._admins_text(guild, gp))
+        message = channel.get_partial_message(row.card_message_id)
+        await self._edit_card(
+            "update the held change card", message, card, guild_id=row.guild_id, held_change_id=row.id
+        )
+
     # ---- grants -------------------------------------------------------------------------------
 
+    @after_answer
     async def grant_applied(self, grant: Grant) -> None:
         guild, gp = self._guild(grant.guild_id)
         req = None
         if grant.request_id:
-            loaded = await self._load(grant.request_id)
-            req = loaded[0]
-            await self.refresh_card(grant.request_id, loaded)
+            req = (await self.refresh_card(grant.request_id))[0]
         approvers = [v.approver_id for v in req.votes if v.approve] if req else []
         text = grant_applied_dm(grant, guild.name if guild else str(grant.guild_id), approvers)
         await self.dm(grant.subject_id, text, grant_id=grant.id)
@@ -252,16 +341,14 @@ class Notifier:
         channel = resolve_channel(guild, gp.approvals_channel)
         if scope is None or not isinstance(channel, discord.abc.Messageable):
             return
-        embed, view = review_card(grant, reason, self._approvers_text(guild, scope))
-        msg = await self._safely(
-            "post the break-glass review card",
-            channel.send(embed=embed, view=view, allowed_mentions=NO_PINGS),
-            guild_id=guild.id,
-            grant_id=grant.id,
+        card = review_card(grant, reason, self._approvers_text(guild, scope))
+        msg = await self._post_card(
+            "post the break-glass review card", channel, card, guild_id=guild.id, grant_id=grant.id
         )
         if msg is not None:
             await self._remember(Grant, grant.id, msg, "review_channel_id", "review_message_id")
 
+    @after_answer
     async def refresh_review(self, grant_id: int) -> None:
         async with transaction(self.session_factory) as session:
             grant = await session.get(Grant, grant_id)
@@ -305,14 +392,14 @@ class Notifier:
                 return why
         return None
 
+    @after_answer
     async def token_revoked(self, info: TokenInfo, why: str) -> None:
         await self.dm(info.subject_id, token_revoked_dm(info.scope_id, info.id, why), token_id=info.id)
 
+    @after_answer
     async def grant_failed(self, grant: Grant) -> None:
         if grant.request_id:
-            loaded = await self._load(grant.request_id)
-            await self.refresh_card(grant.request_id, loaded)
-            req = loaded[0]
+            req = (await self.refresh_card(grant.request_id))[0]
             if req is not None:
                 await self.dm(req.requester_id, grant_failed_dm(grant, req), grant_id=grant.id)
 
@@ -326,14 +413,17 @@ class Notifier:
         if req is not None:
             await self.dm(req.requester_id, f"For <@{grant.subject_id}>: {text}", grant_id=grant.id)
 
+    @after_answer
     async def grant_ended(self, grant: Grant) -> None:
         if grant.request_id:
             await self.refresh_card(grant.request_id)
         await self._tell_holder(grant, grant_ended_dm(grant))
 
+    @after_answer
     async def grant_expiring(self, grant: Grant) -> None:
         await self._tell_holder(grant, grant_expiring_dm(grant))
 
+    @after_answer
     async def grant_extended(self, grant: Grant, req: AccessRequest) -> None:
         await self.refresh_card(req.id)
         if grant.request_id:

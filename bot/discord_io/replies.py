@@ -2,14 +2,16 @@
 
 Expected refusals (WardenError) are shown to the person, ephemerally, as written by the
 service. Anything else is logged with context and answered with a short apology, so
-nobody ever sees a bare "interaction failed".
+nobody ever sees a bare "interaction failed". Work that follows the answer (cards, DMs:
+bot/discord_io/follow_ups.py) has nobody left to answer, so its failures are logged here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -19,11 +21,32 @@ from bot.health import metrics
 from bot.services.errors import WardenError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 APOLOGY = (
     "Something went wrong on Warden's side; it has been logged. "
     "Check `/jit mine` before trying again, or tell a server admin."
 )
+
+
+#: A read that answers within this long is sent as the answer itself; a slower one is deferred
+#: first (Discord's 3-second deadline for the first response leaves room for the round trip).
+ANSWER_AT_ONCE_WITHIN = 1.5
+
+
+async def answer_read(
+    interaction: discord.Interaction, read: Awaitable[T], render: Callable[[T], discord.Embed]
+) -> None:
+    """Answer with what ``read`` returns, ephemerally: in the first response when it is quick (one
+    round trip to Discord instead of a defer and a follow-up), deferred first when it is not."""
+    task = asyncio.ensure_future(read)
+    try:
+        value = await asyncio.wait_for(asyncio.shield(task), ANSWER_AT_ONCE_WITHIN)
+    except TimeoutError:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await interaction.followup.send(embed=render(await task), ephemeral=True)
+        return
+    await interaction.response.send_message(embed=render(value), ephemeral=True)
 
 
 def unwrap(error: BaseException) -> BaseException:
@@ -77,3 +100,12 @@ async def answer_error(interaction: discord.Interaction, error: BaseException) -
         },
     )
     await reply(interaction, APOLOGY)
+
+
+def follow_up_failed(what: str, error: BaseException, **ctx: Any) -> None:
+    """Follow-up work (a card, a DM) failed after the person had their answer: logged with context,
+    never lost. The decision it follows is durable; a card never posted is posted by the lost-card sweep."""
+    if isinstance(error, DISCORD_ERRORS):
+        log.warning("follow-up %s failed: %s", what, describe_error(error), extra=ctx)
+        return
+    log.error("follow-up %s failed", what, exc_info=error, extra=ctx)

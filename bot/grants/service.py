@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +28,8 @@ from bot.discord_io.ops import DISCORD_ERRORS, GrantTarget, PriorState, describe
 from bot.durations import format_duration
 from bot.escape import typed
 from bot.grantability import describe_refs, may_approve
-from bot.services.base import Core, Service, rowcount, transaction
+from bot.services.base import Core, Service, claim, transaction
+from bot.services.batching import Batched
 from bot.services.errors import AlreadyDecided, NotAllowed, NotFound, WardenError
 from bot.tokens.service import IssuedToken, TokenService
 
@@ -91,29 +92,20 @@ async def _move(
     session: AsyncSession, grant_id: int, only_if: GrantStatus, **values: Any
 ) -> tuple[bool, Grant]:
     """Update a grant only if it is still in ``only_if`` (so exactly one process acts), then reload it."""
-    done = await session.execute(
-        update(Grant).where(Grant.id == grant_id, Grant.status == only_if).values(**values)
-    )
+    done = await claim(session, Grant, Grant.id == grant_id, Grant.status == only_if, **values)
     grant = await session.get(Grant, grant_id, populate_existing=True)
     assert grant is not None
-    return rowcount(done) == 1, grant
+    return done, grant
 
 
 @dataclass
-class DueReport:
-    """What one sweep did. The grant expiry sweep fills the first three; Jobs.run_due the rest."""
+class ExpirySweep:
+    """What one expiry sweep did: grants that reached their end, removed from Discord, and still
+    due (a removal failed; it is retried with backoff)."""
 
     expired: int = 0
     removed: int = 0
     still_due: int = 0
-    reminded: int = 0
-    requests_expired: int = 0
-    approvers_reminded: int = 0
-    cards_posted: int = 0  # cards of pending requests that a dead process never posted
-    tokens_revoked: int = 0  # dormant access tokens
-    grants_idle_ended: int = 0  # grants ended early because their holder was idle
-    narratives: int = 0
-    failures: int = 0
 
 
 class GrantService(Service):
@@ -134,7 +126,7 @@ class GrantService(Service):
 
     async def _record(self, session: AsyncSession, grant: Grant, outcome: Outcome, **how: Any) -> None:
         """One ledger decision about a grant, in the caller's transaction."""
-        await self._decisions.record(session, outcomes.about_grant(grant, outcome, **how))
+        await self._decisions.record(session, outcomes.about(grant, outcome, **how))
 
     def _audit_reason(self, grant: Grant, what: str, reason: str | None = None) -> str:
         base = f"Warden grant #{grant.id} (request #{grant.request_id}, scope {grant.scope_id}) {what}"
@@ -400,18 +392,10 @@ class GrantService(Service):
         """
         now = self._clock.now()
         async with transaction(self._sessions) as session:
-            claimed = await session.execute(
-                update(Grant)
-                .where(Grant.id == grant_id, Grant.status == GrantStatus.ACTIVE)
-                .values(
-                    status=GrantStatus.REMOVING,
-                    final_status=GrantStatus.REVOKED,
-                    ended_at=now,
-                    end_reason=reason[:400],
-                    claimed_until=now + self._claims.removal,
-                )
-            )
-            if rowcount(claimed) != 1:
+            active = (Grant.id == grant_id, Grant.status == GrantStatus.ACTIVE)
+            if not await claim(
+                session, Grant, *active, **self._removal(GrantStatus.REVOKED, reason[:400], now)
+            ):
                 return None
             grant = await session.get(Grant, grant_id, populate_existing=True)
             assert grant is not None
@@ -421,53 +405,76 @@ class GrantService(Service):
         await self._remove_claimed(grant)
         return await self.get(grant.id) or grant
 
-    async def _claim_expiring(self, grant_id: int, now: dt.datetime) -> Grant | None:
-        async with transaction(self._sessions) as session:
-            claimed = await session.execute(
-                update(Grant)
-                .where(Grant.id == grant_id, Grant.expires_at <= now, _endable(now))
-                .values(
-                    status=GrantStatus.REMOVING,
-                    final_status=GrantStatus.EXPIRED,
-                    ended_at=now,
-                    end_reason="expired",
-                    claimed_until=now + self._claims.removal,
-                )
-            )
-            if rowcount(claimed) != 1:
-                return None
-            grant = await session.get(Grant, grant_id, populate_existing=True)
-            assert grant is not None
-            await self._record(
-                session,
-                grant,
-                Outcome.EXPIRED,
-                rule=f"scope.{grant.scope_id}.max_duration",
-                reason=f"Grant #{grant.id} reached the end of its approved time, so it ends now and Warden removes it from Discord.",
-                actor_id=grant.subject_id,
-                extra={"ended_at": now},
-            )
-            return grant
+    def _removal(self, final: GrantStatus, reason: str, now: dt.datetime) -> dict[str, Any]:
+        """What a claim for removal writes: the grant ends now as ``final``, once Discord no longer has it."""
+        return {
+            "status": GrantStatus.REMOVING,
+            "final_status": final,
+            "ended_at": now,
+            "end_reason": reason,
+            "claimed_until": now + self._claims.removal,
+        }
 
-    async def _claim_retry(self, grant_id: int, now: dt.datetime) -> Grant | None:
+    async def _claim_expiring(self, grant_ids: list[int], now: dt.datetime) -> dict[int, Grant]:
+        """Claim grants past their end for removal and record each as expired (one transaction);
+        returns those this call claimed (another process may have taken some)."""
         async with transaction(self._sessions) as session:
             claimed = await session.execute(
                 update(Grant)
-                .where(
-                    Grant.id == grant_id,
-                    Grant.status == GrantStatus.REMOVING,
-                    _lapsed(now),
+                .where(Grant.id.in_(grant_ids), Grant.expires_at <= now, _endable(now))
+                .values(**self._removal(GrantStatus.EXPIRED, "expired", now))
+                .returning(Grant.id)
+                .execution_options(synchronize_session=False)
+            )
+            grants = await self._reload(session, list(claimed.scalars()))
+            for grant in grants.values():
+                await self._record(
+                    session,
+                    grant,
+                    Outcome.EXPIRED,
+                    rule=f"scope.{grant.scope_id}.max_duration",
+                    reason=f"Grant #{grant.id} reached the end of its approved time, so it ends now and Warden removes it from Discord.",
+                    actor_id=grant.subject_id,
+                    extra={"ended_at": now},
                 )
+            return grants
+
+    async def _claim_retry(self, grant_ids: list[int], now: dt.datetime) -> dict[int, Grant]:
+        async with transaction(self._sessions) as session:
+            claimed = await session.execute(
+                update(Grant)
+                .where(Grant.id.in_(grant_ids), Grant.status == GrantStatus.REMOVING, _lapsed(now))
                 .values(claimed_until=now + self._claims.removal)
+                .returning(Grant.id)
+                .execution_options(synchronize_session=False)
             )
-            if rowcount(claimed) != 1:
-                return None
-            return await session.get(Grant, grant_id, populate_existing=True)
+            return await self._reload(session, list(claimed.scalars()))
 
-    async def _remove_claimed(self, grant: Grant, tell: Callable[[Grant], object] | None = None) -> bool:
+    @staticmethod
+    async def _reload(session: AsyncSession, grant_ids: list[int]) -> dict[int, Grant]:
+        if not grant_ids:
+            return {}
+        rows = await session.scalars(
+            select(Grant)
+            .where(Grant.id.in_(grant_ids))
+            .order_by(Grant.id)
+            .execution_options(populate_existing=True)
+        )
+        return {g.id: g for g in rows}
+
+    async def _remove_claimed(
+        self,
+        grant: Grant,
+        tell: Callable[[Grant], object] | None = None,
+        *,
+        overlapped: Callable[[Grant], Awaitable[bool]] | None = None,
+        finish: Callable[[int], Awaitable[Grant | None]] | None = None,
+    ) -> bool:
         """Remove a claimed grant from Discord; on failure it stays due with backoff.
 
-        The holder is told at once, or handed to ``tell`` (a sweep tells everyone after removing)."""
+        The holder is told at once, or handed to ``tell`` (a sweep tells everyone after removing).
+        A sweep passes ``overlapped`` and ``finish`` that share one query or transaction among the
+        removals in flight; alone, each is its own."""
         final = GrantStatus(grant.final_status or GrantStatus.REVOKED)
         verb = {GrantStatus.EXPIRED: "expired", GrantStatus.FAILED: "cleaned up"}.get(final, "revoked")
         flow = {GrantStatus.EXPIRED: "expire", GrantStatus.REVOKED: "revoke"}.get(final, "cleanup")
@@ -478,43 +485,57 @@ class GrantService(Service):
                 if self._tokens is not None:
                     await self._tokens.revoke_for_grant(grant.id, reason=f"grant #{grant.id} {verb}")
             # Never claimed for applying (applied_at unset): nothing of it can exist in Discord.
-            elif grant.applied_at is not None and not await self._overlapped(grant):
+            elif grant.applied_at is not None and not await (overlapped or self._overlapped)(grant):
                 await self._ops.remove(target_of(grant), self._audit_reason(grant, verb, None))
         except DISCORD_ERRORS as exc:
             await self._removal_failed(grant, exc)
             return False
         self._kill.reached(f"grant.{flow}.after_discord")
-        async with transaction(self._sessions) as session:
-            ended = {
-                "status": grant.final_status,
-                "claimed_until": None,
-                "next_attempt_at": None,
-                "last_error": None,
-            }
-            _, grant = await _move(session, grant.id, GrantStatus.REMOVING, **ended)
+        ended = await (finish or self._finish_one)(grant.id)
         self._kill.reached(f"grant.{flow}.after_commit")
+        if ended is None:
+            return True  # the grant row is gone: nobody left to tell
         if tell is None:
-            await self._notifier.grant_ended(grant)
+            await self._notifier.grant_ended(ended)
         else:
-            tell(grant)
+            tell(ended)
         return True
+
+    async def _finish_one(self, grant_id: int) -> Grant | None:
+        return (await self._finish([grant_id])).get(grant_id)
+
+    async def _finish(self, grant_ids: list[int]) -> dict[int, Grant]:
+        """Removed from Discord: each grant takes the status its end decided (one transaction)."""
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(Grant)
+                .where(Grant.id.in_(grant_ids), Grant.status == GrantStatus.REMOVING)
+                .values(status=Grant.final_status, claimed_until=None, next_attempt_at=None, last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+            return await self._reload(session, grant_ids)
 
     async def _overlapped(self, grant: Grant) -> bool:
         """Another live grant gives the same role to the same subject: removing it is not ours to do."""
-        if grant.kind != "role":
-            return False
+        return grant.id in await self._overlapping([grant])
+
+    async def _overlapping(self, grants: list[Grant]) -> set[int]:
+        """Of ``grants``, those whose role another live grant gives the same subject (one query)."""
+        roles = [g for g in grants if g.kind == "role"]
+        if not roles:
+            return set()
         async with transaction(self._sessions) as session:
-            other = await session.scalar(
-                select(Grant.id).where(
-                    Grant.guild_id == grant.guild_id,
-                    Grant.subject_id == grant.subject_id,
+            live = await session.execute(
+                select(Grant.id, Grant.guild_id, Grant.subject_id, Grant.target_id).where(
+                    Grant.subject_id.in_(sorted({g.subject_id for g in roles})),
                     Grant.kind == "role",
-                    Grant.target_id == grant.target_id,
-                    Grant.id != grant.id,
                     Grant.status.in_([GrantStatus.APPLYING, GrantStatus.ACTIVE]),
                 )
             )
-        return other is not None
+            holders: dict[tuple[int, int, int], set[int]] = {}
+            for other_id, guild_id, subject_id, target_id in live:
+                holders.setdefault((guild_id, subject_id, target_id), set()).add(other_id)
+        return {g.id for g in roles if holders.get((g.guild_id, g.subject_id, g.target_id), set()) - {g.id}}
 
     async def _removal_failed(self, grant: Grant, exc: BaseException) -> None:
         why = describe_error(exc)
@@ -551,7 +572,7 @@ class GrantService(Service):
 
     # ---- sweeps: run at start-up and periodically; idempotent ---------------------------------
 
-    async def expire_due(self, limit: int = 200, drain_seconds: float = DRAIN_SECONDS) -> DueReport:
+    async def expire_due(self, limit: int = 200, drain_seconds: float = DRAIN_SECONDS) -> ExpirySweep:
         """End every grant past its expiry and retry every removal that is due.
 
         Takes batches of ``limit`` until nothing is due (or ``drain_seconds`` of work have passed;
@@ -565,14 +586,27 @@ class GrantService(Service):
         # Removals overlap (bounded) so a burst of expiries still ends within the 30-second promise;
         # discord.py waits out any per-route rate limit Discord signals.
         gate = asyncio.Semaphore(REMOVAL_CONCURRENCY)
+        # Each removal claims its grant right before it and commits right after it, but the removals
+        # in flight at one moment share those transactions (and the overlap query).
+        expiring_claim: Batched[int, Grant | None] = Batched(lambda ids: self._claim_expiring(ids, now), None)
+        retry_claim: Batched[int, Grant | None] = Batched(lambda ids: self._claim_retry(ids, now), None)
+        finish: Batched[int, Grant | None] = Batched(self._finish, None)
+
+        async def overlapping(grants: list[Grant]) -> dict[Grant, bool]:
+            found = await self._overlapping(grants)
+            return {g: g.id in found for g in grants}
+
+        overlapped: Batched[Grant, bool] = Batched(overlapping, False)
 
         async def end(gid: int, first_time: bool) -> None:
             async with gate:
-                grant = await (self._claim_expiring(gid, now) if first_time else self._claim_retry(gid, now))
+                grant = await (expiring_claim if first_time else retry_claim)(gid)
                 if grant is None:
                     return  # another process claimed it
                 counts["expired"] += first_time
-                removed = await self._remove_claimed(grant, tell=ended.append)
+                removed = await self._remove_claimed(
+                    grant, tell=ended.append, overlapped=overlapped, finish=finish
+                )
                 counts["removed" if removed else "failed"] += 1
 
         started = time.monotonic()
@@ -603,7 +637,7 @@ class GrantService(Service):
                 await self._notifier.grant_ended(grant)
 
         await asyncio.gather(*(tell(g) for g in ended))
-        return DueReport(expired=counts["expired"], removed=counts["removed"], still_due=counts["failed"])
+        return ExpirySweep(expired=counts["expired"], removed=counts["removed"], still_due=counts["failed"])
 
     async def remind_due(self, limit: int = 200) -> int:
         """DM holders once, the policy's lead time before their grant ends."""
@@ -625,15 +659,14 @@ class GrantService(Service):
             assert grant.expires_at is not None
             if grant.expires_at - lead > now:
                 continue
+            unreminded = (
+                Grant.id == grant.id,
+                Grant.reminded_at.is_(None),
+                Grant.status == GrantStatus.ACTIVE,
+            )
             async with transaction(self._sessions) as session:
-                claimed = await session.execute(
-                    update(Grant)
-                    .where(
-                        Grant.id == grant.id, Grant.reminded_at.is_(None), Grant.status == GrantStatus.ACTIVE
-                    )
-                    .values(reminded_at=now)
-                )
-            if rowcount(claimed) == 1:
+                claimed = await claim(session, Grant, *unreminded, reminded_at=now)
+            if claimed:
                 sent += 1
                 await self._notifier.grant_expiring(grant)
         return sent
@@ -659,12 +692,10 @@ class GrantService(Service):
         )
         for gid in interrupted:
             async with transaction(self._sessions) as session:
-                claimed = await session.execute(
-                    update(Grant)
-                    .where(Grant.id == gid, Grant.status == GrantStatus.APPLYING, _lapsed(now))
-                    .values(claimed_until=now + self._claims.apply)
-                )
-                if rowcount(claimed) != 1:
+                interrupted_apply = (Grant.id == gid, Grant.status == GrantStatus.APPLYING, _lapsed(now))
+                if not await claim(
+                    session, Grant, *interrupted_apply, claimed_until=now + self._claims.apply
+                ):
                     continue  # another process took it over
                 grant = await session.get(Grant, gid, populate_existing=True)
                 assert grant is not None

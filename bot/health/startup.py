@@ -42,7 +42,9 @@ def invite_url(application_id: int, guild_id: int | None = None) -> str:
 
 def missing_guilds(bot: WardenBot) -> list[GuildPolicy]:
     """Guild tables in the policy that match no guild the bot is in (by id, or by its pin)."""
-    return [gp for gp in bot.policy.guilds if not any(bot.guild_policies.get(g.id) is gp for g in bot.guilds)]
+    return [
+        gp for gp in bot.policy.guilds if not any(bot.services.guilds.get(g.id) is gp for g in bot.guilds)
+    ]
 
 
 async def log_startup_report(bot: WardenBot) -> None:
@@ -62,7 +64,7 @@ async def log_startup_report(bot: WardenBot) -> None:
             extra={"guild_id": guild_id},
         )
     for guild in bot.guilds:
-        if bot.guild_policies.get(guild.id) is None:
+        if bot.services.guilds.get(guild.id) is None:
             continue  # said already by on_ready ("no policy for guild")
         try:
             report = await diagnose_now(bot, guild)

@@ -30,7 +30,7 @@ def require_admin(interaction: Interaction, guild_id: int | None) -> discord.Mem
         or not isinstance(user, discord.Member)
     ):
         raise NotAllowed("This inventory belongs to another server; use `/warden inventory` in yours.")
-    gp = interaction.client.guild_policies.get(guild_id)
+    gp = interaction.client.services.guilds.get(guild_id)
     if gp is None or not is_admin(user, gp):
         raise NotAllowed("Only server admins (Manage Server) can see or change Warden's inventory.")
     return user
@@ -44,7 +44,7 @@ class InventoryPageButton(WardenButton, template=PAGE_TEMPLATE):
 
     async def clicked(self, interaction: Interaction) -> None:
         require_admin(interaction, self.guild_id)
-        page = await interaction.client.inventory.page(self.guild_id, self.page, per_page=PER_PAGE)
+        page = await interaction.client.services.inventory.page(self.guild_id, self.page, per_page=PER_PAGE)
         embed, view = inventory_page(page, self.guild_id)
         await interaction.response.edit_message(embed=embed, view=view)
 
@@ -65,7 +65,9 @@ class OwnerConfirmButton(WardenButton, template=OWNER_TEMPLATE):
             raise NotAllowed("This confirmation was sent to someone else; nothing was changed.")
         bot = interaction.client
         # Refused (nothing written) when it is no longer current: an admin named another owner since.
-        item = await bot.inventory.confirm_owner(self.guild_id, self.identity_id, interaction.user.id)
+        item = await bot.services.inventory.confirm_owner(
+            self.guild_id, self.identity_id, interaction.user.id
+        )
         guild = bot.get_guild(self.guild_id)
         text, view = owner_prompt(item, guild.name if guild else str(self.guild_id), done=True)
         await interaction.response.edit_message(content=text, view=view)

@@ -11,8 +11,9 @@ import base64
 import datetime as dt
 import hashlib
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.report import charts
 from bot.report.model import ReportData, as_utc
@@ -182,27 +183,46 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
         else ""
     )
 
-    grants_table = table(
+    # Cells more than one ledger table shows; each table names its own columns in order below.
+    shared: dict[str, Callable[[Any], Cell]] = {
+        "Grant": lambda r: num(r.grant_id),
+        "Request": lambda r: num(r.request_id),
+        "Scope": lambda r: cell(r.scope),
+        "Requester's reason": lambda r: cell(d.request_reason(r.request_id)),
+    }
+
+    def ledger_table(
+        table_id: str,
+        columns: Sequence[str],
+        rows: Iterable[Any],
+        own: dict[str, Callable[[Any], Cell]],
+        empty: str,
+    ) -> str:
+        """A table whose rows each come from one ledger entry: Entry, then when (``columns[0]``), then
+        ``columns[1:]``, each cell the table's ``own`` or a ``shared`` one."""
+        cells = [own.get(c) or shared[c] for c in columns[1:]]
+        return table(
+            table_id,
+            ["Entry", *columns],
+            ([*entry_cells(r.entry_id, r.at), *(f(r) for f in cells)] for r in rows),
+            empty,
+        )
+
+    grants_table = ledger_table(
         "grants-table",
-        ["Entry", "Applied", "Grant", "Request", "Scope", "Holder", "Expires", "Requester's reason"],
-        (
-            [
-                *entry_cells(e.id, e.at),
-                num(e.grant_id),
-                num(e.request_id),
-                cell(e.scope),
-                cell(d.name(e.proof.get("subject") if isinstance(e.proof.get("subject"), int) else None)),
-                at_cell(as_utc(e.proof.get("expires_at"))),
-                cell(d.request_reason(e.request_id)),
-            ]
-            for e in d.grants
-        ),
+        ["Applied", "Grant", "Request", "Scope", "Holder", "Expires", "Requester's reason"],
+        d.grants,
+        {
+            "Holder": lambda e: cell(
+                d.name(e.proof.get("subject") if isinstance(e.proof.get("subject"), int) else None)
+            ),
+            "Expires": lambda e: at_cell(as_utc(e.proof.get("expires_at"))),
+        },
         "No grants were applied in this period.",
     )
-    approvals_table = table(
+    approvals_table = ledger_table(
         "approvals-table",
         [
-            "Entry",
             "Decided",
             "Request",
             "Grant",
@@ -213,20 +233,15 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
             "Latency",
             "Requester's reason",
         ],
-        (
-            [
-                *entry_cells(a.entry_id, a.at),
-                num(a.request_id),
-                num(a.grant_id),
-                cell(a.scope),
-                cell(d.name(a.requester_id)),
-                cell(", ".join(d.name(x) for x in a.approver_ids) or "policy (auto-approved)"),
-                cell(a.outcome),
-                Cell(duration(a.latency), a.latency.total_seconds() if a.latency else -1),
-                cell(d.request_reason(a.request_id)),
-            ]
-            for a in d.approvals
-        ),
+        d.approvals,
+        {
+            "Requester": lambda a: cell(d.name(a.requester_id)),
+            "Approved by": lambda a: cell(
+                ", ".join(d.name(x) for x in a.approver_ids) or "policy (auto-approved)"
+            ),
+            "How": lambda a: cell(a.outcome),
+            "Latency": lambda a: Cell(duration(a.latency), a.latency.total_seconds() if a.latency else -1),
+        },
         "No requests were approved in this period.",
     )
     approvers_table = table(
@@ -235,59 +250,47 @@ def render(d: ReportData, verification: Verification, *, generated_at: dt.dateti
         ([cell(d.name(p)), num(y), num(n)] for p, y, n in d.approvers()),
         "Nobody voted in this period.",
     )
-    votes_table = table(
+    votes_table = ledger_table(
         "votes-table",
-        ["Entry", "At", "Approver", "Vote", "Request", "Scope", "Requester", "Reason"],
-        (
-            [
-                *entry_cells(v.entry_id, v.at),
-                cell(d.name(v.approver_id)),
-                cell("approve" if v.approve else "deny", cls="" if v.approve else "deny"),
-                num(v.request_id),
-                cell(v.scope),
-                cell(d.name(v.requester_id) if v.requester_id else ""),
-                cell(v.reason or ""),
-            ]
-            for v in d.votes
-        ),
+        ["At", "Approver", "Vote", "Request", "Scope", "Requester", "Reason"],
+        d.votes,
+        {
+            "Approver": lambda v: cell(d.name(v.approver_id)),
+            "Vote": lambda v: cell("approve" if v.approve else "deny", cls="" if v.approve else "deny"),
+            "Requester": lambda v: cell(d.name(v.requester_id) if v.requester_id else ""),
+            "Reason": lambda v: cell(v.reason or ""),
+        },
         "No votes in this period.",
     )
-    breakglass_table = table(
+    breakglass_table = ledger_table(
         "breakglass-table",
-        ["Entry", "Used", "Grant", "Scope", "By", "Reason", "Reviewed by", "Reviewed", "Review after"],
-        (
-            [
-                *entry_cells(b.entry_id, b.at),
-                num(b.grant_id),
-                cell(b.scope),
-                cell(d.name(b.user_id)),
-                cell(b.reason),
-                cell(
-                    d.name(b.reviewed_by) if b.reviewed_at else "NOT REVIEWED",
-                    cls="" if b.reviewed_at else "bad",
-                ),
-                at_cell(b.reviewed_at),
-                Cell(duration(b.review_delay), b.review_delay.total_seconds() if b.review_delay else -1),
-            ]
-            for b in d.breakglass
-        ),
+        ["Used", "Grant", "Scope", "By", "Reason", "Reviewed by", "Reviewed", "Review after"],
+        d.breakglass,
+        {
+            "By": lambda b: cell(d.name(b.user_id)),
+            "Reason": lambda b: cell(b.reason),
+            "Reviewed by": lambda b: cell(
+                d.name(b.reviewed_by) if b.reviewed_at else "NOT REVIEWED", cls="" if b.reviewed_at else "bad"
+            ),
+            "Reviewed": lambda b: at_cell(b.reviewed_at),
+            "Review after": lambda b: Cell(
+                duration(b.review_delay), b.review_delay.total_seconds() if b.review_delay else -1
+            ),
+        },
         "No break-glass access was used in this period.",
     )
-    endings_table = table(
+    endings_table = ledger_table(
         "endings-table",
-        ["Entry", "Ended", "How", "Grant", "Scope", "Holder", "By", "Note"],
-        (
-            [
-                *entry_cells(x.entry_id, x.at),
-                cell(x.outcome),
-                num(x.grant_id),
-                cell(x.scope),
-                cell(d.name(x.subject_id)),
-                cell(d.name(x.by_id) if x.by_id else ("Warden (expiry)" if x.outcome == "expired" else "")),
-                cell(x.note),
-            ]
-            for x in d.endings
-        ),
+        ["Ended", "How", "Grant", "Scope", "Holder", "By", "Note"],
+        d.endings,
+        {
+            "How": lambda x: cell(x.outcome),
+            "Holder": lambda x: cell(d.name(x.subject_id)),
+            "By": lambda x: cell(
+                d.name(x.by_id) if x.by_id else ("Warden (expiry)" if x.outcome == "expired" else "")
+            ),
+            "Note": lambda x: cell(x.note),
+        },
         "No grants expired or were revoked in this period.",
     )
     failed_rows = [

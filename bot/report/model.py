@@ -95,6 +95,11 @@ class Entry:
     def scope(self) -> str:
         return str(self.proof.get("scope") or "")
 
+    @property
+    def entry_id(self) -> int:
+        """Its id, under the name every row drawn from an entry uses (the Entry column)."""
+        return self.id
+
 
 @dataclass(frozen=True, kw_only=True)
 class _FromEntry:

@@ -24,13 +24,13 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AccessToken, TokenStatus
 from bot.durations import format_duration
-from bot.services.base import rowcount, transaction
+from bot.services.base import claim, transaction
 from bot.services.errors import AlreadyDecided, BadInput, NotFound
 from bot.values import from_attributes
 
@@ -193,13 +193,10 @@ class TokenService:
             if row.status == TokenStatus.EXPIRED or row.expires_at <= now:
                 return TokenCheck(VerifyOutcome.EXPIRED, TokenInfo.of(row))
             # Conditional update: a revocation committed since the read wins.
-            used = await s.execute(
-                update(AccessToken)
-                .where(AccessToken.id == row.id, AccessToken.status == TokenStatus.ACTIVE)
-                .values(use_count=AccessToken.use_count + 1, last_used_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(used) != 1:
+            active = (AccessToken.id == row.id, AccessToken.status == TokenStatus.ACTIVE)
+            if not await claim(
+                s, AccessToken, *active, use_count=AccessToken.use_count + 1, last_used_at=now
+            ):
                 return TokenCheck(VerifyOutcome.REVOKED, TokenInfo.of(row))
             await s.refresh(row)
             info = TokenInfo.of(row)

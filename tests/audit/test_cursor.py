@@ -10,7 +10,6 @@ from bot.audit.cursor import (
     advance_cursor,
     catch_up_plan,
     claim_entries,
-    claim_entry,
     gap_since,
     load_cursor,
     processed_ids,
@@ -57,11 +56,11 @@ async def test_cursor_only_moves_forward(session_factory):
 
 async def test_an_entry_is_claimed_once(session_factory):
     async with session_factory() as s, s.begin():
-        assert await claim_entry(s, GUILD, 77, T0) is not None
-        assert await claim_entry(s, GUILD, 77, T0) is None
-        assert await claim_entry(s, GUILD + 1, 77, T0) is not None
+        assert await claim_entries(s, GUILD, [77], T0) == {77}
+        assert await claim_entries(s, GUILD, [77], T0) == set()
+        assert await claim_entries(s, GUILD + 1, [77], T0) == {77}
     async with session_factory() as s, s.begin():
-        assert await claim_entry(s, GUILD, 77, T0) is None
+        assert await claim_entries(s, GUILD, [77], T0) == set()
         assert await processed_ids(s, GUILD, [76, 77]) == {77}
     async with session_factory() as s, s.begin():
         assert await prune_processed(s, T0 + dt.timedelta(days=1)) == 2
@@ -70,7 +69,7 @@ async def test_an_entry_is_claimed_once(session_factory):
 
 async def test_a_page_is_claimed_at_once_and_skips_what_was_taken(session_factory):
     async with session_factory() as s, s.begin():
-        assert await claim_entry(s, GUILD, 2, T0) is not None
+        assert await claim_entries(s, GUILD, [2], T0) == {2}
     async with session_factory() as s, s.begin():
         rows = await claim_entries(s, GUILD, [1, 2, 3, 3], T0)
     assert sorted(rows) == [1, 3]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from bot.audit.actions import AddMemberRole, RemoveMemberRole, RevertAction
@@ -43,9 +44,11 @@ class FakeApprovals:
     asked: list[tuple[AuditDecision, int, tuple[RevertAction, ...]]] = field(default_factory=list)
 
     async def request_approval(
-        self, session: Any, decision: AuditDecision, ledger_entry_id: int, reapply: tuple[RevertAction, ...]
-    ) -> None:
+        self, session: Any, decision: AuditDecision, reapply: tuple[RevertAction, ...], record: Any
+    ) -> int:
+        ledger_entry_id = await record(session, decision)
         self.asked.append((decision, ledger_entry_id, reapply))
+        return ledger_entry_id
 
     async def notify(self, committed: bool) -> None:
         pass
@@ -289,9 +292,54 @@ async def test_a_failing_fact_source_gives_unclassified_not_a_crash(parts):
         raise ConnectionError("db down")
 
     grants.sanctioning_grant = broken  # type: ignore[method-assign]
+    grants.sanctioning_grants = broken  # type: ignore[method-assign]
     result = await listener.handle(role_added(ALICE, JIT_ROLE, actor=ADMIN))
     assert result.status == "decided" and result.verdict.rule_id == "unclassified"
     assert "classification failed" in recorder.decisions[0].reason
+    # A batch reads the grants once; that failing too leaves each entry unclassified, none lost.
+    results = await listener.decide_many(
+        [listener.normalise(role_added(m, JIT_ROLE, actor=ADMIN)) for m in (ALICE + 100, ALICE + 101)]
+    )
+    assert [r.verdict.rule_id for r in results if r.verdict] == ["unclassified", "unclassified"]
+
+
+async def test_a_batch_reads_grants_once_and_writes_in_a_fixed_number_of_statements(parts, engine):
+    """Throughput (issue: ≥ 2,000 entries/s): a raid of 200 hand-given roles is one read of the
+    grants and a handful of statements in all — not a query and an UPDATE per entry — and a grant
+    that sanctions one of them still keeps it (zero false reverts)."""
+    listener, grants, recorder, reverter, _ = parts
+    grants.active[(ALICE + 7, "role", JIT_ROLE)] = 99
+    asked: list[int] = []
+    one_by_one, many = grants.sanctioning_grant, grants.sanctioning_grants
+
+    async def counted_one(*args: Any) -> int | None:
+        asked.append(1)
+        return await one_by_one(*args)
+
+    async def counted_many(guild_id: int, keys: Any) -> dict[Any, int]:
+        asked.append(len(keys))
+        return await many(guild_id, keys)
+
+    grants.sanctioning_grant = counted_one  # type: ignore[method-assign]
+    grants.sanctioning_grants = counted_many  # type: ignore[method-assign]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        results = await listener.decide_many(
+            [listener.normalise(role_added(ALICE + i, JIT_ROLE, actor=ADMIN, n=500 + i)) for i in range(200)]
+        )
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert asked == [200]
+    assert [r.verdict.rule_id for r in results if r.verdict].count("sanctioned-grant") == 1
+    assert len(reverter.performed) == 199 and len(recorder.decisions) == 200 + 199
+    # Two transactions (decide, then record the reverts): claims, their completion, the cursor, the
+    # standing check — never one statement per entry.
+    assert len(statements) <= 20, statements
 
 
 async def test_ten_thousand_entries_none_lost_none_twice(parts, db_url):

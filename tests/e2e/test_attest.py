@@ -216,6 +216,23 @@ async def test_a_refused_removal_is_a_failed_control_and_retried(world, record_o
     assert (await items(world))["ci-bot"].status == "removed"
 
 
+async def test_a_revoke_is_answered_once_removed_and_before_the_owners_dm(world, record_owner):
+    g, sb = world.guild, world.sb
+    alice, ci_bot = g.member("alice"), g.member("ci-bot")
+    await record_owner("ci-bot", "alice")
+    await sb.slash(g, g.owner, "warden attest start")
+    ci = dm_about(world, alice, "ci-bot")
+    before = len(sb.request_log)
+    out = await sb.click(alice, ci, "Revoke")
+    assert "is removed" in out.text, out.text
+    sent = [(r.method, r.path) for r in list(sb.request_log)[before:]]
+    answer = sent.index(("POST", f"/webhooks/{sb.application_id}/{out.record.token}"))
+    removal = sent.index(("PATCH", f"/guilds/{g.id}/members/{ci_bot.id}"))
+    told = sent.index(("POST", f"/channels/{sb.dm_channel(alice).id}/messages"))
+    assert removal < answer < told  # the answer says it is removed; the owner's DM follows it
+    assert dm_about(world, alice, "ci-bot", contains="Warden removed")
+
+
 async def test_a_newer_campaign_makes_old_dms_stale_and_tokens_are_revoked(world, record_owner):
     g, sb = world.guild, world.sb
     await record_owner("ci-bot", "alice")

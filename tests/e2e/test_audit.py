@@ -49,7 +49,7 @@ async def world(db_url, clock):
 
 async def settled(world: SandboxWorld) -> None:
     """Let the bot decide every entry it heard, perform its reverts and post its narratives."""
-    await world.bot.audit.drain()
+    await world.bot.services.audit.drain()
     await world.settle()
 
 
@@ -145,7 +145,8 @@ async def test_dangerous_bot_is_quarantined(world):
     decided = await entries(world, rule="dangerous-bot-quarantined")
     assert [e.outcome for e in decided] == ["approval-required", "reverted"]
     assert decided[0].proof["bot_id"] == raider.id
-    assert any("Change reverted pending approval" in t for t in governance(world))
+    assert any("Change reverted — approvers can restore it" in t for t in governance(world))
+    assert "held_change_id" in decided[0].proof  # its Approve / Deny card: tests/e2e/test_held_changes.py
     # Its own managed role cannot be taken from it: its permissions were stripped instead.
     assert managed in raider.roles
 
@@ -293,7 +294,7 @@ async def test_catch_up_after_a_resume_decides_each_entry_once(world):
         lambda: g.channel("approvals").overwrite_for(g.everyone.id) is None, what="the overwrite removed"
     )
     await until_decided(world, "overwrite-opens-channel", 2)
-    await world.bot.audit.catch_up()  # what on_resumed does, once more: still nothing twice
+    await world.bot.services.audit.catch_up()  # what on_resumed does, once more: still nothing twice
     await settled(world)
     assert [e.outcome for e in await entries(world, rule="jit-role-by-hand")] == ["blocked", "reverted"]
     assert [e.outcome for e in await entries(world, rule="overwrite-opens-channel")] == [
@@ -497,7 +498,9 @@ async def test_scheduled_checkpoint_is_written_posted_and_catches_a_cut_tail(db_
         await w.start_bot()
         await w.sb.admin.add_role(g, "erin", "deployers")
         await until_decided(w, "jit-role-by-hand", 2)
-        checkpoint = await w.bot.jobs.checkpoint()  # what the scheduler runs every checkpoint_seconds
+        checkpoint = (
+            await w.bot.services.jobs.checkpoint()
+        )  # what the scheduler runs every checkpoint_seconds
         files = list(out.glob("*.json"))
         assert len(files) == 1 and checkpoint.entries == len(await entries(w))
         assert any(m.text.startswith("Ledger checkpoint:") for m in w.sb.messages(g.channel("governance")))
@@ -535,5 +538,5 @@ async def test_a_revert_whose_target_is_already_gone_counts_as_done(world):
         "blocked",
         "reverted",
     ]
-    assert await world.bot.audit.listener.pending_reverts(g.id) == []
+    assert await world.bot.services.audit.listener.pending_reverts(g.id) == []
     assert hook in g.webhooks  # the fault stood in for someone deleting it first

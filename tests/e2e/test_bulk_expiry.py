@@ -67,7 +67,7 @@ async def test_one_sweep_removes_more_than_a_batch_and_tells_holders_after(tmp_p
         clock.advance(dt.timedelta(minutes=2))
         before = len(world.sb.request_log)
 
-        report = await world.bot.grants.expire_due(limit=5)  # a batch is smaller than what is due
+        report = await world.bot.services.grants.expire_due(limit=5)  # a batch is smaller than what is due
 
         assert report.expired == HOLDERS and report.removed == HOLDERS
         assert not any(g.member(f"m{i}").has_role("deployers") for i in range(HOLDERS))

@@ -77,3 +77,15 @@ async def test_idle_holder_loses_the_grant_early_and_is_told(world):
     assert ok, problems
     report = await world.advance(dt.timedelta(hours=1))
     assert report.grants_idle_ended == 0  # once
+
+
+async def test_messages_count_as_activity_without_being_kept_in_memory(world):
+    g = world.guild
+    alice = g.member("alice")
+    await world.sb.admin.post(g, "incident", alice, "looking at the graphs")
+
+    async def last_seen():
+        return await one(world, select(MemberActivity.last_seen_at).where(MemberActivity.user_id == alice.id))
+
+    await until(last_seen, world.clock.now())
+    assert list(world.bot.cached_messages) == []  # discord.py's message cache is off

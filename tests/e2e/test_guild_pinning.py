@@ -32,7 +32,7 @@ async def join(world, spec):
     """A second server (another owner's) adds Warden while it runs: GUILD_CREATE → on_guild_join."""
     guild = world.add_guild(spec)
     await world.eventually(lambda: world.bot.get_guild(guild.id) is not None, what="the bot sees the guild")
-    await world.eventually(lambda: world.bot.guild_policies.name(guild.id) == guild.name, what="bound")
+    await world.eventually(lambda: world.bot.services.guilds.name(guild.id) == guild.name, what="bound")
     return guild
 
 
@@ -83,7 +83,7 @@ async def test_a_rename_of_the_pinned_server_keeps_its_policy(world):
     assert "[guild.acme] is pinned to this server" in out.text and "not confirmed yet" in out.text, out.text
     # The name is free now, but the table stays pinned by id: a new server called "acme" gets nothing.
     impostor = await join(world, copy.deepcopy(ACME))
-    assert world.bot.guild_policies.get(impostor.id) is None
+    assert world.bot.services.guilds.get(impostor.id) is None
     assert await pins(world) == [("acme", acme.id, None)]
 
 
@@ -126,7 +126,7 @@ async def test_a_server_admin_confirms_the_pin(world):
 async def decided(world, guild_id: int) -> list[str]:
     """The audit rules that decided in this guild, once the bot has heard and handled every entry."""
     for _ in range(20):
-        await world.bot.audit.drain()
+        await world.bot.services.audit.drain()
         await world.settle()
         await asyncio.sleep(0.02)
     async with world.bot.session_factory() as s:

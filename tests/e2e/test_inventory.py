@@ -117,13 +117,13 @@ async def test_owner_set_and_inferred_owner_confirms_by_dm(world):
 async def test_the_scheduled_refresh_infers_owners_without_a_command(world):
     g = world.guild
     hook = await world.sb.admin.create_webhook(g, "incident", "alerts", actor=g.member("carol"))
-    assert await world.bot.jobs.refresh_inventory() == 1  # the job the scheduler runs hourly
+    assert await world.bot.services.jobs.refresh_inventory() == 1  # the job the scheduler runs hourly
     ask = await world.sb.wait_for_message(g.member("carol"), contains="owner of webhook **alerts**")
     assert "created it" in ask.text
     row = (await identities(world))["webhook:alerts"]
     assert row.external_id == str(hook.id) and row.owner_source == OwnerSource.INFERRED
     await world.sb.admin.delete_webhook(g, hook)
-    await world.bot.jobs.refresh_inventory()
+    await world.bot.services.jobs.refresh_inventory()
     assert (await identities(world))["webhook:alerts"].gone_at is not None  # gone, not listed
     page = await world.sb.slash(g, g.owner, "warden inventory")
     assert "alerts" not in page.text

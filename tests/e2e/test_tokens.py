@@ -51,17 +51,20 @@ async def test_token_issued_once_verified_and_ended_with_its_grant(world, caplog
     assert grant.status == GrantStatus.ACTIVE and row.grant_id == grant.id
     assert row.expires_at == grant.expires_at  # it never outlives its grant
 
-    check = await world.bot.tokens.verify(token)
+    check = await world.bot.services.tokens.verify(token)
     assert check.outcome is VerifyOutcome.VALID and check.info is not None
     assert check.info.scope_id == "deploy-api" and check.info.subject_id == world.guild.member("alice").id
-    assert (await world.bot.tokens.verify(token)).info.use_count == 2  # each check is a recorded use
+    assert (await world.bot.services.tokens.verify(token)).info.use_count == 2  # each check is a recorded use
     [row] = await rows(world, AccessToken)
     assert row.use_count == 2 and row.last_used_at == world.clock.now()
 
     # The grant expires: its token is revoked with it, and the holder is told.
     report = await world.advance(dt.timedelta(hours=2))
     assert report.expired == 1
-    assert (await world.bot.tokens.verify(token)).outcome in (VerifyOutcome.REVOKED, VerifyOutcome.EXPIRED)
+    assert (await world.bot.services.tokens.verify(token)).outcome in (
+        VerifyOutcome.REVOKED,
+        VerifyOutcome.EXPIRED,
+    )
     [row] = await rows(world, AccessToken)
     assert row.status == TokenStatus.REVOKED and "expired" in (row.revoke_reason or "")
     await world.sb.wait_for_message(world.guild.member("alice"), contains="has ended")
@@ -95,7 +98,7 @@ async def test_revoking_the_grant_revokes_its_token(world):
     assert "deploy-api" in mine.text and token not in mine.text  # listed, never shown again
     out = await world.sb.slash(world.guild, world.guild.member("alice"), "jit revoke", grant=grant.id)
     assert "revoked" in out.text.lower(), out.text
-    assert (await world.bot.tokens.verify(token)).outcome is VerifyOutcome.REVOKED
+    assert (await world.bot.services.tokens.verify(token)).outcome is VerifyOutcome.REVOKED
     [row] = await rows(world, AccessToken)
     assert row.status == TokenStatus.REVOKED and f"grant #{grant.id} revoked" in (row.revoke_reason or "")
 
@@ -128,12 +131,12 @@ async def test_dormant_token_is_revoked_recorded_and_its_holder_told(world):
     [token] = tokens_in_dms(world, "alice")
 
     await world.advance(dt.timedelta(minutes=30))
-    assert (await world.bot.tokens.verify(token)).valid  # a use: dormancy counts from here
+    assert (await world.bot.services.tokens.verify(token)).valid  # a use: dormancy counts from here
     report = await world.advance(dt.timedelta(minutes=59))
-    assert report.tokens_revoked == 0 and (await world.bot.tokens.verify(token)).valid
+    assert report.tokens_revoked == 0 and (await world.bot.services.tokens.verify(token)).valid
     report = await world.advance(dt.timedelta(minutes=61))  # 61 minutes after the last use
     assert report.tokens_revoked == 1
-    assert (await world.bot.tokens.verify(token)).outcome is VerifyOutcome.REVOKED
+    assert (await world.bot.services.tokens.verify(token)).outcome is VerifyOutcome.REVOKED
     [row] = await rows(world, AccessToken)
     assert row.status == TokenStatus.REVOKED and (row.revoke_reason or "").startswith("dormant")
     [grant] = await rows(world, Grant)
@@ -171,7 +174,7 @@ async def test_an_extended_grant_keeps_its_token_to_the_new_end(world):
     assert row.expires_at == grant.expires_at  # never outlives it, and now lasts as long
     for _ in range(3):  # used every 50 minutes, so never dormant (1h in this module's policy)
         await world.advance(dt.timedelta(minutes=50))
-        assert (await world.bot.tokens.verify(token)).valid  # the last: past the first end
+        assert (await world.bot.services.tokens.verify(token)).valid  # the last: past the first end
     assert tokens_in_dms(world, "alice") == [token]  # the extension shows no token
     await world.advance(dt.timedelta(minutes=31))
-    assert (await world.bot.tokens.verify(token)).outcome is VerifyOutcome.REVOKED  # with its grant
+    assert (await world.bot.services.tokens.verify(token)).outcome is VerifyOutcome.REVOKED  # with its grant

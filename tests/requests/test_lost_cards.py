@@ -17,8 +17,8 @@ from bot.db.session import create_engine, create_session_factory
 from bot.decisions.service import DecisionService
 from bot.ledger import Signer
 from bot.policy import GuildDirectory, load_policy
-from bot.requests.sweeps import CARD_GRACE, PendingSweeps
-from bot.services.base import Core
+from bot.requests.sweeps import PendingSweeps
+from bot.services.base import CARD_GRACE, Core
 from sandbox.harness import EXAMPLE_CONFIG
 from tests.helpers import pin_guild
 
@@ -32,7 +32,7 @@ class Cards:
         self.posted: list[int] = []
         self.fail = False
 
-    async def request_created(self, req, scope) -> None:
+    async def post_request_card(self, req, scope) -> None:
         await asyncio.sleep(0.01)  # let a second process interleave
         if self.fail:
             return  # the notifier logs the failure and leaves the card unposted
