@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord.ext import commands
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bot.wiring import Services, Tuning
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXTENSIONS = (
     "cogs.jit",
@@ -99,6 +100,10 @@ class WardenBot(commands.Bot):
         self._binding = asyncio.Lock()
         # Set once the guilds in sight at start-up are matched to their policy (pins need the database).
         self.bound = asyncio.Event()
+        # Start-up, resume and event work still running (``own``): close() waits for it, then cuts
+        # it short, before Discord's session and the database go away under it.
+        self._own: set[asyncio.Task[Any]] = set()
+        self.stopping = False
         self.tree.interaction_check = self._after_binding  # type: ignore[method-assign]
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
@@ -208,7 +213,34 @@ class WardenBot(commands.Bot):
                     )
             self.bound.set()
 
+    async def own(self, work: Callable[[], Awaitable[T]]) -> T | None:
+        """Run ``work`` (an event's database and Discord work) so that close() waits for it, and
+        cuts it short after the drain, before the HTTP session and the database close: work cut in
+        half by a closed session would log failures that never happened (or leave a connection to be
+        garbage-collected). Once closing, nothing new starts: ``None``."""
+        task = asyncio.current_task()
+        if self.stopping or task is None:
+            return None
+        self._own.add(task)
+        try:
+            return await work()
+        finally:
+            self._own.discard(task)
+
+    async def _finish_own_work(self) -> None:
+        work = self._own - {asyncio.current_task()}
+        if not work:
+            return
+        _, late = await asyncio.wait(work, timeout=self.follow_ups.drain_seconds)
+        for task in late:
+            log.warning("start-up or event work cut short at shutdown: %s", task.get_name())
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
     async def on_ready(self) -> None:
+        await self.own(self._start_up)
+
+    async def _start_up(self) -> None:
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
         await self.bind_guilds()
         # Catch up on everything that fell due while the bot was down, then keep sweeping.
@@ -227,20 +259,25 @@ class WardenBot(commands.Bot):
             self.services.jobs.start()
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        await self.bind_guilds(warn=guild.id)
+        await self.own(lambda: self.bind_guilds(warn=guild.id))
 
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        await self.bind_guilds(warn=False)
+        await self.own(lambda: self.bind_guilds(warn=False))
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
-        await self.bind_guilds(warn=False)  # a name no longer ambiguous may pin the guild that stays
+        # A name no longer ambiguous may pin the guild that stays.
+        await self.own(lambda: self.bind_guilds(warn=False))
 
     async def on_guild_update(self, before: discord.Guild, after: discord.Guild) -> None:
         if before.name != after.name:
-            await self.bind_guilds(warn=False)
+            await self.own(lambda: self.bind_guilds(warn=False))
 
     async def close(self) -> None:
-        await self.follow_ups.close()  # while Discord and the database still answer
+        self.stopping = True
+        # While Discord and the database still answer: the answers' follow-ups, then start-up,
+        # resume and event work (``own``), then the listener's queue and the scheduler.
+        await self.follow_ups.close()
+        await self._finish_own_work()
         await self.services.audit.stop()
         await self.services.jobs.stop()
         await super().close()

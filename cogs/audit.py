@@ -30,8 +30,9 @@ class AuditListenerCog(commands.Cog):
     @commands.Cog.listener()
     async def on_resumed(self) -> None:
         # Discord replays what a resume missed, but not always all of it: read the audit log too.
-        results = await self.bot.services.audit.catch_up()
-        log.info("audit-log catch-up after resume: %d decided", sum(r.decided for r in results))
+        results = await self.bot.own(self.bot.services.audit.catch_up)
+        if results is not None:
+            log.info("audit-log catch-up after resume: %d decided", sum(r.decided for r in results))
 
 
 async def setup(bot: WardenBot) -> None:

@@ -98,14 +98,13 @@ class Activity(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         if self.bot.user is not None and message.author.id == self.bot.user.id:
             return  # Warden's own cards and narratives are not activity
-        await self.bot.services.activity.message_seen(message)
+        await self.bot.own(lambda: self.bot.services.activity.message_seen(message))
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: Interaction) -> None:
         if interaction.guild_id is not None:
-            await self.bot.services.activity.member_seen(
-                interaction.guild_id, interaction.user.id, "interaction"
-            )
+            gid, uid = interaction.guild_id, interaction.user.id
+            await self.bot.own(lambda: self.bot.services.activity.member_seen(gid, uid, "interaction"))
 
 
 async def setup(bot: WardenBot) -> None:

@@ -73,7 +73,7 @@ class FollowUps:
     def __init__(self, *, answer_first: bool = True, drain_seconds: float = DRAIN_SECONDS) -> None:
         # Off: the follow-up work runs where it is asked for, before the answer (``Tuning.answer_first``).
         self.answer_first = answer_first
-        self._drain_seconds = drain_seconds
+        self.drain_seconds = drain_seconds
         self._tasks: set[asyncio.Task[None]] = set()
         # Interaction id → its handler (while it runs) and the follow-up task it started.
         self._busy: dict[int, set[asyncio.Future[None]]] = {}
@@ -143,7 +143,7 @@ class FollowUps:
     async def close(self) -> None:
         """Let the follow-up work finish (``drain_seconds`` at most), then cut the rest short."""
         try:
-            await asyncio.wait_for(self.idle(), self._drain_seconds)
+            await asyncio.wait_for(self.idle(), self.drain_seconds)
         except TimeoutError:
             for task in list(self._tasks):
                 log.warning("follow-up work cut short at shutdown: %s", task.get_name())

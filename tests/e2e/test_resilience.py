@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
 
 from sqlalchemy import select
 
@@ -194,16 +197,35 @@ async def test_deny_opens_its_modal_in_time_even_when_the_check_is_slow(
         await world.start_bot()
         g = world.guild
         await request(world, "alice")
-        real_check = world.bot.approvals.check_can_vote
+        real_check = world.bot.services.approvals.check_can_vote
 
         async def slow_check(member, request_id):
             await asyncio.sleep(1)  # a database under load
             await real_check(member, request_id)
 
-        monkeypatch.setattr(world.bot.approvals, "check_can_vote", slow_check)
+        monkeypatch.setattr(world.bot.services.approvals, "check_can_vote", slow_check)
         world.sb.interaction_deadline = 0.5  # Discord's 3 s, scaled down
         modal = await world.sb.click(g.member("bob"), card_in(world, 1), "Deny")
         assert modal.modal is not None
         await world.sb.submit_modal(g.member("bob"), modal, reason="no ticket")
         assert "Denied by" in card_in(world, 1).text
         world.sb.conformance.assert_ok()
+
+
+async def test_closing_mid_start_up_finishes_or_cuts_short_its_work_before_discord_closes(world, caplog):
+    """SIGTERM while the start-up catch-up reads the audit log: the read is waited for (then cut
+    short), never failed by a closed HTTP session — no error, no traceback in the log."""
+    await world.stop_bot()
+    slow = world.sb.faults.delay("GET", "/guilds/{guild_id}/audit-logs", seconds=0.8, times=1)
+    starting = asyncio.create_task(world.start_bot())
+    await world.eventually(lambda: slow.hits == 1, what="the catch-up's audit-log read in flight")
+    bot = world.bot
+    bot.follow_ups.drain_seconds = 0.2  # then cut short: the read outlasts it
+    caplog.clear()
+    await world.stop_bot()
+    assert not bot._own, "start-up work still running after close()"
+    with contextlib.suppress(Exception):
+        await starting
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert failures == [], [r.getMessage() for r in failures]
+    assert "start-up or event work cut short at shutdown" in caplog.text
