@@ -166,8 +166,9 @@ class WardenBot(commands.Bot):
 
     async def _after_binding(self, interaction: discord.Interaction[WardenBot]) -> bool:
         """A command that arrives while Warden is still matching servers to policy waits for it (2 s at most)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.bound.wait(), 2.0)
+        if not self.bound.is_set():  # almost always set: no timer and task for every interaction
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.bound.wait(), 2.0)
         return True
 
     async def bind_guilds(self, *, warn: bool | int = True) -> None:

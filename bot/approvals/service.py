@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import AccessRequest, Grant, RequestKind, RequestStatus, Vote
+from bot.db.session import fresh
 from bot.decisions import outcomes
 from bot.decisions.service import Outcome
 from bot.durations import discord_ts as ts
@@ -103,7 +104,7 @@ class ApprovalService(Service):
             self._kill.reached("approval.extend.after_commit" if extension else "approval.vote.after_commit")
         await self._tell(req, scope, decided, grant)
         if decided and grant is not None and req.kind != RequestKind.EXTENSION:
-            grant = await self._grants.apply(grant.id)  # its notice updates the card once applied
+            grant = await self._grants.apply_new(grant, req.reason)  # its notice updates the card
         return VoteOutcome(req, scope, approvals, decided, grant)
 
     async def _count(
@@ -204,7 +205,7 @@ class ApprovalService(Service):
         guild = approver.guild
         now = self._clock.now()
         async with transaction(self._sessions) as session:
-            grant = await session.get(Grant, grant_id, with_for_update=True, populate_existing=True)
+            grant = await fresh(session, Grant, grant_id, lock=True)
             if grant is None or grant.guild_id != guild.id or not grant.breakglass:
                 raise NotFound(f"There is no break-glass grant #{grant_id} to review in this server.")
             scope = scopes.scope_for(self._guilds, guild.id, grant.scope_id)
@@ -247,7 +248,7 @@ def _vote_note(approve: bool, reason: str | None) -> str:
 
 
 class GrantApplier(Protocol):
-    async def apply(self, grant_id: int) -> Grant: ...
+    async def apply_new(self, grant: Grant, reason: str | None) -> Grant: ...
 
 
 class ApprovalNotifier(Protocol):

@@ -31,6 +31,7 @@ from bot.audit.decision import AuditDecision
 from bot.audit.listener import describe_failure
 from bot.audit.ports import GuildFacts, RecordDecision, Reverter
 from bot.db.models import HeldChange, HeldStatus
+from bot.db.session import fresh
 from bot.decisions import outcomes
 from bot.durations import format_duration
 from bot.services.base import CARD_GRACE, Core, Service, claim, transaction
@@ -179,11 +180,11 @@ class HeldChanges(Service):
             decided_at=now,
             restore_started_at=now if status == HeldStatus.APPROVED else None,
         )
-        fresh = await session.get(HeldChange, held.id, populate_existing=True)
-        assert fresh is not None
+        row = await fresh(session, HeldChange, held.id)
+        assert row is not None
         if not won:
-            raise AlreadyDecided(_already(fresh, now))
-        return fresh
+            raise AlreadyDecided(_already(row, now))
+        return row
 
     async def approve(self, held_id: int, guild_id: int, member_id: int) -> HeldChange:
         """One admin's Approve: re-apply what was reverted, record it, update the card."""

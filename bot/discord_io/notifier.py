@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import discord
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.approvals.cards import approver_reminder, request_card, review_card
 from bot.audit.cards import held_card
 from bot.db.models import AccessRequest, Grant, HeldChange, RequestKind, RequestStatus
+from bot.db.session import fresh
 from bot.decisions.narrative import NO_PINGS
 from bot.discord_io.follow_ups import after_answer
 from bot.discord_io.ops import DISCORD_ERRORS, describe_error
@@ -98,7 +99,7 @@ class Notifier:
 
     async def _load(self, request_id: int) -> tuple[AccessRequest | None, Grant | None]:
         async with transaction(self.session_factory) as session:
-            req = await session.get(AccessRequest, request_id, populate_existing=True)
+            req = await fresh(session, AccessRequest, request_id)
             grant = None
             if req is not None:
                 gid = req.extends_grant_id if req.kind == RequestKind.EXTENSION else None
@@ -116,12 +117,15 @@ class Notifier:
         channel: str,
         message: str,
     ) -> None:
-        """Store where a card was posted, so it can be edited later."""
+        """Store where a card was posted, so it can be edited later (one UPDATE: nothing else of
+        the row is needed, and loading a request also loads its votes)."""
         async with transaction(self.session_factory) as session:
-            row = await session.get(model, row_id)
-            if row is not None:
-                setattr(row, channel, msg.channel.id)
-                setattr(row, message, msg.id)
+            await session.execute(
+                update(model)
+                .where(model.id == row_id)
+                .values({channel: msg.channel.id, message: msg.id})
+                .execution_options(synchronize_session=False)
+            )
 
     async def _post_card(
         self, what: str, channel: discord.abc.Messageable, card: Card, **ctx: Any
@@ -305,7 +309,7 @@ class Notifier:
     async def held_change_updated(self, held: HeldChange) -> None:
         """Re-render a held change's card from the database (approved, denied, expired)."""
         async with transaction(self.session_factory) as session:
-            row = await session.get(HeldChange, held.id, populate_existing=True)
+            row = await fresh(session, HeldChange, held.id)
         if row is None or row.card_channel_id is None or row.card_message_id is None:
             return
         guild, gp = self._guild(row.guild_id)

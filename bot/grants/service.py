@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import AccessRequest, Grant, GrantStatus
+from bot.db.session import fresh
 from bot.decisions import outcomes
 from bot.decisions.service import Outcome
 from bot.discord_io.ops import DISCORD_ERRORS, GrantTarget, PriorState, describe_error, uncertain
@@ -93,7 +94,7 @@ async def _move(
 ) -> tuple[bool, Grant]:
     """Update a grant only if it is still in ``only_if`` (so exactly one process acts), then reload it."""
     done = await claim(session, Grant, Grant.id == grant_id, Grant.status == only_if, **values)
-    grant = await session.get(Grant, grant_id, populate_existing=True)
+    grant = await fresh(session, Grant, grant_id)
     assert grant is not None
     return done, grant
 
@@ -152,6 +153,14 @@ class GrantService(Service):
                 if grant.request_id
                 else None
             )
+        return await self.apply_new(grant, reason)
+
+    async def apply_new(self, grant: Grant, reason: str | None) -> Grant:
+        """``apply`` for a grant its caller approved and committed a moment ago (a quorum, an auto-
+        approval, break-glass), with its request's reason: no transaction to read them again. A
+        revoke since then is still seen: the claim below matches only an approved grant."""
+        if grant.status != GrantStatus.APPROVED:
+            return grant
         try:
             # A token grant changes nothing in Discord: there is no prior state to record.
             prior = PriorState() if grant.kind == "token" else await self._ops.prior_state(target_of(grant))
@@ -345,7 +354,7 @@ class GrantService(Service):
         now = self._clock.now()
         note = typed(reason)[:400] or None
         async with transaction(self._sessions) as session:
-            grant = await session.get(Grant, grant_id, with_for_update=True, populate_existing=True)
+            grant = await fresh(session, Grant, grant_id, lock=True)
             if grant is None or grant.guild_id != guild.id:
                 raise NotFound(
                     f"There is no grant #{grant_id} in this server. Check the id with `/jit mine`."
@@ -397,7 +406,7 @@ class GrantService(Service):
                 session, Grant, *active, **self._removal(GrantStatus.REVOKED, reason[:400], now)
             ):
                 return None
-            grant = await session.get(Grant, grant_id, populate_existing=True)
+            grant = await fresh(session, Grant, grant_id)
             assert grant is not None
             # "reason" in the proof: what the evidence report shows for an early end.
             proof = {"reason": reason} | (extra or {})
@@ -680,12 +689,12 @@ class GrantService(Service):
         is the expiry sweep's, which removes it.
         """
         now = self._clock.now()
-        fresh = await self._all(
+        stale = await self._all(
             select(Grant.id).where(
                 Grant.status == GrantStatus.APPROVED, Grant.created_at <= now - self._claims.stale_approved
             )
         )
-        for gid in fresh:
+        for gid in stale:
             await self.apply(gid)
         interrupted = await self._all(
             select(Grant.id).where(Grant.status == GrantStatus.APPLYING, _lapsed(now), Grant.expires_at > now)
@@ -697,7 +706,7 @@ class GrantService(Service):
                     session, Grant, *interrupted_apply, claimed_until=now + self._claims.apply
                 ):
                     continue  # another process took it over
-                grant = await session.get(Grant, gid, populate_existing=True)
+                grant = await fresh(session, Grant, gid)
                 assert grant is not None
                 reason = (
                     await session.scalar(
@@ -707,7 +716,7 @@ class GrantService(Service):
                     else None
                 )
             await self._apply_claimed(grant, reason)
-        return len(fresh) + len(interrupted)
+        return len(stale) + len(interrupted)
 
     async def get(self, grant_id: int) -> Grant | None:
         async with transaction(self._sessions) as session:

@@ -21,6 +21,7 @@ from bot.db.models import (
     RequestKind,
     RequestStatus,
 )
+from bot.db.session import fresh
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.durations import discord_ts as ts
 from bot.escape import typed
@@ -271,7 +272,7 @@ async def open_request(
 
 async def locked_request(session: AsyncSession, guild_id: int, request_id: int) -> AccessRequest:
     """The request, locked for this transaction; NotFound if it is not in this guild."""
-    req = await session.get(AccessRequest, request_id, with_for_update=True, populate_existing=True)
+    req = await fresh(session, AccessRequest, request_id, lock=True)
     if req is None or req.guild_id != guild_id:
         raise NotFound(f"There is no request #{request_id} in this server. Check the id with `/jit mine`.")
     return req

@@ -12,6 +12,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from bot.db.models import AccessRequest, RequestStatus
+from bot.db.session import fresh
 from bot.decisions import outcomes
 from bot.policy import Scope
 from bot.services.base import CARD_GRACE, Core, Service, claim, transaction
@@ -63,7 +64,7 @@ class PendingSweeps(Service):
                 }
                 if not await claim(session, AccessRequest, *pending, **expired_now):
                     continue  # another process got there first
-                req = await session.get(AccessRequest, rid, populate_existing=True)
+                req = await fresh(session, AccessRequest, rid)
                 assert req is not None
                 await self._decisions.record(session, outcomes.request_expired(req))
             expired.append(req)
