@@ -178,6 +178,13 @@ def table(result: dict[str, Any]) -> list[str]:
                 f"{r['concurrency']}→{r['rate']}/s p99 {r['answer_p99_ms']:.0f}ms" for r in tp[side]["levels"]
             )
             lines.append(f"   {side}: {steps}")
+    pg = result.get("throughput_postgresql")
+    if pg:
+        w, f = pg["warden"]["best_rate"], pg["floor"]["best_rate"]
+        steps = ", ".join(
+            f"{r['concurrency']}→{r['rate']}/s p99 {r['answer_p99_ms']:.0f}ms" for r in pg["warden"]["levels"]
+        )
+        lines.append(f"   on PostgreSQL: warden {w}/s, floor {f}/s, ratio {ratio(w, f)}; warden: {steps}")
     ex = result.get("expiry")
     if ex:
         lim = ex.get("rate_limited")
@@ -290,6 +297,13 @@ async def main_async(args: argparse.Namespace) -> int:
         if which & {"answer", "throughput"}:
             result.update(await interactive_figures(policy, sqlite(), sizes, which))
             await progress()
+            if "throughput" in which and args.database_url:
+                # The same mix on PostgreSQL: many connections instead of SQLite's one, so what
+                # bounds it there is the ledger head every decision locks (docs/performance.md).
+                async with fresh_database(args.database_url, "throughput") as url:
+                    pg = await interactive_figures(policy, url, sizes, {"throughput"})
+                result["throughput_postgresql"] = pg["throughput"]
+                await progress()
         if "expiry" in which:
             ex = result["expiry"] = {}
             ex["rate_limited"] = await expiry_figure(policy, sqlite(), sizes.expiry, True, True)
@@ -347,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench-result.json", help="where the JSON result goes")
     parser.add_argument(
         "--database-url",
-        help="also measure bulk expiry and audit throughput on PostgreSQL: a database the bench may "
+        help="also measure throughput, bulk expiry and audit throughput on PostgreSQL: a database the bench may "
         "create others beside (each figure gets its own fresh one, dropped afterwards)",
     )
     parser.add_argument(

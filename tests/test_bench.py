@@ -11,19 +11,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
+def bench(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` from ``cwd`` as a user would, with no WARDEN_ settings of the suite's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-        cwd=tmp_path,
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
+
+
+def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    proc = bench(tmp_path, "-m", "bench", "--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for figure in (
         "1. time to the visible answer",
@@ -48,16 +53,7 @@ def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
 
 
 def test_bench_refuses_an_unknown_figure(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "speed"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = bench(tmp_path, "-m", "bench", "--only", "speed", timeout=60)
     assert proc.returncode == 2
     assert (
         "unknown figure(s) ['speed']; choose from answer, throughput, expiry, audit, startup" in proc.stderr
@@ -65,16 +61,7 @@ def test_bench_refuses_an_unknown_figure(tmp_path: Path) -> None:
 
 
 def test_bench_audit_smoke(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "audit.py"), "--n", "200", "--reverts", "5"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = bench(tmp_path, str(REPO / "bench" / "audit.py"), "--n", "200", "--reverts", "5")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert any(
@@ -87,27 +74,20 @@ def test_bench_audit_smoke(tmp_path: Path) -> None:
 
 
 def test_bench_answer_first_smoke(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "answer_first.py"),
-            "--n",
-            "2",
-            "--burst",
-            "2",
-            "--rounds",
-            "1",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ("--n", "2", "--burst", "2", "--rounds", "1")
+    proc = bench(tmp_path, str(REPO / "bench" / "answer_first.py"), *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for mode in ("answer first", "cards first"):
         assert f"one_at_a_time {mode} Approve" in out and f"burst_2 {mode} /jit request" in out, out
     assert "ledger verifies" in out
+
+
+def test_bench_connection_smoke(tmp_path: Path) -> None:
+    proc = bench(tmp_path, str(REPO / "bench" / "connection.py"), "--n", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split("  ")[0].strip(): line.split()[-4:] for line in proc.stdout.splitlines()}
+    for kind in ("/jit request", "Approve", "/jit mine"):
+        checkouts, statements, held, _wall = (float(x) for x in rows[kind])
+        assert checkouts >= 1 and statements >= 2 and held > 0, proc.stdout
+    assert "answers/s however many run at once" in proc.stdout
