@@ -18,9 +18,9 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.audit.actions import (
@@ -61,6 +61,14 @@ from bot.clock import Clock
 from bot.db.models import AuditProcessed, StandingAccess, StandingBaseline
 
 log = logging.getLogger(__name__)
+
+_STANDING = cast(Table, StandingAccess.__table__)
+# A Core statement: the ORM has no bulk DELETE with one set of parameters per row.
+_FORGET_STANDING = delete(_STANDING).where(
+    _STANDING.c.guild_id == bindparam("g"),
+    _STANDING.c.role_id == bindparam("r"),
+    _STANDING.c.member_id == bindparam("m"),
+)
 
 #: ``session.info`` key: per guild, the newest entry this transaction decided (the cursor's target).
 _CURSOR_TO = "warden_audit_cursor_to"
@@ -477,7 +485,7 @@ class AuditListener:
     async def _forget_standing(self, events: Sequence[AuditEvent]) -> None:
         """A standing holder who loses the role loses the standing: given back by hand, it is drift."""
         removed = [
-            (e.guild_id, role_id, e.target_id)
+            {"g": e.guild_id, "r": role_id, "m": e.target_id}
             for e in events
             if e.action == "member_role_update" and e.guild_id is not None
             for role_id in e.roles_removed
@@ -485,14 +493,9 @@ class AuditListener:
         if not removed:
             return
         async with self.session_factory() as session, session.begin():
-            for guild_id, role_id, member_id in removed:
-                await session.execute(
-                    delete(StandingAccess).where(
-                        StandingAccess.guild_id == guild_id,
-                        StandingAccess.role_id == role_id,
-                        StandingAccess.member_id == member_id,
-                    )
-                )
+            # One executemany for the batch (a bulk expiry is a role removal per entry), not a
+            # statement per role.
+            await (await session.connection()).execute(_FORGET_STANDING, removed)
 
     def _grants_for_drift(self) -> GrantLedger:
         return self.classifier.grants
