@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import itertools
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import figures  # noqa: E402
-from bench.common import POLICY, Sample, guild_spec, pct  # noqa: E402
-from bot.policy import load_policy  # noqa: E402
-from sandbox.harness import SandboxWorld  # noqa: E402
+from bench.common import Sample, pct, warden_world  # noqa: E402
 
 MODES = {"answer first": True, "cards first": False}
 
@@ -38,29 +35,22 @@ def line(label: str, sample: Sample) -> str:
 
 
 async def measure(n: int, burst: int, rounds: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="warden-answer-first-") as tmp:
-        policy_path = Path(tmp) / "bench.toml"
-        policy_path.write_text(POLICY, encoding="utf-8")
-        async with SandboxWorld(
-            load_policy(policy_path), database_url=f"sqlite+aiosqlite:///{tmp}/b.db"
-        ) as world:
-            guild = world.add_guild(guild_spec(2 * n + 2 * rounds * burst + 10))
-            await world.start_bot(timeout=60)
-            actor = figures.Actor("warden", world, guild, itertools.count(1))
-            await actor.mine()  # warm up
-            one = {mode: (Sample(), Sample()) for mode in MODES}
-            for i in range(2 * n):
-                mode = list(MODES)[i % 2]
-                world.bot.follow_ups.answer_first = MODES[mode]
-                requested, approved = one[mode]
-                await actor.approve(await actor.request(requested), approved)
-            bursts = {mode: (Sample(), Sample()) for mode in MODES}
-            for mode in list(MODES) * rounds if burst else ():
-                world.bot.follow_ups.answer_first = MODES[mode]
-                requested, approved = bursts[mode]
-                cards = await asyncio.gather(*(actor.request(requested) for _ in range(burst)))
-                await asyncio.gather(*(actor.approve(card, approved) for card in cards))
-            ok, _ = await world.ledger_verifies()
+    async with warden_world("warden-answer-first-", 2 * n + 2 * rounds * burst + 10) as (world, guild):
+        actor = figures.Actor("warden", world, guild, itertools.count(1))
+        await actor.mine()  # warm up
+        one = {mode: (Sample(), Sample()) for mode in MODES}
+        for i in range(2 * n):
+            mode = list(MODES)[i % 2]
+            world.bot.follow_ups.answer_first = MODES[mode]
+            requested, approved = one[mode]
+            await actor.approve(await actor.request(requested), approved)
+        bursts = {mode: (Sample(), Sample()) for mode in MODES}
+        for mode in list(MODES) * rounds if burst else ():
+            world.bot.follow_ups.answer_first = MODES[mode]
+            requested, approved = bursts[mode]
+            cards = await asyncio.gather(*(actor.request(requested) for _ in range(burst)))
+            await asyncio.gather(*(actor.approve(card, approved) for card in cards))
+        ok, _ = await world.ledger_verifies()
     return {"one_at_a_time": one, f"burst_{burst}": bursts, "ledger_verifies": ok}
 
 

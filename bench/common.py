@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import statistics
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -24,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.db.models import Grant, GrantStatus
 from bot.db.session import create_session_factory
+from bot.policy import load_policy
 from sandbox import SandboxDiscord
+from sandbox.harness import SandboxWorld
 from sandbox.interactions import InteractionOutcome
 from sandbox.models import SGuild
 
@@ -266,3 +270,18 @@ async def fresh_database(url: str, suffix: str) -> AsyncIterator[str]:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+@contextlib.asynccontextmanager
+async def warden_world(prefix: str, members: int) -> AsyncIterator[tuple[SandboxWorld, SGuild]]:
+    """The bench policy and a fresh SQLite database in a temporary directory, with Warden started
+    on a guild of ``members`` members (the scripts that measure one bot on its own)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        policy_path = Path(tmp) / "bench.toml"
+        policy_path.write_text(POLICY, encoding="utf-8")
+        async with SandboxWorld(
+            load_policy(policy_path), database_url=f"sqlite+aiosqlite:///{tmp}/b.db"
+        ) as world:
+            guild = world.add_guild(guild_spec(members))
+            await world.start_bot(timeout=60)
+            yield world, guild

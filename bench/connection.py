@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import itertools
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,9 +29,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import event  # noqa: E402
 
 from bench import figures  # noqa: E402
-from bench.common import POLICY, guild_spec  # noqa: E402
-from bot.policy import load_policy  # noqa: E402
-from sandbox.harness import SandboxWorld  # noqa: E402
+from bench.common import warden_world  # noqa: E402
 
 KINDS = ("/jit request", "Approve", "/jit mine")
 SETTLE = 0.02  # left out of the wall time
@@ -63,49 +60,43 @@ class Held:
 
 
 async def measure(n: int) -> dict[str, dict[str, float]]:
-    with tempfile.TemporaryDirectory(prefix="warden-connection-") as tmp:
-        policy_path = Path(tmp) / "bench.toml"
-        policy_path.write_text(POLICY, encoding="utf-8")
-        async with SandboxWorld(
-            load_policy(policy_path), database_url=f"sqlite+aiosqlite:///{tmp}/b.db"
-        ) as world:
-            guild = world.add_guild(guild_spec(n + 20))
-            bot = await world.start_bot(timeout=60)
-            actor = figures.Actor("warden", world, guild, itertools.count(1))
+    async with warden_world("warden-connection-", n + 20) as (world, guild):
+        bot = world.bot
+        actor = figures.Actor("warden", world, guild, itertools.count(1))
 
-            async def settled() -> None:
-                await bot.follow_ups.idle()
-                await asyncio.sleep(SETTLE)  # the gateway event of a change Warden made, on its way
-                await bot.services.audit.drain()
+        async def settled() -> None:
+            await bot.follow_ups.idle()
+            await asyncio.sleep(SETTLE)  # the gateway event of a change Warden made, on its way
+            await bot.services.audit.drain()
 
-            for _ in range(3):  # warm up
-                await actor.approve(await actor.request())
-                await actor.mine()
-            await settled()
-            assert world._engine is not None
-            held = Held(world._engine)
-            totals: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
-            for _ in range(n):
-                for kind in KINDS:
-                    before, started = held.counts.copy(), time.perf_counter()
-                    if kind == "/jit request":
-                        card = await actor.request()
-                    elif kind == "Approve":
-                        await actor.approve(card)
-                    else:
-                        await actor.mine()
-                    await settled()
-                    totals[kind].update(held.counts - before)
-                    totals[kind]["wall_us"] += int((time.perf_counter() - started - SETTLE) * 1e6)
-            return {
-                kind: {
-                    "checkouts": c["checkouts"] / n,
-                    "statements": c["statements"] / n,
-                    "held_ms": c["held_us"] / n / 1000,
-                    "wall_ms": c["wall_us"] / n / 1000,
-                }
-                for kind, c in totals.items()
+        for _ in range(3):  # warm up
+            await actor.approve(await actor.request())
+            await actor.mine()
+        await settled()
+        assert world._engine is not None
+        held = Held(world._engine)
+        totals: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
+        for _ in range(n):
+            for kind in KINDS:
+                before, started = held.counts.copy(), time.perf_counter()
+                if kind == "/jit request":
+                    card = await actor.request()
+                elif kind == "Approve":
+                    await actor.approve(card)
+                else:
+                    await actor.mine()
+                await settled()
+                totals[kind].update(held.counts - before)
+                totals[kind]["wall_us"] += int((time.perf_counter() - started - SETTLE) * 1e6)
+        return {
+            kind: {
+                "checkouts": c["checkouts"] / n,
+                "statements": c["statements"] / n,
+                "held_ms": c["held_us"] / n / 1000,
+                "wall_ms": c["wall_us"] / n / 1000,
             }
+            for kind, c in totals.items()
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
