@@ -274,6 +274,26 @@ async def append_n(
 # ======================================================================= flows through the sandbox
 
 
+async def settled(world: SandboxWorld) -> None:
+    """Let the bot decide every audit entry it heard, perform its reverts and post its narratives."""
+    await world.bot.services.audit.drain()
+    await world.settle()
+
+
+async def entries(world: SandboxWorld, **where: Any) -> list[LedgerEntry]:
+    """The ledger's entries in order, those whose columns equal ``where``'s values."""
+    async with world.bot.session_factory() as s:
+        q = select(LedgerEntry).order_by(LedgerEntry.id)
+        for key, value in where.items():
+            q = q.where(getattr(LedgerEntry, key) == value)
+        return list(await s.scalars(q))
+
+
+def governance(world: SandboxWorld) -> list[str]:
+    """The texts posted to the governance channel."""
+    return [m.text for m in world.sb.messages(world.guild.channel("governance"))]
+
+
 def card_in(world: SandboxWorld, request_id: int) -> Any:
     """The approval card of a request in the approvals channel."""
     msgs = [m for m in world.sb.messages(world.guild.channel("approvals")) if f"#{request_id}" in m.text]

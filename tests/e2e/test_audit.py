@@ -16,7 +16,7 @@ from bot.db.models import AuditProcessed, LedgerEntry, NarrativeOutbox
 from bot.ledger import read_checkpoints, verify_chain
 from bot.policy import parse_policy
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld, sandbox_tuning
-from tests.helpers import request
+from tests.helpers import entries, governance, request, settled
 
 ROLE_ROUTE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 
@@ -47,12 +47,6 @@ async def world(db_url, clock):
         w.sb.conformance.assert_ok()
 
 
-async def settled(world: SandboxWorld) -> None:
-    """Let the bot decide every entry it heard, perform its reverts and post its narratives."""
-    await world.bot.services.audit.drain()
-    await world.settle()
-
-
 async def until_decided(world: SandboxWorld, rule: str, count: int = 1) -> None:
     """Wait for ``count`` ledger entries by ``rule`` (an alert changes nothing to wait for in Discord)."""
     for _ in range(300):
@@ -62,18 +56,6 @@ async def until_decided(world: SandboxWorld, rule: str, count: int = 1) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"no decision by {rule}: {[(e.rule, e.outcome) for e in await entries(world)]}")
-
-
-async def entries(world: SandboxWorld, **where: Any) -> list[LedgerEntry]:
-    async with world.bot.session_factory() as s:
-        q = select(LedgerEntry).order_by(LedgerEntry.id)
-        for key, value in where.items():
-            q = q.where(getattr(LedgerEntry, key) == value)
-        return list(await s.scalars(q))
-
-
-def governance(world: SandboxWorld) -> list[str]:
-    return [m.text for m in world.sb.messages(world.guild.channel("governance"))]
 
 
 async def test_jit_role_given_by_hand_is_taken_back(world):

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import HeldChange, LedgerEntry
+from bot.db.models import HeldChange
 from bot.policy import parse_policy
 from sandbox.harness import ACME, EXAMPLE_CONFIG, SandboxWorld
 from sandbox.models import DEFAULT_BOT_PERMISSIONS
+from tests.helpers import entries, governance, settled
 
 RULE = "dangerous-bot-quarantined"
 ADMINISTRATOR = 1 << 3
@@ -42,26 +43,9 @@ async def world(db_url, clock):
         w.sb.conformance.assert_ok()
 
 
-async def settled(world: SandboxWorld) -> None:
-    await world.bot.services.audit.drain()
-    await world.settle()
-
-
-async def entries(world: SandboxWorld, **where: Any) -> list[LedgerEntry]:
-    async with world.bot.session_factory() as s:
-        q = select(LedgerEntry).order_by(LedgerEntry.id)
-        for key, value in where.items():
-            q = q.where(getattr(LedgerEntry, key) == value)
-        return list(await s.scalars(q))
-
-
 async def held_rows(world: SandboxWorld) -> list[HeldChange]:
     async with world.bot.session_factory() as s:
         return list(await s.scalars(select(HeldChange).order_by(HeldChange.id)))
-
-
-def governance(world: SandboxWorld) -> list[str]:
-    return [m.text for m in world.sb.messages(world.guild.channel("governance"))]
 
 
 def state(bot: Any, managed: Any) -> tuple[frozenset[int], int]:
